@@ -1,0 +1,93 @@
+#include "pixel3dmm/core/runtime.h"
+
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <opencv2/core/version.hpp>
+#include <torch/torch.h>
+
+#include "pixel3dmm/core/version.h"
+
+namespace pixel3dmm {
+
+namespace {
+
+std::string sgemm_provider() {
+  void* sym = ::dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info{};
+  if (sym == nullptr || ::dladdr(sym, &info) == 0 || info.dli_fname == nullptr) return "";
+  std::error_code ec;
+  const auto real = std::filesystem::canonical(info.dli_fname, ec);
+  return ec ? std::string(info.dli_fname) : real.string();
+}
+
+std::string classify_blas(const std::string& path) {
+  auto has = [&](const char* s) { return path.find(s) != std::string::npos; };
+  if (path.empty()) return "unknown";
+  if (has("openblas")) return "OpenBLAS";
+  if (has("blis")) return "BLIS";
+  if (has("mkl")) return "MKL";
+  if (has("atlas")) return "ATLAS";
+  if (has("/blas/") || has("libblas.so") || has("libcblas")) return "reference";
+  return "unknown";
+}
+
+}  // namespace
+
+RuntimeInfo runtime_info() {
+  RuntimeInfo r;
+  r.pixel3dmm_version = PIXEL3DMM_VERSION_STRING;
+  r.torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                    std::to_string(TORCH_VERSION_PATCH);
+  r.opencv_version = CV_VERSION;
+  r.blas_library = sgemm_provider();
+  r.blas_kind = classify_blas(r.blas_library);
+  r.num_threads = torch::get_num_threads();
+  r.hardware_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return r;
+}
+
+bool blas_is_reference() { return classify_blas(sgemm_provider()) == "reference"; }
+
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+void init_runtime() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int n = 0;
+    if (const char* env = std::getenv("PIXEL3DMM_NUM_THREADS")) n = std::atoi(env);
+    set_num_threads(n);
+    if (blas_is_reference()) {
+      std::cerr << "pixel3dmm: warning: LibTorch is using the reference BLAS (" << sgemm_provider()
+                << "), which is ~25x slower than OpenBLAS. Install libopenblas0-pthread "
+                   "(apt-get install libopenblas0-pthread).\n";
+    }
+  });
+}
+
+double measure_gemm_gflops(int n) {
+  torch::NoGradGuard no_grad;
+  const auto a = torch::rand({n, n});
+  const auto b = torch::rand({n, n});
+  auto c = torch::mm(a, b);  // warm-up
+  int reps = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double seconds = 0;
+  do {
+    c = torch::mm(a, b);
+    ++reps;
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (seconds < 0.2);
+  return 2.0 * n * n * double(n) * reps / seconds / 1e9;
+}
+
+}  // namespace pixel3dmm

@@ -1,0 +1,20 @@
+"""pixel3dmm: single-image 3D face reconstruction (Pixel3DMM) with a C++/LibTorch core.
+
+Functions take and return ``torch.Tensor``; NumPy arrays are accepted where noted.
+"""
+import torch  # noqa: F401  (loads LibTorch before the extension that links it)
+
+from . import _C
+from ._C import __version__, runtime_info, set_num_threads, measure_gemm_gflops, blas_is_reference
+from . import io
+
+_C.init_runtime()
+
+__all__ = [
+    "__version__",
+    "runtime_info",
+    "set_num_threads",
+    "measure_gemm_gflops",
+    "blas_is_reference",
+    "io",
+]

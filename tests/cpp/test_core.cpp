@@ -1,0 +1,57 @@
+#include <filesystem>
+#include <fstream>
+
+#include "pixel3dmm/core/atomic_file.h"
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/core/runtime.h"
+#include "pixel3dmm/core/shape.h"
+#include "test_util.h"
+
+using namespace pixel3dmm;
+using pixel3dmm::test::require_throws_with;
+using pixel3dmm::test::TempDir;
+
+TEST_CASE("check_shape names the tensor and both shapes", "[core]") {
+  const auto t = torch::zeros({1, 4, 5, 6});
+  check_shape(t, {1, 4, -1, -1}, "image");
+  require_throws_with<ValueError>([&] { check_shape(t, {-1, 3, -1, -1}, "image"); },
+                                  {"image", "expected shape [*, 3, *, *]", "found [1, 4, 5, 6]"});
+  require_throws_with<ValueError>([&] { check_dtype(t, torch::kDouble, "uv"); }, {"uv", "Double", "Float"});
+  auto bad = torch::zeros({3});
+  bad[1] = std::numeric_limits<float>::quiet_NaN();
+  require_throws_with<ValueError>([&] { check_finite(bad, "normals"); }, {"normals", "1 non-finite"});
+}
+
+TEST_CASE("write_atomically leaves nothing behind when the writer fails", "[core]") {
+  TempDir dir;
+  const std::string dest = dir.file("out.bin");
+  write_file_atomically(dest, "first");
+  REQUIRE(read_file(dest) == "first");
+  REQUIRE_THROWS_AS(write_atomically(dest,
+                                     [](const std::string& tmp) {
+                                       std::ofstream(tmp) << "half";
+                                       throw std::runtime_error("writer died");
+                                     }),
+                    std::runtime_error);
+  REQUIRE(read_file(dest) == "first");  // old content kept
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path)) files += e.is_regular_file();
+  REQUIRE(files == 1);  // no temporary left over
+}
+
+TEST_CASE("write_atomically refuses a missing folder and read_file a missing file", "[core]") {
+  TempDir dir;
+  require_throws_with<Error>([&] { write_file_atomically(dir.file("no/such/dir/x.bin"), "x"); },
+                             {"x.bin", "does not exist"});
+  require_throws_with<FileNotFound>([&] { read_file(dir.file("missing.bin")); }, {"missing.bin", "no such file"});
+}
+
+TEST_CASE("runtime reports a non-reference BLAS and settable threads", "[core]") {
+  const RuntimeInfo info = runtime_info();
+  INFO("BLAS library: " << info.blas_library);
+  CHECK(info.blas_kind != "reference");
+  set_num_threads(1);
+  REQUIRE(runtime_info().num_threads == 1);
+  set_num_threads(2);
+  REQUIRE(runtime_info().num_threads == 2);
+}
