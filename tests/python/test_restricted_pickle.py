@@ -36,6 +36,7 @@ def test_mapped_class_becomes_stub(tmp_path, monkeypatch):
 
     fake = types.ModuleType("chumpy.ch")
     Ch.__module__ = "chumpy.ch"
+    Ch.__qualname__ = "Ch"
     fake.Ch = Ch
     monkeypatch.setitem(sys.modules, "chumpy.ch", fake)
     data = pickle.dumps(Ch(), protocol=2)
