@@ -38,11 +38,13 @@ def test_mapped_class_becomes_stub(tmp_path, monkeypatch):
     Ch.__module__ = "chumpy.ch"
     Ch.__qualname__ = "Ch"
     fake.Ch = Ch
+    monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
     monkeypatch.setitem(sys.modules, "chumpy.ch", fake)
     data = pickle.dumps(Ch(), protocol=2)
     path = tmp_path / "t.pkl"
     path.write_bytes(data)
     monkeypatch.delitem(sys.modules, "chumpy.ch")
+    monkeypatch.delitem(sys.modules, "chumpy")
     Stub = stub_class("chumpy.ch", "Ch")
     obj = load(str(path), allowed={("chumpy.ch", "Ch"): Stub})
     assert isinstance(obj, Stub)
