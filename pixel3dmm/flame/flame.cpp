@@ -102,16 +102,18 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
   PIXEL3DMM_CHECK(!p.eyelids.defined() || eyelid_dirs_.defined(), "Flame.forward: eyelids given but ", model_->source,
                   " has no eyelid blendshapes (l_eyelid / r_eyelid)");
 
-  // Blendshapes and rest joints: one GEMM per basis (separate, so a frozen identity costs no backward GEMM).
-  torch::Tensor v_flat = v_template_.expand({B, 3 * V}), j_flat = j_template_.expand({B, 3 * J});
+  // Blendshapes and rest joints: one pass per basis (separate, so a frozen identity costs no backward pass).
+  torch::Tensor v_flat = v_template_, j_flat = j_template_;  // 1 x 3V, 1 x 3J until a basis is added
   if (p.shape.defined() && n_shape_ > 0) {
-    v_flat = torch::addmm(v_flat, p.shape, shape_dirs_);
-    j_flat = torch::addmm(j_flat, p.shape, j_shape_dirs_);
+    v_flat = blend(p.shape, shape_dirs_, v_flat);
+    j_flat = blend(p.shape, j_shape_dirs_, j_flat);
   }
   if (p.expression.defined() && n_expr_ > 0) {
-    v_flat = torch::addmm(v_flat, p.expression, expr_dirs_);
-    j_flat = torch::addmm(j_flat, p.expression, j_expr_dirs_);
+    v_flat = blend(p.expression, expr_dirs_, v_flat);
+    j_flat = blend(p.expression, j_expr_dirs_, j_flat);
   }
+  v_flat = v_flat.expand({B, 3 * V});
+  j_flat = j_flat.expand({B, 3 * J});
 
   // All five rotations converted in one call: (B, 5, rs) -> (B, 5, 3, 3).
   const auto identity = identity_rotation(1, rep, opts).view({1, 1, rs}).expand({B, 1, rs});
@@ -130,7 +132,7 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
     v_all = torch::cat({v_flat, v_flat}, 0);
     j_all = torch::cat({j_flat, j_flat}, 0);
   }
-  const auto v_posed = torch::addmm(v_all, pose_feature(R_all), pose_dirs_).view({n_pass * B, V, 3});
+  const auto v_posed = blend(pose_feature(R_all), pose_dirs_, v_all).view({n_pass * B, V, 3});
   const RigidTransforms rt = rigid_transforms(R_all, j_all.view({n_pass * B, J, 3}), parents_);
   const auto skinned = skin(v_posed, rt.relative, lbs_weights_);
 
@@ -141,7 +143,7 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
   out.joints = rt.posed_joints.narrow(0, 0, B);
   if (n_pass == 2) out.vertices_noneck = skinned.narrow(0, B, B);
   if (p.eyelids.defined())  // after skinning, in the posed frame (official FLAME.py)
-    out.vertices = torch::addmm(out.vertices.reshape({B, 3 * V}), p.eyelids, eyelid_dirs_).view({B, V, 3});
+    out.vertices = blend(p.eyelids, eyelid_dirs_, out.vertices.reshape({B, 3 * V})).view({B, V, 3});
   if (p.translation.defined()) {
     const auto t = p.translation.unsqueeze(1);
     out.vertices = out.vertices + t;
@@ -153,7 +155,7 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
     auto landmarks = barycentric_points(out.vertices, static_vidx_, static_bary_);
     if (dynamic_vidx_.defined()) {
       const auto root = p.landmark_rotation.defined() ? p.landmark_rotation : R.select(1, kRoot);
-      out.contour_bin = dynamic_contour_bin(torch::matmul(root, R.select(1, kNeck)), dynamic_vidx_.size(0));
+      out.contour_bin = dynamic_contour_bin(small_matmul(root, R.select(1, kNeck)), dynamic_vidx_.size(0));
       const auto contour = barycentric_points(out.vertices, dynamic_vidx_.index_select(0, out.contour_bin),
                                               dynamic_bary_.index_select(0, out.contour_bin));
       landmarks = torch::cat({contour, landmarks}, 1);

@@ -1,7 +1,9 @@
 #include "pixel3dmm/flame/lbs.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "pixel3dmm/core/error.h"
@@ -30,18 +32,18 @@ RigidTransforms rigid_transforms(const torch::Tensor& rotations, const torch::Te
     PIXEL3DMM_CHECK(parents[j] >= 0 && parents[j] < j, "rigid_transforms: expected parents[", j, "] in [0, ", j,
                     "), found ", parents[j]);
   // World rotation and translation of each joint's frame: G_j = G_parent [R_j | J_j - J_parent].
+  const auto mat_vec = [](const torch::Tensor& M, const torch::Tensor& v) { return (M * v.unsqueeze(-2)).sum(-1); };
   std::vector<torch::Tensor> GR(J), Gt(J);
   GR[0] = rotations.select(1, 0);
   Gt[0] = joints.select(1, 0);
   for (int64_t j = 1; j < J; ++j) {
     const int64_t p = parents[j];
-    const auto local_t = joints.select(1, j) - joints.select(1, p);
-    GR[j] = torch::matmul(GR[p], rotations.select(1, j));
-    Gt[j] = torch::matmul(GR[p], local_t.unsqueeze(-1)).squeeze(-1) + Gt[p];
+    GR[j] = small_matmul(GR[p], rotations.select(1, j));
+    Gt[j] = mat_vec(GR[p], joints.select(1, j) - joints.select(1, p)) + Gt[p];
   }
   const auto R = torch::stack(GR, 1);  // B x J x 3 x 3
   const auto t = torch::stack(Gt, 1);  // B x J x 3
-  const auto rel_t = t - torch::matmul(R, joints.unsqueeze(-1)).squeeze(-1);
+  const auto rel_t = t - mat_vec(R, joints);
   const auto top = torch::cat({R, rel_t.unsqueeze(-1)}, -1);  // B x J x 3 x 4
   const auto bottom = torch::tensor({0.0, 0.0, 0.0, 1.0}, rotations.options()).expand({B, J, 1, 4});
   return {t, torch::cat({top, bottom}, -2)};
@@ -53,9 +55,12 @@ torch::Tensor skin(const torch::Tensor& vertices, const torch::Tensor& relative,
   check_shape(relative, {B, -1, 4, 4}, "skin: relative");
   const int64_t J = relative.size(1);
   check_shape(weights, {V, J}, "skin: weights");
-  // Blend the top 3 x 4 of the transforms per vertex (one GEMM), then apply them to the vertices.
-  const auto T = torch::matmul(weights, relative.narrow(2, 0, 3).reshape({B, J, 12})).view({B, V, 3, 4});
-  return (T.narrow(3, 0, 3) * vertices.unsqueeze(2)).sum(-1) + T.select(3, 3);
+  // Blend the top 3 x 4 of the transforms per vertex with one GEMM (V x J) @ (J x 12B), then apply them to the
+  // homogeneous vertices (a product and a sum: their backward passes allocate nothing of the full size).
+  const auto A = relative.narrow(2, 0, 3).reshape({B, J, 12}).permute({1, 0, 2}).reshape({J, B * 12});
+  const auto T = torch::mm(weights, A).view({V, B, 3, 4}).permute({1, 0, 2, 3});  // B x V x 3 x 4
+  const auto vh = torch::cat({vertices, torch::ones({B, V, 1}, vertices.options())}, -1);
+  return (T * vh.unsqueeze(2)).sum(-1);
 }
 
 LbsOutput lbs(const torch::Tensor& v_shaped, const torch::Tensor& joints, const torch::Tensor& rotations,
@@ -67,7 +72,7 @@ LbsOutput lbs(const torch::Tensor& v_shaped, const torch::Tensor& joints, const 
   torch::Tensor v_posed = v_shaped;
   if (posedirs.defined()) {
     check_shape(posedirs, {9 * (J - 1), 3 * V}, "lbs: posedirs");
-    v_posed = v_shaped + torch::matmul(pose_feature(rotations), posedirs).view({B, V, 3});
+    v_posed = blend(pose_feature(rotations), posedirs, v_shaped.reshape({B, 3 * V})).view({B, V, 3});
   }
   const RigidTransforms rt = rigid_transforms(rotations, joints, parents);
   return {skin(v_posed, rt.relative, weights), rt.posed_joints, rt.relative};
@@ -103,6 +108,143 @@ torch::Tensor dynamic_contour_bin(const torch::Tensor& rel_rotation, int64_t n_b
   const auto degrees = -rotation_yaw(rel_rotation.detach()) * (180.0 / M_PI);
   const auto a = torch::round(degrees.clamp_max(static_cast<double>(h))).to(torch::kLong);
   return torch::where(a >= 0, a, torch::where(a >= -h, h - a, torch::full_like(a, 2 * h)));
+}
+
+namespace {  // blend(): streaming kernels for small batches, a torch::autograd::Function around them
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+/// Up to this many rows the streaming kernels beat GEMM (they read the basis once; GEMM packs it).
+constexpr int64_t kStreamingRows = 8;
+/// Columns per cache block: B rows x 1024 outputs stay in L1/L2 while the K basis rows stream past.
+constexpr int64_t kBlock = 1024;
+/// Multiply-adds below which a task is not worth waking another thread for.
+constexpr int64_t kMinTaskWork = 1 << 18;
+
+int64_t grain(int64_t work_per_item) { return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, work_per_item)); }
+
+/// out (B x N) = base + coeffs (B x K) @ basis (K x N), blocked over columns.
+template <typename T>
+void blend_rows(const T* coeffs, const T* basis, const T* base, int64_t base_rows, T* out, int64_t B, int64_t K,
+                int64_t N) {
+  at::parallel_for(0, (N + kBlock - 1) / kBlock, grain(B * K * kBlock), [&](int64_t blk0, int64_t blk1) {
+    for (int64_t blk = blk0; blk < blk1; ++blk) {
+      const int64_t j0 = blk * kBlock, n = std::min(kBlock, N - j0);
+      for (int64_t b = 0; b < B; ++b) {
+        T* o = out + b * N + j0;
+        if (base) {
+          const T* src = base + (base_rows == 1 ? 0 : b * N) + j0;
+          std::copy(src, src + n, o);
+        } else {
+          std::fill(o, o + n, T(0));
+        }
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const T* __restrict w = basis + k * N + j0;
+        for (int64_t b = 0; b < B; ++b) {
+          const T c = coeffs[b * K + k];
+          if (c == T(0)) continue;
+          T* __restrict o = out + b * N + j0;
+          for (int64_t j = 0; j < n; ++j) o[j] += c * w[j];
+        }
+      }
+    }
+  });
+}
+
+/// Dot product with 8 independent partial sums (vectorisable without reassociating).
+template <typename T>
+T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
+  T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < n; ++j) s += a[j] * b[j];
+  return s;
+}
+
+/// grad_coeffs (B x K) = grad (B x N) @ basis^T, one pass over the basis rows.
+template <typename T>
+void blend_grad_rows(const T* grad, const T* basis, T* grad_coeffs, int64_t B, int64_t K, int64_t N) {
+  at::parallel_for(0, K, grain(B * N), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t b = 0; b < B; ++b) grad_coeffs[b * K + k] = dot(basis + k * N, grad + b * N, N);
+  });
+}
+
+torch::Tensor blend_forward(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base) {
+  const int64_t B = coeffs.size(0), K = coeffs.size(1), N = basis.size(1);
+  if (B > kStreamingRows || K == 0) {
+    if (!base.defined()) return K == 0 ? torch::zeros({B, N}, basis.options()) : torch::mm(coeffs, basis);
+    return K == 0 ? base.expand({B, N}).clone() : torch::addmm(base, coeffs, basis);
+  }
+  auto out = torch::empty({B, N}, basis.options());
+  const auto c = coeffs.contiguous(), w = basis.contiguous();
+  const auto b0 = base.defined() ? base.contiguous() : base;
+  AT_DISPATCH_FLOATING_TYPES(basis.scalar_type(), "pixel3dmm::flame::blend", [&] {
+    blend_rows<scalar_t>(c.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                         b0.defined() ? b0.data_ptr<scalar_t>() : nullptr, b0.defined() ? b0.size(0) : 0,
+                         out.data_ptr<scalar_t>(), B, K, N);
+  });
+  return out;
+}
+
+torch::Tensor blend_grad_coeffs(const torch::Tensor& grad, const torch::Tensor& basis) {
+  const int64_t B = grad.size(0), K = basis.size(0), N = basis.size(1);
+  if (B > kStreamingRows) return torch::mm(grad, basis.t());
+  auto out = torch::empty({B, K}, basis.options());
+  const auto g = grad.contiguous(), w = basis.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(basis.scalar_type(), "pixel3dmm::flame::blend_backward", [&] {
+    blend_grad_rows<scalar_t>(g.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), B, K, N);
+  });
+  return out;
+}
+
+class BlendFunction : public torch::autograd::Function<BlendFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& coeffs, const torch::Tensor& basis,
+                               const torch::Tensor& base) {
+    ctx->save_for_backward({coeffs, basis});
+    ctx->saved_data["base_rows"] = base.defined() ? base.size(0) : int64_t{0};
+    torch::NoGradGuard no_grad;
+    return blend_forward(coeffs, basis, base);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& coeffs = saved[0];
+    const auto& basis = saved[1];
+    const auto g = grads[0];
+    torch::Tensor g_coeffs, g_basis, g_base;
+    if (ctx->needs_input_grad(0)) g_coeffs = blend_grad_coeffs(g, basis);
+    if (ctx->needs_input_grad(1)) g_basis = torch::mm(coeffs.t(), g);
+    if (ctx->needs_input_grad(2))
+      g_base = ctx->saved_data["base_rows"].toInt() == 1 ? g.sum(0, /*keepdim=*/true) : g;
+    return {g_coeffs, g_basis, g_base};
+  }
+};
+
+}  // namespace
+
+torch::Tensor blend(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base) {
+  check_shape(coeffs, {-1, -1}, "blend: coeffs");
+  check_shape(basis, {coeffs.size(1), -1}, "blend: basis");
+  const int64_t B = coeffs.size(0), N = basis.size(1);
+  PIXEL3DMM_CHECK(basis.is_floating_point(), "blend: basis: expected a floating dtype, found ",
+                  c10::toString(basis.scalar_type()));
+  check_dtype(coeffs, basis.scalar_type(), "blend: coeffs");
+  if (base.defined()) {
+    PIXEL3DMM_CHECK(base.dim() == 2 && (base.size(0) == 1 || base.size(0) == B) && base.size(1) == N,
+                    "blend: base: expected shape [1, ", N, "] or [", B, ", ", N, "], found ", shape_string(base.sizes()));
+    check_dtype(base, basis.scalar_type(), "blend: base");
+  }
+  if (!coeffs.device().is_cpu() || !basis.device().is_cpu()) {  // elsewhere GEMM is the fast path
+    return base.defined() ? torch::addmm(base, coeffs, basis) : torch::mm(coeffs, basis);
+  }
+  // The autograd Function takes defined tensors only.
+  return BlendFunction::apply(coeffs, basis, base.defined() ? base : torch::zeros({1, N}, basis.options()));
 }
 
 }  // namespace pixel3dmm::flame

@@ -8,6 +8,12 @@
 
 namespace pixel3dmm::flame {
 
+/// base + coeffs @ basis, differentiable in coeffs, basis and base: the blendshape product. For small batches
+/// a streaming kernel reads the basis once (OpenBLAS's GEMM packs the whole basis when a side has one row, ~10x
+/// slower); larger batches use GEMM. coeffs: B x K, basis: K x N, base: 1 x N or B x N (or undefined = zeros)
+/// -> B x N, all of one floating dtype.
+torch::Tensor blend(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base = {});
+
 /// The pose-corrective feature: (R_j - I) for joints 1..J-1, each flattened row-major.
 /// rotations: B x J x 3 x 3 -> B x 9(J-1).
 torch::Tensor pose_feature(const torch::Tensor& rotations);

@@ -146,6 +146,14 @@ torch::Tensor identity_rotation(int64_t n, RotationRep rep, const torch::TensorO
   return torch::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0}, opts).repeat({n, 1});
 }
 
+torch::Tensor small_matmul(const torch::Tensor& A, const torch::Tensor& B) {
+  PIXEL3DMM_CHECK(A.defined() && B.defined() && A.dim() >= 2 && B.dim() >= 2 && A.size(-1) == B.size(-2),
+                  "small_matmul: expected shapes [..., n, m] and [..., m, p], found ",
+                  A.defined() ? shape_string(A.sizes()) : std::string("none"), " and ",
+                  B.defined() ? shape_string(B.sizes()) : std::string("none"));
+  return (A.unsqueeze(-1) * B.unsqueeze(-3)).sum(-2);
+}
+
 torch::Tensor rotation_yaw(const torch::Tensor& R) {
   check_last_dims(R, {3, 3}, "rotation_yaw: R");
   const auto r00 = R.select(-2, 0).select(-1, 0), r10 = R.select(-2, 1).select(-1, 0);

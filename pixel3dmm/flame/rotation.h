@@ -64,6 +64,10 @@ torch::Tensor matrix_to_quaternion(const torch::Tensor& R);
 /// Rotation matrix of a (not necessarily unit) quaternion (w, x, y, z). q: (..., 4) -> (..., 3, 3).
 torch::Tensor quaternion_to_matrix(const torch::Tensor& q);
 
+/// Product of small matrices, A: (..., n, m) @ B: (..., m, p) -> (..., n, p), broadcast over leading dims, with
+/// elementwise ops: ATen's bmm threads over the batch even for 3 x 3 blocks, which costs more than the product.
+torch::Tensor small_matmul(const torch::Tensor& A, const torch::Tensor& B);
+
 /// The FLAME "yaw" of a rotation matrix: atan2(-R20, sqrt(R00^2 + R10^2)) (radians), i.e. the angle about y of
 /// the R = Rz Ry Rx factorisation. R: (..., 3, 3) -> (...).
 torch::Tensor rotation_yaw(const torch::Tensor& R);
