@@ -55,7 +55,7 @@ void FlameImpl::reset() {
   j_template_ = register_buffer("j_template", cast(torch::matmul(m.J_regressor, m.v_template).reshape({1, 3 * J})));
   j_shape_dirs_ = register_buffer("j_shape_dirs", cast(jdirs.narrow(0, 0, n_shape_)));
   j_expr_dirs_ = register_buffer("j_expr_dirs", cast(jdirs.narrow(0, S, n_expr_)));
-  lbs_weights_ = register_buffer("lbs_weights", cast(m.lbs_weights));
+  lbs_weights_t_ = register_buffer("lbs_weights_t", cast(m.lbs_weights.t()));
   eyelid_dirs_ = torch::Tensor();
   if (m.has_eyelids())
     eyelid_dirs_ = register_buffer("eyelid_dirs", cast(torch::stack({m.l_eyelid.reshape({-1}), m.r_eyelid.reshape({-1})})));
@@ -134,7 +134,7 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
   }
   const auto v_posed = blend(pose_feature(R_all), pose_dirs_, v_all).view({n_pass * B, V, 3});
   const RigidTransforms rt = rigid_transforms(R_all, j_all.view({n_pass * B, J, 3}), parents_);
-  const auto skinned = skin(v_posed, rt.relative, lbs_weights_);
+  const auto skinned = skin_transposed(v_posed, rt.relative, lbs_weights_t_);
 
   FlameOutput out;
   out.v_shaped = v_flat.reshape({B, V, 3});

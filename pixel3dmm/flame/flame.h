@@ -104,7 +104,7 @@ class FlameImpl : public torch::nn::Cloneable<FlameImpl> {
   torch::Tensor j_template_;   // 1 x 3J
   torch::Tensor j_shape_dirs_; // S x 3J   (J_regressor applied to the bases: joints are linear in betas)
   torch::Tensor j_expr_dirs_;  // E x 3J
-  torch::Tensor lbs_weights_;  // V x J
+  torch::Tensor lbs_weights_t_;  // J x V (transposed for the skinning kernel)
   torch::Tensor eyelid_dirs_;  // 2 x 3V (l, r); undefined without eyelids
   torch::Tensor static_bary_;  // L x 3
   torch::Tensor dynamic_bary_; // Y x C x 3

@@ -50,17 +50,23 @@ RigidTransforms rigid_transforms(const torch::Tensor& rotations, const torch::Te
 }
 
 torch::Tensor skin(const torch::Tensor& vertices, const torch::Tensor& relative, const torch::Tensor& weights) {
+  check_shape(weights, {-1, -1}, "skin: weights");
+  return skin_transposed(vertices, relative, weights.t().contiguous());
+}
+
+torch::Tensor skin_transposed(const torch::Tensor& vertices, const torch::Tensor& relative,
+                              const torch::Tensor& weights_t) {
   check_shape(vertices, {-1, -1, 3}, "skin: vertices");
   const int64_t B = vertices.size(0), V = vertices.size(1);
   check_shape(relative, {B, -1, 4, 4}, "skin: relative");
   const int64_t J = relative.size(1);
-  check_shape(weights, {V, J}, "skin: weights");
-  // Blend the top 3 x 4 of the transforms per vertex with one GEMM (V x J) @ (J x 12B), then apply them to the
-  // homogeneous vertices (a product and a sum: their backward passes allocate nothing of the full size).
-  const auto A = relative.narrow(2, 0, 3).reshape({B, J, 12}).permute({1, 0, 2}).reshape({J, B * 12});
-  const auto T = torch::mm(weights, A).view({V, B, 3, 4}).permute({1, 0, 2, 3});  // B x V x 3 x 4
-  const auto vh = torch::cat({vertices, torch::ones({B, V, 1}, vertices.options())}, -1);
-  return (T * vh.unsqueeze(2)).sum(-1);
+  check_shape(weights_t, {J, V}, "skin: weights (transposed)");
+  // Per-vertex blended 3 x 4 transforms, laid out vertex-last: (12B x J) @ (J x V) with the streaming kernel
+  // (K = J is tiny: GEMM would spend its time packing), then applied to the homogeneous vertices.
+  const auto A = relative.narrow(2, 0, 3).permute({0, 2, 3, 1}).reshape({B * 12, J});
+  const auto T = blend(A, weights_t).view({B, 3, 4, V});
+  const auto vh = torch::cat({vertices, torch::ones({B, V, 1}, vertices.options())}, -1).transpose(1, 2);  // B x 4 x V
+  return (T * vh.unsqueeze(1)).sum(2).transpose(1, 2).contiguous();  // B x V x 3
 }
 
 LbsOutput lbs(const torch::Tensor& v_shaped, const torch::Tensor& joints, const torch::Tensor& rotations,
@@ -115,8 +121,10 @@ namespace {  // blend(): streaming kernels for small batches, a torch::autograd:
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-/// Up to this many rows the streaming kernels beat GEMM (they read the basis once; GEMM packs it).
+/// Up to this many rows, or this few components, the streaming kernels beat GEMM (they read the basis once; GEMM
+/// packs it, and OpenBLAS's threads cost more than a skinny product).
 constexpr int64_t kStreamingRows = 8;
+constexpr int64_t kStreamingComponents = 16;
 /// Columns per cache block: B rows x 1024 outputs stay in L1/L2 while the K basis rows stream past.
 constexpr int64_t kBlock = 1024;
 /// Multiply-adds below which a task is not worth waking another thread for.
@@ -176,7 +184,7 @@ void blend_grad_rows(const T* grad, const T* basis, T* grad_coeffs, int64_t B, i
 
 torch::Tensor blend_forward(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base) {
   const int64_t B = coeffs.size(0), K = coeffs.size(1), N = basis.size(1);
-  if (B > kStreamingRows || K == 0) {
+  if ((B > kStreamingRows && K > kStreamingComponents) || K == 0) {
     if (!base.defined()) return K == 0 ? torch::zeros({B, N}, basis.options()) : torch::mm(coeffs, basis);
     return K == 0 ? base.expand({B, N}).clone() : torch::addmm(base, coeffs, basis);
   }
@@ -193,7 +201,7 @@ torch::Tensor blend_forward(const torch::Tensor& coeffs, const torch::Tensor& ba
 
 torch::Tensor blend_grad_coeffs(const torch::Tensor& grad, const torch::Tensor& basis) {
   const int64_t B = grad.size(0), K = basis.size(0), N = basis.size(1);
-  if (B > kStreamingRows) return torch::mm(grad, basis.t());
+  if (B > kStreamingRows && K > kStreamingComponents) return torch::mm(grad, basis.t());
   auto out = torch::empty({B, K}, basis.options());
   const auto g = grad.contiguous(), w = basis.contiguous();
   AT_DISPATCH_FLOATING_TYPES(basis.scalar_type(), "pixel3dmm::flame::blend_backward", [&] {

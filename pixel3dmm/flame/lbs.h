@@ -8,9 +8,9 @@
 
 namespace pixel3dmm::flame {
 
-/// base + coeffs @ basis, differentiable in coeffs, basis and base: the blendshape product. For small batches
-/// a streaming kernel reads the basis once (OpenBLAS's GEMM packs the whole basis when a side has one row, ~10x
-/// slower); larger batches use GEMM. coeffs: B x K, basis: K x N, base: 1 x N or B x N (or undefined = zeros)
+/// base + coeffs @ basis, differentiable in coeffs, basis and base: the blendshape product. For up to 8 rows or
+/// up to 16 components a streaming kernel reads the basis once (OpenBLAS's GEMM packs the whole basis when a side
+/// has one row, ~10x slower); otherwise GEMM. coeffs: B x K, basis: K x N, base: 1 x N or B x N (or undefined = zeros)
 /// -> B x N, all of one floating dtype.
 torch::Tensor blend(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base = {});
 
@@ -30,6 +30,10 @@ RigidTransforms rigid_transforms(const torch::Tensor& rotations, const torch::Te
 
 /// v_j = sum_k w_jk A_k [v_j; 1]. vertices: B x V x 3, relative: B x J x 4 x 4, weights: V x J -> B x V x 3.
 torch::Tensor skin(const torch::Tensor& vertices, const torch::Tensor& relative, const torch::Tensor& weights);
+
+/// skin() with the weights given transposed and contiguous (J x V), as Flame keeps them.
+torch::Tensor skin_transposed(const torch::Tensor& vertices, const torch::Tensor& relative,
+                              const torch::Tensor& weights_t);
 
 struct LbsOutput {
   torch::Tensor vertices;    ///< B x V x 3 posed vertices

@@ -142,7 +142,7 @@ def test_api_defaults_dtypes_and_errors(model):
         flame.Flame(model, n_shape=11)
     f.to(torch.float64)
     assert f(shape=torch.zeros(1, 10, dtype=torch.float64))["vertices"].dtype == torch.float64
-    assert set(f.buffers()) >= {"v_template", "shape_dirs", "expr_dirs", "pose_dirs", "lbs_weights"}
+    assert set(f.buffers()) >= {"v_template", "shape_dirs", "expr_dirs", "pose_dirs", "lbs_weights_t"}
 
 
 def test_gradients_flow_from_python(model):
