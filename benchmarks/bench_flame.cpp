@@ -30,8 +30,8 @@ int main() {
           (void)f->forward(p);
         });
         FlameParams g = p;
-        for (auto* t : {&g.shape, &g.expression, &g.global_rotation, &g.neck_pose, &g.jaw_pose, &g.eye_pose,
-                        &g.eyelids, &g.translation})
+        for (auto* t : {&g.shape, &g.expression, &g.global_rotation, &g.neck_pose, &g.jaw_pose, &g.eye_pose, &g.eyelids,
+                        &g.translation})
           *t = t->detach().requires_grad_(true);
         const double both = bench::median_ms([&] {
           const auto out = f->forward(g);

@@ -29,8 +29,8 @@ FlameImpl::FlameImpl(const std::string& model_path, FlameOptions options)
 
 void FlameImpl::reset() {
   const FlameModel& m = *model_;
-  PIXEL3DMM_CHECK(m.n_joints() == kNumJoints, m.source, ": Flame needs FLAME's 5 joints (root, neck, jaw, eyes), found ",
-                  m.n_joints());
+  PIXEL3DMM_CHECK(m.n_joints() == kNumJoints, m.source,
+                  ": Flame needs FLAME's 5 joints (root, neck, jaw, eyes), found ", m.n_joints());
   const auto dtype = options_.dtype();
   PIXEL3DMM_CHECK(dtype == torch::kFloat || dtype == torch::kDouble,
                   "FlameOptions::dtype: expected Float or Double, found ", c10::toString(dtype));
@@ -46,7 +46,7 @@ void FlameImpl::reset() {
   const auto cast = [&](const torch::Tensor& t) { return t.to(dtype).contiguous(); };
   // Bases as K x 3V rows so that a batch of coefficients is one GEMM; joints are linear in the coefficients, so
   // the regressor is applied to the bases once here instead of to v_shaped at every call.
-  const auto dirs = m.shapedirs.permute({2, 0, 1}).reshape({m.n_blendshapes(), 3 * V});          // K x 3V
+  const auto dirs = m.shapedirs.permute({2, 0, 1}).reshape({m.n_blendshapes(), 3 * V});                // K x 3V
   const auto jdirs = torch::einsum("jv,vck->kjc", {m.J_regressor, m.shapedirs}).reshape({-1, 3 * J});  // K x 3J
   v_template_ = register_buffer("v_template", cast(m.v_template.reshape({1, 3 * V})));
   shape_dirs_ = register_buffer("shape_dirs", cast(dirs.narrow(0, 0, n_shape_)));
@@ -58,7 +58,8 @@ void FlameImpl::reset() {
   lbs_weights_t_ = register_buffer("lbs_weights_t", cast(m.lbs_weights.t()));
   eyelid_dirs_ = torch::Tensor();
   if (m.has_eyelids())
-    eyelid_dirs_ = register_buffer("eyelid_dirs", cast(torch::stack({m.l_eyelid.reshape({-1}), m.r_eyelid.reshape({-1})})));
+    eyelid_dirs_ =
+        register_buffer("eyelid_dirs", cast(torch::stack({m.l_eyelid.reshape({-1}), m.r_eyelid.reshape({-1})})));
   faces_ = m.faces.to(torch::kLong).contiguous();
   static_vidx_ = static_bary_ = dynamic_vidx_ = dynamic_bary_ = torch::Tensor();
   if (m.has_landmarks()) {
@@ -80,8 +81,8 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
   const int64_t rs = rotation_size(rep);
 
   int64_t B = -1;
-  for (const auto* t : {&p.shape, &p.expression, &p.global_rotation, &p.neck_pose, &p.jaw_pose, &p.eye_pose,
-                        &p.eyelids, &p.translation, &p.landmark_rotation})
+  for (const auto* t : {&p.shape, &p.expression, &p.global_rotation, &p.neck_pose, &p.jaw_pose, &p.eye_pose, &p.eyelids,
+                        &p.translation, &p.landmark_rotation})
     if (t->defined() && t->dim() >= 1) {
       B = t->size(0);
       break;
@@ -120,8 +121,8 @@ FlameOutput FlameImpl::forward(const FlameParams& p) {
   const auto joint_rot = [&](const torch::Tensor& t) { return t.defined() ? t.reshape({B, 1, rs}) : identity; };
   const auto eyes = p.eye_pose.defined() ? p.eye_pose.reshape({B, 2, rs}) : identity.expand({B, 2, rs});
   const auto jaw = options_.zero_jaw() ? identity : joint_rot(p.jaw_pose);
-  const auto R = rotation_to_matrix(
-      torch::cat({joint_rot(p.global_rotation), joint_rot(p.neck_pose), jaw, eyes}, 1), rep);  // B x 5 x 3 x 3
+  const auto R = rotation_to_matrix(torch::cat({joint_rot(p.global_rotation), joint_rot(p.neck_pose), jaw, eyes}, 1),
+                                    rep);  // B x 5 x 3 x 3
 
   // Both LBS passes of the official forward (full pose, neck at rest) as one batch of 2B.
   const int64_t n_pass = options_.compute_noneck() ? 2 : 1;

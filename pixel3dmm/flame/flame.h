@@ -97,21 +97,21 @@ class FlameImpl : public torch::nn::Cloneable<FlameImpl> {
   int64_t n_shape_ = 0, n_expr_ = 0;
   std::vector<int64_t> parents_;
   // Buffers (floating point; follow .to(dtype)).
-  torch::Tensor v_template_;   // 1 x 3V
-  torch::Tensor shape_dirs_;   // S x 3V
-  torch::Tensor expr_dirs_;    // E x 3V
-  torch::Tensor pose_dirs_;    // 36 x 3V
-  torch::Tensor j_template_;   // 1 x 3J
-  torch::Tensor j_shape_dirs_; // S x 3J   (J_regressor applied to the bases: joints are linear in betas)
-  torch::Tensor j_expr_dirs_;  // E x 3J
+  torch::Tensor v_template_;     // 1 x 3V
+  torch::Tensor shape_dirs_;     // S x 3V
+  torch::Tensor expr_dirs_;      // E x 3V
+  torch::Tensor pose_dirs_;      // 36 x 3V
+  torch::Tensor j_template_;     // 1 x 3J
+  torch::Tensor j_shape_dirs_;   // S x 3J   (J_regressor applied to the bases: joints are linear in betas)
+  torch::Tensor j_expr_dirs_;    // E x 3J
   torch::Tensor lbs_weights_t_;  // J x V (transposed for the skinning kernel)
-  torch::Tensor eyelid_dirs_;  // 2 x 3V (l, r); undefined without eyelids
-  torch::Tensor static_bary_;  // L x 3
-  torch::Tensor dynamic_bary_; // Y x C x 3
+  torch::Tensor eyelid_dirs_;    // 2 x 3V (l, r); undefined without eyelids
+  torch::Tensor static_bary_;    // L x 3
+  torch::Tensor dynamic_bary_;   // Y x C x 3
   // Index tensors (int64; plain members because Module::to(dtype) would convert buffers).
-  torch::Tensor faces_;          // F x 3
-  torch::Tensor static_vidx_;    // L x 3 vertex indices of the static landmark triangles
-  torch::Tensor dynamic_vidx_;   // Y x C x 3
+  torch::Tensor faces_;         // F x 3
+  torch::Tensor static_vidx_;   // L x 3 vertex indices of the static landmark triangles
+  torch::Tensor dynamic_vidx_;  // Y x C x 3
 };
 
 TORCH_MODULE(Flame);

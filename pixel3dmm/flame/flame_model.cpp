@@ -99,8 +99,9 @@ void FlameModel::validate() const {
   check.shape(shapedirs, keys::kShapedirs, {V, 3, -1});
   check.finite(shapedirs, keys::kShapedirs);
   const int64_t K = shapedirs.size(2);
-  PIXEL3DMM_CHECK_FORMAT(n_shape_basis >= 0 && n_shape_basis <= K, source, "key 'n_shape_basis': expected a value in [0, ",
-                         K, "] (shapedirs has ", K, " components), found ", n_shape_basis);
+  PIXEL3DMM_CHECK_FORMAT(n_shape_basis >= 0 && n_shape_basis <= K, source,
+                         "key 'n_shape_basis': expected a value in [0, ", K, "] (shapedirs has ", K,
+                         " components), found ", n_shape_basis);
   check.shape(posedirs, keys::kPosedirs, {V, 3, 9 * (J - 1)});
   check.finite(posedirs, keys::kPosedirs);
   check.shape(kintree_table, keys::kKintreeTable, {2, J});
@@ -251,8 +252,8 @@ void FlameModel::save(const std::string& path, torch::ScalarType float_dtype) co
   } else if (ext == ".safetensors") {
     io::write_safetensors(path, to_tensors(float_dtype), {{"format", "pixel3dmm-flame"}, {"version", "1"}});
   } else {
-    throw ValueError(path + ": expected a .npz or .safetensors destination for a FLAME model, found extension '" +
-                     ext + "'");
+    throw ValueError(path + ": expected a .npz or .safetensors destination for a FLAME model, found extension '" + ext +
+                     "'");
   }
 }
 

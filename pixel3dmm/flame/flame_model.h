@@ -70,9 +70,9 @@ struct FlameModel {
   torch::Tensor dynamic_lmk_faces_idx;    ///< Y x C (79 x 17): contour faces per yaw bin
   torch::Tensor dynamic_lmk_bary_coords;  ///< Y x C x 3
 
-  torch::Tensor l_eyelid;      ///< V x 3 displacement (metres per unit) of the left eyelid parameter
-  torch::Tensor r_eyelid;      ///< V x 3
-  torch::Tensor mirror_index;  ///< V: each vertex's left/right partner
+  torch::Tensor l_eyelid;                      ///< V x 3 displacement (metres per unit) of the left eyelid parameter
+  torch::Tensor r_eyelid;                      ///< V x 3
+  torch::Tensor mirror_index;                  ///< V: each vertex's left/right partner
   std::map<std::string, torch::Tensor> masks;  ///< region name -> vertex indices (face, left_eyeball, ...)
 
   std::string source = "<memory>";  ///< where it came from, for error messages

@@ -8,10 +8,10 @@
 
 namespace pixel3dmm::flame {
 
-/// base + coeffs @ basis, differentiable in coeffs, basis and base: the blendshape product. For up to 8 rows or
-/// up to 16 components a streaming kernel reads the basis once (OpenBLAS's GEMM packs the whole basis when a side
-/// has one row, ~10x slower); otherwise GEMM. coeffs: B x K, basis: K x N, base: 1 x N or B x N (or undefined = zeros)
-/// -> B x N, all of one floating dtype.
+/// base + coeffs @ basis, differentiable in coeffs, basis and base: the blendshape product. For up to 3 rows a
+/// streaming kernel reads the basis once and the backward pass is one GEMV per row (OpenBLAS's GEMM packs the
+/// whole basis first: ~3x slower for one row); more rows use GEMM. coeffs: B x K, basis: K x N, base: 1 x N or
+/// B x N (or undefined = zeros) -> B x N, all of one floating dtype.
 torch::Tensor blend(const torch::Tensor& coeffs, const torch::Tensor& basis, const torch::Tensor& base = {});
 
 /// The pose-corrective feature: (R_j - I) for joints 1..J-1, each flattened row-major.

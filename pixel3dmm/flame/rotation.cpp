@@ -26,9 +26,7 @@ void check_last_dims(const torch::Tensor& t, std::initializer_list<int64_t> dims
                   c10::toString(t.scalar_type()));
 }
 
-torch::Tensor normalize_last(const torch::Tensor& v) {
-  return v / v.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12);
-}
+torch::Tensor normalize_last(const torch::Tensor& v) { return v / v.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12); }
 
 }  // namespace
 
@@ -67,9 +65,9 @@ torch::Tensor quaternion_to_matrix(const torch::Tensor& q) {
   check_last_dims(q, {4}, "quaternion_to_matrix: q");
   const auto w = q.select(-1, 0), x = q.select(-1, 1), y = q.select(-1, 2), z = q.select(-1, 3);
   const auto s = 2.0 / (q * q).sum(-1);
-  return torch::stack({1 - s * (y * y + z * z), s * (x * y - w * z), s * (x * z + w * y),
-                       s * (x * y + w * z), 1 - s * (x * x + z * z), s * (y * z - w * x),
-                       s * (x * z - w * y), s * (y * z + w * x), 1 - s * (x * x + y * y)},
+  return torch::stack({1 - s * (y * y + z * z), s * (x * y - w * z), s * (x * z + w * y), s * (x * y + w * z),
+                       1 - s * (x * x + z * z), s * (y * z - w * x), s * (x * z - w * y), s * (y * z + w * x),
+                       1 - s * (x * x + y * y)},
                       -1)
       .unflatten(-1, {3, 3});
 }
@@ -86,9 +84,9 @@ torch::Tensor matrix_to_quaternion(const torch::Tensor& R) {
   // Each row is 4 * q_k * q, for k = w, x, y, z.
   const auto cand = torch::stack({torch::stack({tt(0), wx, wy, wz}, -1), torch::stack({wx, tt(1), xy, xz}, -1),
                                   torch::stack({wy, xy, tt(2), yz}, -1), torch::stack({wz, xz, yz, tt(3)}, -1)},
-                                 -2);                                                   // (..., 4, 4)
-  const auto denom = 2.0 * t.clamp_min(1e-12).sqrt();                                  // (..., 4) = 4 |q_k|
-  const auto best = t.argmax(-1, /*keepdim=*/true);                                     // (..., 1)
+                                 -2);                  // (..., 4, 4)
+  const auto denom = 2.0 * t.clamp_min(1e-12).sqrt();  // (..., 4) = 4 |q_k|
+  const auto best = t.argmax(-1, /*keepdim=*/true);    // (..., 1)
   auto idx_shape = cand.sizes().vec();
   idx_shape[idx_shape.size() - 2] = 1;
   auto q = cand.gather(-2, best.unsqueeze(-1).expand(idx_shape)).squeeze(-2) / denom.gather(-1, best);

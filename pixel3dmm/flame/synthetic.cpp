@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "pixel3dmm/core/error.h"
@@ -88,8 +88,8 @@ class SmoothField {
 };
 
 // ---- Geometry (metres; x to the subject's left = image right, y up, z toward the camera) ----
-constexpr double kAx = 0.078, kAy = 0.105, kAz = 0.095;              // skull ellipsoid half-axes
-constexpr double kThetaMax = 0.85 * kPi, kThetaNeck = 0.62 * kPi;    // polar angle of the neck cut / neck start
+constexpr double kAx = 0.078, kAy = 0.105, kAz = 0.095;            // skull ellipsoid half-axes
+constexpr double kThetaMax = 0.85 * kPi, kThetaNeck = 0.62 * kPi;  // polar angle of the neck cut / neck start
 constexpr double kNeckRx = 0.052, kNeckRz = 0.058, kNeckDrop = 0.06, kNeckShift = -0.012;
 constexpr double kEyeX = 0.033, kEyeY = 0.022, kEyeRadius = 0.0115, kEyeInset = 0.004;
 constexpr double kMouthY = -0.046;
@@ -98,8 +98,8 @@ constexpr double kMouthY = -0.046;
 double face_relief(double x, double y) {
   const double ax = std::abs(x);
   double d = 0.0;
-  d += 0.022 * gauss(x, y, 0.0, -0.005, 0.009, 0.022);    // nose ridge
-  d += 0.010 * gauss(x, y, 0.0, -0.018, 0.009, 0.008);    // nose tip
+  d += 0.022 * gauss(x, y, 0.0, -0.005, 0.009, 0.022);     // nose ridge
+  d += 0.010 * gauss(x, y, 0.0, -0.018, 0.009, 0.008);     // nose tip
   d += 0.005 * gauss(ax, y, 0.012, -0.022, 0.006, 0.006);  // alae
   d -= 0.012 * gauss(ax, y, kEyeX, kEyeY, 0.014, 0.010);   // eye sockets
   d += 0.006 * gauss(ax, y, 0.032, 0.040, 0.020, 0.006);   // brow ridges
@@ -192,16 +192,16 @@ Hit cast(const Mesh& m, const std::vector<int64_t>& candidates, V3 o, V3 d) {
 
 /// iBUG-68 landmarks 17..67 (brows, nose, eyes, mouth) in the face's frontal (x, y), metres.
 constexpr std::array<std::array<double, 2>, 51> kStaticLandmarks = {{
-    {-0.058, 0.038}, {-0.048, 0.045}, {-0.037, 0.047}, {-0.026, 0.046}, {-0.015, 0.042},  // 17-21 brow
-    {0.015, 0.042},  {0.026, 0.046},  {0.037, 0.047},  {0.048, 0.045},  {0.058, 0.038},   // 22-26 brow
-    {0.0, 0.030},    {0.0, 0.018},    {0.0, 0.006},    {0.0, -0.006},                     // 27-30 bridge
-    {-0.013, -0.019}, {-0.007, -0.021}, {0.0, -0.022}, {0.007, -0.021}, {0.013, -0.019},  // 31-35 nostrils
-    {-0.047, 0.022}, {-0.039, 0.028}, {-0.028, 0.028}, {-0.019, 0.021}, {-0.028, 0.016}, {-0.039, 0.016},  // 36-41
-    {0.019, 0.021},  {0.028, 0.028},  {0.039, 0.028},  {0.047, 0.022},  {0.039, 0.016},  {0.028, 0.016},   // 42-47
-    {-0.024, -0.046}, {-0.015, -0.040}, {-0.006, -0.037}, {0.0, -0.038}, {0.006, -0.037}, {0.015, -0.040},
-    {0.024, -0.046}, {0.015, -0.053}, {0.007, -0.056}, {0.0, -0.057}, {-0.007, -0.056}, {-0.015, -0.053},  // 48-59
-    {-0.019, -0.046}, {-0.007, -0.044}, {0.0, -0.0445}, {0.007, -0.044}, {0.019, -0.046}, {0.007, -0.048},
-    {0.0, -0.0485}, {-0.007, -0.048},  // 60-67 inner lips
+    {-0.058, 0.038},  {-0.048, 0.045},  {-0.037, 0.047},  {-0.026, 0.046}, {-0.015, 0.042},  // 17-21 brow
+    {0.015, 0.042},   {0.026, 0.046},   {0.037, 0.047},   {0.048, 0.045},  {0.058, 0.038},   // 22-26 brow
+    {0.0, 0.030},     {0.0, 0.018},     {0.0, 0.006},     {0.0, -0.006},                     // 27-30 bridge
+    {-0.013, -0.019}, {-0.007, -0.021}, {0.0, -0.022},    {0.007, -0.021}, {0.013, -0.019},  // 31-35 nostrils
+    {-0.047, 0.022},  {-0.039, 0.028},  {-0.028, 0.028},  {-0.019, 0.021}, {-0.028, 0.016},  {-0.039, 0.016},  // 36-41
+    {0.019, 0.021},   {0.028, 0.028},   {0.039, 0.028},   {0.047, 0.022},  {0.039, 0.016},   {0.028, 0.016},   // 42-47
+    {-0.024, -0.046}, {-0.015, -0.040}, {-0.006, -0.037}, {0.0, -0.038},   {0.006, -0.037},  {0.015, -0.040},
+    {0.024, -0.046},  {0.015, -0.053},  {0.007, -0.056},  {0.0, -0.057},   {-0.007, -0.056}, {-0.015, -0.053},  // 48-59
+    {-0.019, -0.046}, {-0.007, -0.044}, {0.0, -0.0445},   {0.007, -0.044}, {0.019, -0.046},  {0.007, -0.048},
+    {0.0, -0.0485},   {-0.007, -0.048},  // 60-67 inner lips
 }};
 
 constexpr int64_t kContour = 17, kYawBins = 79, kYawHalf = 39;
@@ -249,8 +249,8 @@ SyntheticLayout synthetic_layout(int64_t n) {
     }
     if (best.head_rings > 0) break;
   }
-  PIXEL3DMM_CHECK(best.head_rings > 0, "synthetic_layout: no head + eyeball grid has exactly ", n,
-                  " vertices; try ", n - 1, " or ", n + 1);
+  PIXEL3DMM_CHECK(best.head_rings > 0, "synthetic_layout: no head + eyeball grid has exactly ", n, " vertices; try ",
+                  n - 1, " or ", n + 1);
   return best;
 }
 
@@ -370,9 +370,9 @@ FlameModel synthetic_flame(const SyntheticOptions& options) {
   const auto average_ring = [&](int64_t joint, int64_t r) {
     for (int64_t c = 0; c < C; ++c) jreg[joint * V + hv(r, c)] = 1.0 / C;
   };
-  average_ring(0, R);                       // root: the neck cut
-  average_ring(1, ring_nearest(-0.07));     // neck: the skull base
-  average_ring(2, ring_nearest(-0.02));     // jaw: hinge height
+  average_ring(0, R);                    // root: the neck cut
+  average_ring(1, ring_nearest(-0.07));  // neck: the skull base
+  average_ring(2, ring_nearest(-0.02));  // jaw: hinge height
   for (int64_t i = 0; i < NE; ++i) {
     jreg[3 * V + left0 + i] = 1.0 / NE;
     jreg[4 * V + right0 + i] = 1.0 / NE;
@@ -385,8 +385,8 @@ FlameModel synthetic_flame(const SyntheticOptions& options) {
     const V3 p = mesh.v[i];
     const double w_root = 1.0 - smoothstep(-0.15, -0.105, p.y);
     const double yb = kMouthY + 0.02 * (p.x / 0.075) * (p.x / 0.075);  // jaw line rises toward the ears
-    const double j = smoothstep(yb + 0.004, yb - 0.012, p.y) * smoothstep(-0.01, 0.03, p.z) *
-                     smoothstep(-0.125, -0.095, p.y);
+    const double j =
+        smoothstep(yb + 0.004, yb - 0.012, p.y) * smoothstep(-0.01, 0.03, p.z) * smoothstep(-0.125, -0.095, p.y);
     w_jaw[i] = (1.0 - w_root) * j;
     w_neck[i] = (1.0 - w_root) * (1.0 - j);
     weights[i * 5 + 0] = w_root;
@@ -426,8 +426,8 @@ FlameModel synthetic_flame(const SyntheticOptions& options) {
   std::vector<double> face_weight(V, 0.0);
   for (int64_t i = 0; i < H; ++i) {
     const V3 p = mesh.v[i];
-    face_weight[i] = smoothstep(0.1, 0.5, cos_azimuth(p)) * smoothstep(-0.115, -0.085, p.y) *
-                     (1.0 - smoothstep(0.055, 0.085, p.y));
+    face_weight[i] =
+        smoothstep(0.1, 0.5, cos_azimuth(p)) * smoothstep(-0.115, -0.085, p.y) * (1.0 - smoothstep(0.055, 0.085, p.y));
   }
   for (int64_t k = 0; k < E; ++k) {
     const SmoothField f(rng, 15.0 + 60.0 * std::pow(static_cast<double>(k) / std::max<int64_t>(E, 1), 0.7));
@@ -504,8 +504,8 @@ FlameModel synthetic_flame(const SyntheticOptions& options) {
     }
     for (int64_t bin = 0; bin < kYawBins; ++bin) {
       // Bin -> yaw of R_root R_neck (the inverse of the official bin formula), radians.
-      const double yaw = (bin <= kYawHalf ? -static_cast<double>(bin) : static_cast<double>(bin - kYawHalf)) *
-                         kPi / 180.0;
+      const double yaw =
+          (bin <= kYawHalf ? -static_cast<double>(bin) : static_cast<double>(bin - kYawHalf)) * kPi / 180.0;
       // The silhouette on each side: extreme image x of the ring turned by the yaw (x' = cos x + sin z).
       int kmax = 0, kmin = 0;
       for (int k = 0; k < kSamples; ++k) {

@@ -1,10 +1,11 @@
 // Bindings of pixel3dmm/flame: FlameModel, Flame, the synthetic model and the rotation helpers.
+#include "pixel3dmm/flame/flame.h"
+
 #include <optional>
 #include <sstream>
 
 #include "bindings.h"
 #include "pixel3dmm/core/error.h"
-#include "pixel3dmm/flame/flame.h"
 #include "pixel3dmm/flame/lbs.h"
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/flame/synthetic.h"
@@ -88,7 +89,8 @@ py::dict forward(FlameImpl& self, const OptTensor& shape, const OptTensor& expre
   return output_dict(out);
 }
 
-constexpr const char* kForwardDoc = R"doc(Runs FLAME. Every argument is optional (zero coefficients, identity rotations) and
+constexpr const char* kForwardDoc =
+    R"doc(Runs FLAME. Every argument is optional (zero coefficients, identity rotations) and
 keyword-only in spirit; all given tensors share the batch size B and the module's dtype.
 
 shape: B x n_shape; expression: B x n_expr; global_rotation, neck_pose, jaw_pose: B x 6 (6D, the first two rows of
@@ -114,7 +116,8 @@ void bind_flame(py::module_& m) {
         "(..., 3, 3) -> (..., 6): the first two rows.");
   m.def("axis_angle_to_rotation_6d", &flame::axis_angle_to_rotation_6d, py::arg("aa"), "(..., 3) -> (..., 6).");
   m.def("rotation_6d_to_axis_angle", &flame::rotation_6d_to_axis_angle, py::arg("d6"), "(..., 6) -> (..., 3).");
-  m.def("matrix_to_quaternion", &flame::matrix_to_quaternion, py::arg("R"), "(..., 3, 3) -> (..., 4) (w, x, y, z), w >= 0.");
+  m.def("matrix_to_quaternion", &flame::matrix_to_quaternion, py::arg("R"),
+        "(..., 3, 3) -> (..., 4) (w, x, y, z), w >= 0.");
   m.def("quaternion_to_matrix", &flame::quaternion_to_matrix, py::arg("q"), "(..., 4) (w, x, y, z) -> (..., 3, 3).");
   m.def("rotation_yaw", &flame::rotation_yaw, py::arg("R"),
         "(..., 3, 3) -> (...): atan2(-R20, sqrt(R00^2 + R10^2)), FLAME's yaw (radians).");
@@ -173,9 +176,12 @@ void bind_flame(py::module_& m) {
       .def_readonly("J_regressor", &FlameModel::J_regressor, "J x V")
       .def_readonly("kintree_table", &FlameModel::kintree_table, "2 x J int64")
       .def_readonly("lbs_weights", &FlameModel::lbs_weights, "V x J")
-      .def_property_readonly("vertex_uv", [](const FlameModel& s) { return tensor_or_none(s.vertex_uv); }, "V x 2")
-      .def_property_readonly("uv_coords", [](const FlameModel& s) { return tensor_or_none(s.uv_coords); }, "T x 2 (vt)")
-      .def_property_readonly("uv_faces", [](const FlameModel& s) { return tensor_or_none(s.uv_faces); }, "F x 3 (ft)")
+      .def_property_readonly(
+          "vertex_uv", [](const FlameModel& s) { return tensor_or_none(s.vertex_uv); }, "V x 2")
+      .def_property_readonly(
+          "uv_coords", [](const FlameModel& s) { return tensor_or_none(s.uv_coords); }, "T x 2 (vt)")
+      .def_property_readonly(
+          "uv_faces", [](const FlameModel& s) { return tensor_or_none(s.uv_faces); }, "F x 3 (ft)")
       .def_property_readonly("static_lmk_faces_idx",
                              [](const FlameModel& s) { return tensor_or_none(s.static_lmk_faces_idx); })
       .def_property_readonly("static_lmk_bary_coords",
@@ -222,13 +228,13 @@ void bind_flame(py::module_& m) {
            "dtype: torch.float32 or torch.float64; zero_jaw: identity jaw (official FLAME 2023 no-jaw); "
            "compute_noneck: also return vertices_noneck.")
       .def("forward", &forward, py::arg("shape") = py::none(), py::arg("expression") = py::none(),
-           py::arg("global_rotation") = py::none(), py::arg("neck_pose") = py::none(),
-           py::arg("jaw_pose") = py::none(), py::arg("eye_pose") = py::none(), py::arg("eyelids") = py::none(),
-           py::arg("translation") = py::none(), py::arg("landmark_rotation") = py::none(), kForwardDoc)
+           py::arg("global_rotation") = py::none(), py::arg("neck_pose") = py::none(), py::arg("jaw_pose") = py::none(),
+           py::arg("eye_pose") = py::none(), py::arg("eyelids") = py::none(), py::arg("translation") = py::none(),
+           py::arg("landmark_rotation") = py::none(), kForwardDoc)
       .def("__call__", &forward, py::arg("shape") = py::none(), py::arg("expression") = py::none(),
-           py::arg("global_rotation") = py::none(), py::arg("neck_pose") = py::none(),
-           py::arg("jaw_pose") = py::none(), py::arg("eye_pose") = py::none(), py::arg("eyelids") = py::none(),
-           py::arg("translation") = py::none(), py::arg("landmark_rotation") = py::none(), kForwardDoc)
+           py::arg("global_rotation") = py::none(), py::arg("neck_pose") = py::none(), py::arg("jaw_pose") = py::none(),
+           py::arg("eye_pose") = py::none(), py::arg("eyelids") = py::none(), py::arg("translation") = py::none(),
+           py::arg("landmark_rotation") = py::none(), kForwardDoc)
       .def(
           "neutral_params", [](const FlameImpl& self, int64_t b) { return params_dict(self.neutral_params(b)); },
           py::arg("batch_size") = 1, "Zero coefficients and identity rotations, as a dict of forward() arguments.")
@@ -252,11 +258,11 @@ void bind_flame(py::module_& m) {
       .def_property_readonly("n_expr", &FlameImpl::n_expr)
       .def_property_readonly("n_vertices", &FlameImpl::n_vertices)
       .def_property_readonly("rotation", [](const FlameImpl& s) { return flame::to_string(s.options().rotation()); })
-      .def_property_readonly("dtype",
-                             [](const FlameImpl& s) {
-                               return py::module_::import("torch").attr(
-                                   s.dtype() == torch::kDouble ? "float64" : "float32");
-                             })
+      .def_property_readonly(
+          "dtype",
+          [](const FlameImpl& s) {
+            return py::module_::import("torch").attr(s.dtype() == torch::kDouble ? "float64" : "float32");
+          })
       .def_property_readonly("model", &FlameImpl::model, py::return_value_policy::reference_internal)
       .def("__repr__", [](const FlameImpl& s) {
         std::ostringstream o;

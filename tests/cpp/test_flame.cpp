@@ -46,7 +46,8 @@ FlameParams random_params(const FlameImpl& f, int64_t B, int64_t seed) {
   p.global_rotation = random_rotations(B, 0.3, rep, dt, seed + 1);
   p.neck_pose = random_rotations(B, 0.3, rep, dt, seed + 2);
   p.jaw_pose = random_rotations(B, 0.2, rep, dt, seed + 3);
-  p.eye_pose = torch::cat({random_rotations(B, 0.2, rep, dt, seed + 4), random_rotations(B, 0.2, rep, dt, seed + 5)}, 1);
+  p.eye_pose =
+      torch::cat({random_rotations(B, 0.2, rep, dt, seed + 4), random_rotations(B, 0.2, rep, dt, seed + 5)}, 1);
   return p;
 }
 
@@ -111,8 +112,8 @@ TEST_CASE("synthetic model has FLAME's layout at 5023 vertices", "[flame][synthe
   REQUIRE(m.masks.at("left_eyeball").min().item<int64_t>() == 3931);
   REQUIRE(m.masks.at("right_eyeball").max().item<int64_t>() == 5022);
   REQUIRE(m.v_template.index_select(0, m.masks.at("left_eyeball")).select(1, 0).min().item<double>() > 0.0);
-  for (const char* name : {"face", "left_eyeball", "right_eyeball", "eye_region", "nose", "lips", "forehead",
-                           "neck", "scalp", "boundary", "left_ear", "right_ear"}) {
+  for (const char* name : {"face", "left_eyeball", "right_eyeball", "eye_region", "nose", "lips", "forehead", "neck",
+                           "scalp", "boundary", "left_ear", "right_ear"}) {
     INFO(name);
     REQUIRE(m.masks.count(name) == 1);
     REQUIRE(m.masks.at(name).numel() > 0);
@@ -127,7 +128,8 @@ TEST_CASE("synthetic model has FLAME's layout at 5023 vertices", "[flame][synthe
 
 TEST_CASE("synthetic model is deterministic, seeded, symmetric and consistently oriented", "[flame][synthetic]") {
   auto opts = SyntheticOptions().vertices(600).n_shape(8).n_expr(6);
-  const FlameModel a = synthetic_flame(opts.seed(1)), b = synthetic_flame(opts.seed(1)), c = synthetic_flame(opts.seed(2));
+  const FlameModel a = synthetic_flame(opts.seed(1)), b = synthetic_flame(opts.seed(1)),
+                   c = synthetic_flame(opts.seed(2));
   REQUIRE(torch::equal(a.shapedirs, b.shapedirs));
   REQUIRE(torch::equal(a.posedirs, b.posedirs));
   REQUIRE(!torch::allclose(a.shapedirs, c.shapedirs));
@@ -180,8 +182,8 @@ TEST_CASE("synthetic landmarks sit on the face and the contour table slides with
     REQUIRE(std::abs(lm[i][1].item<double>() - lm[j][1].item<double>()) < 2e-3);
   }
   // At yaw +30 degrees (bin 69) the +x half of the contour (9..16) has moved toward the front.
-  const auto row0 = barycentric_points(m.v_template.unsqueeze(0),
-                                       m.faces.index_select(0, m.dynamic_lmk_faces_idx[0]), m.dynamic_lmk_bary_coords[0]);
+  const auto row0 = barycentric_points(m.v_template.unsqueeze(0), m.faces.index_select(0, m.dynamic_lmk_faces_idx[0]),
+                                       m.dynamic_lmk_bary_coords[0]);
   const auto row69 = barycentric_points(m.v_template.unsqueeze(0), m.faces.index_select(0, m.dynamic_lmk_faces_idx[69]),
                                         m.dynamic_lmk_bary_coords[69]);
   require_close(row0[0], lm.narrow(0, 0, 17), 1e-12);
@@ -210,8 +212,7 @@ TEST_CASE("zero parameters give the template", "[flame]") {
   REQUIRE(flame32->forward(FlameParams{}).vertices.scalar_type() == torch::kFloat);
 }
 
-TEST_CASE("blendshapes, translation and eyelids are linear and added where the official forward adds them",
-          "[flame]") {
+TEST_CASE("blendshapes, translation and eyelids are linear and added where the official forward adds them", "[flame]") {
   const FlameModel& m = small_model();
   Flame flame(m, FlameOptions().dtype(torch::kDouble));
   const int64_t S = m.n_shape_basis;
@@ -248,8 +249,8 @@ TEST_CASE("the module matches the free lbs() and each joint moves its own region
   const FlameParams p = random_params(*flame, 3, 5);
   const auto out = flame->forward(p);
   REQUIRE(!out.vertices_noneck.defined());
-  const auto R = axis_angle_to_matrix(
-      torch::cat({p.global_rotation, p.neck_pose, p.jaw_pose, p.eye_pose}, 1).view({3, 5, 3}));
+  const auto R =
+      axis_angle_to_matrix(torch::cat({p.global_rotation, p.neck_pose, p.jaw_pose, p.eye_pose}, 1).view({3, 5, 3}));
   const auto J = torch::einsum("jv,bvc->bjc", {m.J_regressor, out.v_shaped});
   const auto posedirs = m.posedirs.reshape({-1, 36}).t();
   const auto ref = lbs(out.v_shaped, J, R, posedirs, m.parents(), m.lbs_weights);
@@ -316,8 +317,8 @@ TEST_CASE("dynamic contour follows the official yaw formula", "[flame]") {
   const FlameModel& m = small_model();
   Flame flame(m, FlameOptions().dtype(torch::kDouble).rotation(RotationRep::AxisAngle));
   // Yaw angles (degrees) across the table, near rounding ties and beyond the clamps at +-39.
-  const std::vector<double> yaws = {0.0, 0.4, -0.4, 0.49, 1.51, -2.49, 10.0, -10.0, 38.6, -38.6, 39.4, -39.6, 55.0,
-                                    -70.0};
+  const std::vector<double> yaws = {0.0,   0.4,  -0.4,  0.49, 1.51,  -2.49, 10.0,
+                                    -10.0, 38.6, -38.6, 39.4, -39.6, 55.0,  -70.0};
   for (double yaw : yaws) {
     FlameParams p = flame->neutral_params(1);
     // Split the yaw between the global and neck rotations (plus some roll): the contour uses R_root R_neck.
@@ -335,10 +336,10 @@ TEST_CASE("dynamic contour follows the official yaw formula", "[flame]") {
     const auto expected = barycentric_points(out.vertices, m.faces.index_select(0, m.dynamic_lmk_faces_idx[bin]),
                                              m.dynamic_lmk_bary_coords[bin]);
     require_close(out.landmarks.narrow(1, 0, 17), expected, 1e-12);
-    require_close(out.landmarks.narrow(1, 17, 51),
-                  barycentric_points(out.vertices, m.faces.index_select(0, m.static_lmk_faces_idx),
-                                     m.static_lmk_bary_coords),
-                  1e-12);
+    require_close(
+        out.landmarks.narrow(1, 17, 51),
+        barycentric_points(out.vertices, m.faces.index_select(0, m.static_lmk_faces_idx), m.static_lmk_bary_coords),
+        1e-12);
   }
   // Bins by construction: yaw -10 deg -> 10, +10 deg -> 49, beyond -39 -> 39, beyond +39 -> 78.
   const auto Ry = [](double deg) {
@@ -373,10 +374,14 @@ TEST_CASE("finite differences agree with autograd for every input (float64)", "[
              (o.joints * wj).sum();
     };
     std::vector<std::pair<const char*, torch::Tensor FlameParams::*>> fields = {
-        {"shape", &FlameParams::shape},         {"expression", &FlameParams::expression},
-        {"global_rotation", &FlameParams::global_rotation}, {"neck_pose", &FlameParams::neck_pose},
-        {"jaw_pose", &FlameParams::jaw_pose},   {"eye_pose", &FlameParams::eye_pose},
-        {"eyelids", &FlameParams::eyelids},     {"translation", &FlameParams::translation}};
+        {"shape", &FlameParams::shape},
+        {"expression", &FlameParams::expression},
+        {"global_rotation", &FlameParams::global_rotation},
+        {"neck_pose", &FlameParams::neck_pose},
+        {"jaw_pose", &FlameParams::jaw_pose},
+        {"eye_pose", &FlameParams::eye_pose},
+        {"eyelids", &FlameParams::eyelids},
+        {"translation", &FlameParams::translation}};
     for (const auto& [name, field] : fields) {
       FlameParams q = p;
       auto x = (p.*field).clone().requires_grad_(true);
@@ -554,5 +559,31 @@ TEST_CASE("blend() equals addmm in value and gradient on both sides of the strea
       }
     }
   }
-  require_throws_with<ValueError>([] { blend(torch::zeros({2, 3}), torch::zeros({4, 5})); }, {"basis", "[3, *]", "[4, 5]"});
+  require_throws_with<ValueError>(
+      [] {
+        blend(torch::zeros({2, 3}), torch::zeros({4, 5}));
+      },
+      {"basis", "[3, *]", "[4, 5]"});
+}
+
+TEST_CASE("the fused skinning op equals plain tensor ops in value and gradient", "[flame][blend]") {
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    for (int64_t V : {1, 7, 256, 600}) {  // around the 256-vertex block
+      torch::manual_seed(V);
+      const int64_t B = 3, J = 5;
+      const auto x = torch::randn({B, V, 3}, dtype).requires_grad_(true);
+      const auto rel = torch::randn({B, J, 4, 4}, dtype).requires_grad_(true);
+      const auto w = torch::rand({V, J}, dtype).requires_grad_(true);
+      const auto out = skin(x, rel, w);
+      const auto T = torch::einsum("vj,bjrc->bvrc", {w, rel.narrow(2, 0, 3)});
+      const auto ref = (T.narrow(3, 0, 3) * x.unsqueeze(2)).sum(-1) + T.select(3, 3);
+      const double tol = dtype == torch::kDouble ? 1e-12 : 1e-4;
+      INFO("V " << V << " dtype " << dtype);
+      require_close(out, ref, tol);
+      const auto g = torch::randn_like(ref);
+      const auto ga = torch::autograd::grad({(out * g).sum()}, {x, rel, w});
+      const auto gb = torch::autograd::grad({(ref * g).sum()}, {x, rel, w});
+      for (int i = 0; i < 3; ++i) require_close(ga[i], gb[i], tol * 10);
+    }
+  }
 }

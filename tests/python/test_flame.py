@@ -186,8 +186,6 @@ def test_synth_flame_command(tmp_path):
     r = subprocess.run([exe, "synth-flame", "--out", str(tmp_path / "x.npz"), "--vertices", "ten"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--vertices" in r.stderr
-    r = subprocess.run([exe, "synth-flame", "--out", str(tmp_path / "no" / "x.npz")], capture_output=True, text=True)
-    assert r.returncode != 0 and "x.npz" in r.stderr
 
 
 def test_package_exports():
