@@ -432,6 +432,7 @@ void write_npz(const std::string& path, const TensorMap& arrays, bool compress) 
   std::vector<std::pair<torch::Tensor, std::string>> members;  // dense data, .npy header
   for (const auto& [key, t] : arrays) {
     PIXEL3DMM_CHECK(t.defined(), path, ": array '", key, "' is undefined");
+    PIXEL3DMM_CHECK(detail::is_valid_utf8(key), path, ": array name '", key, "' is not valid UTF-8");
     torch::Tensor dense = detail::dense_cpu(t);
     try {
       members.emplace_back(dense, npy_header(dense));

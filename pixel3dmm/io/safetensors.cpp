@@ -7,6 +7,7 @@
 #include <limits>
 #include <tuple>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
 #include "pixel3dmm/core/atomic_file.h"
@@ -131,9 +132,16 @@ Header parse_header(const ByteSource& src) {
   PIXEL3DMM_CHECK_FORMAT(n <= src.size() - 8, file, "header length runs past the end of the file, expected at most ",
                          src.size() - 8, " bytes, found ", n);
 
+  // A name given twice would silently drop one tensor (JSON objects keep the last value): refuse it.
+  std::set<std::string> names;
+  auto refuse_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && !names.insert(parsed.get<std::string>()).second)
+      throw FormatError(concat(file, ": tensor '", parsed.get<std::string>(), "': appears twice in the header"));
+    return true;
+  };
   json j;
   try {
-    j = json::parse(src.read_string(8, n));
+    j = json::parse(src.read_string(8, n), refuse_duplicates);
   } catch (const json::parse_error& e) {
     throw FormatError(concat(file, ": header is not valid JSON (", e.what(), ")"));
   }

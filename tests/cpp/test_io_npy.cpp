@@ -375,6 +375,26 @@ TEST_CASE("npz: unsupported methods, encryption and bad members name the member"
                                    {path + ": member 'o.npy': object arrays are not supported", "found descr '|O'"});
 }
 
+TEST_CASE("npz member names: UTF-8 when flagged, else code page 437 (as Python's zipfile)", "[io][npz]") {
+  TempDir dir;
+  const std::string path = dir.file("names.npz");
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  io::detail::ZipWriter writer(f, path);
+  writer.add("caf\x82.npy", {serialize_npy(torch::ones(1))}, false);  // not UTF-8, yet non-ASCII: flagged UTF-8
+  writer.finish();
+  std::fclose(f);
+  std::string zip = read_file(path);
+  require_npz_error(zip, {"bad.npz", "flagged UTF-8 but is not valid UTF-8"});
+  zip[find_sig(zip, "PK\x01\x02") + 9] = 0;  // clear the UTF-8 flag: 0x82 is 'e acute' in code page 437
+  REQUIRE(parse_npz(zip).count("caf\xc3\xa9") == 1);
+  require_throws_with<ValueError>([&] { write_npz(dir.file("x.npz"), {{"\xff", torch::ones(1)}}); },
+                                  {"is not valid UTF-8"});
+  REQUIRE(io::detail::is_valid_utf8("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80"})
+    REQUIRE_FALSE(io::detail::is_valid_utf8(bad));
+}
+
 TEST_CASE("npz: writer refusals leave no file behind", "[io][npz]") {
   TempDir dir;
   const std::string path = dir.file("out.npz");

@@ -199,6 +199,16 @@ TEST_CASE("safetensors: a huge declared shape fails before any allocation", "[io
       {"tensor 'w'", "run past the end of the data section", "found 8000000000000"});
 }
 
+TEST_CASE("safetensors: a tensor name given twice", "[io][safetensors][corrupt]") {
+  require_format_error(raw_file(R"({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},)"
+                                R"( "w": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})"),
+                       {"bad.safetensors: tensor 'w': appears twice in the header"});
+  // The same key inside different tensors' objects is fine.
+  REQUIRE(parse_safetensors(raw_file(R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},)"
+                                     R"( "b": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})"))
+              .tensors.size() == 2);
+}
+
 TEST_CASE("safetensors: metadata must map strings to strings", "[io][safetensors][corrupt]") {
   require_format_error(raw_file(R"({"__metadata__": {"epoch": 3}})"),
                        {"__metadata__ 'epoch'", "expected a string, found 3"});

@@ -280,3 +280,45 @@ def test_bytes_entry_points_match_files(tmp_path):
     npy = io.BytesIO()
     np.save(npy, np.arange(4, dtype=np.int16))
     assert pixel3dmm._C.io.parse_npy(npy.getvalue()).tolist() == [0, 1, 2, 3]
+
+
+# --- corrupted bytes: a clean ValueError or a successful read, never a crash or another exception ---
+
+def _mutations(data, rng, count):
+    for _ in range(count):
+        b = bytearray(data)
+        kind = rng.integers(3)
+        if kind == 0:  # flip a few bytes, mostly in the headers where the structure is
+            for _ in range(rng.integers(1, 4)):
+                at = int(rng.integers(min(len(b), 256))) if rng.random() < 0.7 else int(rng.integers(len(b)))
+                b[at] = int(rng.integers(256))
+        elif kind == 1:  # truncate
+            b = b[:int(rng.integers(len(b)))]
+        else:  # overwrite a 4-byte field with a large value
+            at = int(rng.integers(max(1, len(b) - 4)))
+            b[at:at + 4] = struct.pack("<I", int(rng.choice([0xFFFFFFFF, 0x7FFFFFFF, 0x10000, 0])))
+        yield bytes(b)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npy", "npz-stored", "npz-deflated"])
+def test_corrupted_bytes_never_crash(fmt):
+    cio = pixel3dmm._C.io
+    tensors = {"a": torch.arange(24, dtype=torch.float32).reshape(2, 3, 4), "b": torch.ones(5, dtype=torch.int16),
+               "c": torch.tensor(True)}
+    if fmt == "safetensors":
+        data, parse = cio.serialize_safetensors(tensors, {"k": "v"}), cio.parse_safetensors
+    elif fmt == "npy":
+        data, parse = cio.serialize_npy(tensors["a"]), cio.parse_npy
+    else:
+        buf = io.BytesIO()
+        (np.savez_compressed if fmt == "npz-deflated" else np.savez)(buf, **{k: v.numpy() for k, v in tensors.items()})
+        data, parse = buf.getvalue(), cio.parse_npz
+    rng = np.random.default_rng(1234)
+    failures = 0
+    for bad in _mutations(data, rng, 300):
+        try:
+            parse(bad, "fuzz")
+        except ValueError as e:
+            assert str(e).startswith("fuzz"), str(e)  # every error names its source
+            failures += 1
+    assert failures > 100  # most mutations must be caught
