@@ -89,6 +89,10 @@ void check_json_type(const json& v) {
     }
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) throw ConfigKeyError({}, "expected a number, found " + describe_json(v));
+    if (std::abs(v.get<double>()) > static_cast<double>(std::numeric_limits<T>::max())) {
+      throw ConfigKeyError({}, "number out of range for " + std::string(sizeof(T) == 4 ? "float" : "double") +
+                                   ", found " + describe_json(v));
+    }
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!v.is_string()) throw ConfigKeyError({}, "expected a string, found " + describe_json(v));
   }

@@ -39,7 +39,10 @@ std::string lower_extension(const std::string& path) {
 
 /// OpenCV reads and writes OpenEXR only when OPENCV_IO_ENABLE_OPENEXR is set (a guard against the codec's attack
 /// surface); asking pixel3dmm for an .exr is that opt-in. An explicit setting by the user is left as it is.
-void enable_openexr() { ::setenv("OPENCV_IO_ENABLE_OPENEXR", "1", /*overwrite=*/0); }
+void enable_openexr() {
+  static const bool once = [] { return ::setenv("OPENCV_IO_ENABLE_OPENEXR", "1", /*overwrite=*/0) == 0; }();
+  (void)once;
+}
 
 uint32_t be16(const unsigned char* p) { return (uint32_t(p[0]) << 8) | p[1]; }
 uint32_t be32(const unsigned char* p) { return (be16(p) << 16) | be16(p + 2); }
@@ -125,8 +128,9 @@ torch::Tensor read_image(const std::string& path) {
     throw FormatError(concat(path, ": cannot decode the image (OpenCV: ", e.err, ")"));
   }
   PIXEL3DMM_CHECK_FORMAT(!mat.empty(), path,
-                         "not an image this OpenCV build can decode (tried PNG, JPEG, BMP, TIFF, WebP, PNM",
-                         exr ? ", EXR" : "", ")");
+                         exr ? "OpenEXR image that OpenCV could not decode (corrupt, or disabled by "
+                               "OPENCV_IO_ENABLE_OPENEXR=0)"
+                             : "not an image this OpenCV build can decode (PNG, JPEG, BMP, TIFF, WebP, PNM, EXR)");
   check_pixels(mat.cols, mat.rows, path);
 
   double scale = 1.0;

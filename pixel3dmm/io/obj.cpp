@@ -59,12 +59,14 @@ class ObjParser {
   }
 
  private:
+  static bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
   void split(std::string_view line) {
     size_t i = 0;
     while (i < line.size()) {
-      while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      while (i < line.size() && space(line[i])) ++i;
       const size_t start = i;
-      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      while (i < line.size() && !space(line[i])) ++i;
       if (i > start) tokens_.push_back(line.substr(start, i - start));
     }
   }
@@ -194,22 +196,35 @@ class ObjParser {
       // Per-vertex normals from per-corner references: a vertex whose corners all name one normal takes it as
       // stored; a vertex with several (a hard edge) takes the normalised mean of its distinct normals, so the
       // result does not depend on how polygons were triangulated.
-      std::vector<std::pair<int64_t, int64_t>> pairs;  // (vertex, normal)
-      pairs.reserve(corners_.size());
-      for (const Corner& c : corners_) {
-        if (c.vn >= 0) pairs.emplace_back(c.v, c.vn);
-      }
-      std::sort(pairs.begin(), pairs.end());
-      pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
       b.normals.assign(static_cast<size_t>(nv) * 3, 0.0f);
-      for (size_t k = 0; k < pairs.size();) {
-        const int64_t v = pairs[k].first;
-        float* n = &b.normals[3 * v];
-        size_t count = 0;
-        for (; k < pairs.size() && pairs[k].first == v; ++k, ++count) {
-          for (int d = 0; d < 3; ++d) n[d] += vn_[3 * pairs[k].second + d];
+      std::vector<int64_t> first(static_cast<size_t>(nv), -1);
+      std::vector<char> mixed(static_cast<size_t>(nv), 0);
+      bool any_mixed = false;
+      for (const Corner& c : corners_) {
+        if (c.vn < 0) continue;
+        if (first[c.v] < 0) {
+          first[c.v] = c.vn;
+        } else if (first[c.v] != c.vn) {
+          mixed[c.v] = 1;
+          any_mixed = true;
         }
-        if (count > 1) {
+      }
+      for (int64_t i = 0; i < nv; ++i) {
+        if (first[i] >= 0 && !mixed[i]) std::copy_n(&vn_[3 * first[i]], 3, &b.normals[3 * i]);
+      }
+      if (any_mixed) {
+        std::vector<std::pair<int64_t, int64_t>> pairs;  // (vertex, normal) of the vertices on hard edges
+        for (const Corner& c : corners_) {
+          if (c.vn >= 0 && mixed[c.v]) pairs.emplace_back(c.v, c.vn);
+        }
+        std::sort(pairs.begin(), pairs.end());
+        pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+        for (const auto& [v, k] : pairs) {
+          for (int d = 0; d < 3; ++d) b.normals[3 * v + d] += vn_[3 * k + d];
+        }
+        for (int64_t i = 0; i < nv; ++i) {
+          if (!mixed[i]) continue;
+          float* n = &b.normals[3 * i];
           const float len = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
           if (len > 0) std::for_each(n, n + 3, [len](float& x) { x /= len; });
         }

@@ -267,21 +267,19 @@ class AsciiSource {
   std::string_view next() {
     while (pos_ < data_.size()) {
       const char c = data_[pos_];
-      if (c == '\n') {
-        ++line_;
-      } else if (c != ' ' && c != '\t' && c != '\r') {
-        break;
-      }
+      if (!is_space(c)) break;
+      line_ += c == '\n';
       ++pos_;
     }
     const size_t start = pos_;
-    while (pos_ < data_.size() && !std::isspace(static_cast<unsigned char>(data_[pos_]))) ++pos_;
+    while (pos_ < data_.size() && !is_space(data_[pos_])) ++pos_;
     return std::string_view(data_.data() + start, pos_ - start);
   }
   int line() const { return line_; }
   uint64_t remaining() const { return data_.size() - pos_; }
 
  private:
+  static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
   const std::string& data_;
   size_t pos_;
   int line_;
@@ -503,8 +501,13 @@ class PlyBodyReader {
                            ": element 'face' has no list property 'vertex_indices'");
     PIXEL3DMM_CHECK_FORMAT(is_integral(e.props[index_prop].type), path_, ":", e.line,
                            ": 'vertex_indices' must hold integers, found ", type_name(e.props[index_prop].type));
-    b_.faces.reserve(static_cast<size_t>(e.count) * 3);
-    if (texcoord_prop >= 0) b_.corner_uvs.reserve(static_cast<size_t>(e.count) * 6);
+    // Reserve no more than the rest of the file can hold: a triangle takes at least "3 a b c\n" (8 characters) or
+    // its binary count and three indices.
+    const PlyProperty& ip = e.props[index_prop];
+    const uint64_t min_face = std::is_same_v<Src, AsciiSource> ? 8 : type_size(ip.count_type) + 3 * type_size(ip.type);
+    const size_t expected = static_cast<size_t>(std::min<uint64_t>(e.count, src.remaining() / min_face));
+    b_.faces.reserve(expected * 3);
+    if (texcoord_prop >= 0) b_.corner_uvs.reserve(expected * 6);
     std::vector<int64_t> poly;
     std::vector<float> tex;
     for (int64_t i = 0; i < e.count; ++i) {
