@@ -61,6 +61,13 @@ bool header_size(const std::string& bytes, int64_t& width, int64_t& height) {
     return true;
   }
   if (n >= 26 && p[0] == 'B' && p[1] == 'M') {
+    const int32_t dib = le32(p + 14);  // size of the info header: 12 (OS/2, 16-bit sizes) or >= 40
+    if (dib == 12) {
+      width = p[18] | (p[19] << 8);
+      height = p[20] | (p[21] << 8);
+      return true;
+    }
+    if (dib < 40) return false;
     width = std::abs(int64_t(le32(p + 18)));
     height = std::abs(int64_t(le32(p + 22)));  // negative: top-down rows
     return true;

@@ -117,10 +117,31 @@ TEST_CASE("image limits and corrupt inputs fail clearly", "[io][image][corrupt]"
   set_max_image_pixels(64 * 63);
   require_throws_with<FormatError>([&] { read_image(dir.file("ok.png")); },
                                    {"ok.png", "64 x 64 pixels exceeds the limit of 4032"});
+  write_image(dir.file("ok.bmp"), random_image(3, 64, 64, 6, 255.0));
+  require_throws_with<FormatError>([&] { read_image(dir.file("ok.bmp")); }, {"ok.bmp", "64 x 64 pixels"});
+  write_image(dir.file("ok.jpg"), random_image(3, 64, 64, 6, 255.0));
+  require_throws_with<FormatError>([&] { read_image(dir.file("ok.jpg")); }, {"ok.jpg", "64 x 64 pixels"});
   write_image(dir.file("ok.tif"), random_image(3, 64, 64, 6, 255.0));
   require_throws_with<FormatError>([&] { read_image(dir.file("ok.tif")); }, {"ok.tif", "exceeds the limit"});
   set_max_image_pixels(old);
   REQUIRE(read_image(dir.file("ok.png")).size(3) == 64);
+
+  // Decompression bombs: headers that declare 60000 x 60000 pixels are refused before decoding.
+  std::string bomb = png;
+  const char big[4] = {0, 0, char(0xEA), 0x60};  // 60000, big endian
+  bomb.replace(16, 4, big, 4);
+  bomb.replace(20, 4, big, 4);
+  write_file_atomically(dir.file("bomb.png"), bomb);
+  require_throws_with<FormatError>([&] { read_image(dir.file("bomb.png")); },
+                                   {"bomb.png", "60000 x 60000 pixels exceeds the limit of 100000000"});
+  std::string jpg = read_file(dir.file("ok.jpg"));
+  const size_t sof = jpg.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  jpg.replace(sof + 5, 2, big + 2, 2);  // height
+  jpg.replace(sof + 7, 2, big + 2, 2);  // width
+  write_file_atomically(dir.file("bomb.jpg"), jpg);
+  require_throws_with<FormatError>([&] { read_image(dir.file("bomb.jpg")); },
+                                   {"bomb.jpg", "60000 x 60000 pixels exceeds"});
   require_throws_with<ValueError>([&] { set_max_image_pixels(0); }, {"positive"});
 
   // Bad tensors on write: nothing is written.
