@@ -12,8 +12,7 @@
 namespace {
 
 // Times `fn` first, then reads the size of the file it wrote.
-void row(const char* what, double megabytes, const std::function<void()>& fn, const std::string& file,
-         int min_reps = 5) {
+void row(const char* what, double megabytes, const std::string& file, int min_reps, const std::function<void()>& fn) {
   const double ms = pixel3dmm::bench::median_ms(fn, 1.0, min_reps);
   std::printf("%-32s %9.1f ms %8.0f MB/s %8.1f MB on disk\n", what, ms, megabytes / (ms / 1000.0),
               std::filesystem::file_size(file) / 1e6);
@@ -31,20 +30,19 @@ int main() {
   io::TensorMap tensors;
   for (int i = 0; i < 25; ++i) tensors.emplace("t" + std::to_string(100 + i), torch::randn({1000, 1000}));
   const double mb = 25 * 1000 * 1000 * 4 / 1e6;
-  std::printf("%.0f MB of float32 in %zu tensors; writes include the fsync of the atomic rename\n", mb,
-              tensors.size());
+  std::printf("%.0f MB of float32 in %zu tensors; writes include the fsync of the atomic rename\n", mb, tensors.size());
 
   const std::string st = (dir / "a.safetensors").string();
-  row("safetensors write", mb, [&] { io::write_safetensors(st, tensors); }, st);
-  row("safetensors read", mb, [&] { io::read_safetensors(st); }, st);
+  row("safetensors write", mb, st, 5, [&] { io::write_safetensors(st, tensors); });
+  row("safetensors read", mb, st, 5, [&] { io::read_safetensors(st); });
   const std::string bytes = io::serialize_safetensors(tensors);
-  row("safetensors parse (in memory)", mb, [&] { io::parse_safetensors(bytes); }, st);
+  row("safetensors parse (in memory)", mb, st, 5, [&] { io::parse_safetensors(bytes); });
 
   const std::string stored = (dir / "s.npz").string(), deflated = (dir / "d.npz").string();
-  row("npz write, stored", mb, [&] { io::write_npz(stored, tensors, false); }, stored, 3);
-  row("npz read, stored", mb, [&] { io::read_npz(stored); }, stored, 3);
-  row("npz write, deflated", mb, [&] { io::write_npz(deflated, tensors, true); }, deflated, 3);
-  row("npz read, deflated", mb, [&] { io::read_npz(deflated); }, deflated, 3);
+  row("npz write, stored", mb, stored, 3, [&] { io::write_npz(stored, tensors, false); });
+  row("npz read, stored", mb, stored, 3, [&] { io::read_npz(stored); });
+  row("npz write, deflated", mb, deflated, 3, [&] { io::write_npz(deflated, tensors, true); });
+  row("npz read, deflated", mb, deflated, 3, [&] { io::read_npz(deflated); });
 
   std::filesystem::remove_all(dir);
   return 0;

@@ -19,9 +19,8 @@ def _as_tensor(value, what):
     if isinstance(value, (_np.ndarray, _np.generic)):
         array = _np.asarray(value)
         # torch has no uint16/uint32: widen losslessly, as the .npy reader does.
-        widened = {_np.dtype(_np.uint16): _np.int32, _np.dtype(_np.uint32): _np.int64}.get(array.dtype.newbyteorder("="))
-        if widened is not None:
-            array = array.astype(widened)
+        if array.dtype.kind == "u" and array.dtype.itemsize in (2, 4):
+            array = array.astype(_np.int32 if array.dtype.itemsize == 2 else _np.int64)
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         if not array.flags.c_contiguous or not array.flags.writeable:

@@ -1,7 +1,6 @@
 // Bindings of pixel3dmm/io/safetensors.h and pixel3dmm/io/npy.h. File I/O runs without the GIL; tensors are
 // converted to and from Python with it held.
 #include "bindings.h"
-
 #include "pixel3dmm/io/npy.h"
 #include "pixel3dmm/io/safetensors.h"
 

@@ -150,8 +150,8 @@ TEST_CASE("npy headers are laid out as numpy writes them", "[io][npy]") {
 
 TEST_CASE("npy reads Fortran order, big endian, versions 2 and 3, unsigned and Python 2 headers", "[io][npy]") {
   // [[1, 2, 3], [4, 5, 6]] stored column by column.
-  const auto fortran = parse_npy(npy_file("{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3), }",
-                                          raw<int32_t>({1, 4, 2, 5, 3, 6})));
+  const auto fortran = parse_npy(
+      npy_file("{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3), }", raw<int32_t>({1, 4, 2, 5, 3, 6})));
   require_same(torch::tensor({1, 2, 3, 4, 5, 6}, torch::kInt).reshape({2, 3}), fortran);
   // A 3-d Fortran array: element (i, j, k) sits at i + 2j + 4k.
   std::vector<int16_t> column_major(2 * 2 * 3);
@@ -164,9 +164,9 @@ TEST_CASE("npy reads Fortran order, big endian, versions 2 and 3, unsigned and P
   REQUIRE(f3[1][0][2].item<int>() == 102);
   REQUIRE(f3[0][1][1].item<int>() == 11);
 
-  require_same(torch::tensor({1.5, -2.0}, torch::kDouble),
-               parse_npy(npy_file("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }",
-                                  raw<double>({1.5, -2.0}, true))));
+  require_same(
+      torch::tensor({1.5, -2.0}, torch::kDouble),
+      parse_npy(npy_file("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", raw<double>({1.5, -2.0}, true))));
   require_same(torch::tensor({-3, 70000}, torch::kInt),
                parse_npy(npy_file("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
                                   raw<int32_t>({-3, 70000}, true))));
@@ -174,15 +174,15 @@ TEST_CASE("npy reads Fortran order, big endian, versions 2 and 3, unsigned and P
   require_same(torch::tensor({1, 2, 3, 4}, torch::kShort).reshape({2, 2}),
                parse_npy(npy_file("{'descr': '>i2', 'fortran_order': True, 'shape': (2, 2), }",
                                   raw<int16_t>({1, 3, 2, 4}, true))));
-  require_same(torch::tensor({7.f}), parse_npy(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
-                                                        raw<float>({7.f}), 2)));
+  require_same(torch::tensor({7.f}),
+               parse_npy(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", raw<float>({7.f}), 2)));
   require_same(torch::tensor({8.f}), parse_npy(npy_file("{\"descr\": \"<f4\", \"fortran_order\": False, "
                                                         "\"shape\": (1,)}",
                                                         raw<float>({8.f}), 3)));
   // Unsigned 16/32-bit widen to the next signed type with their values intact.
-  require_same(torch::tensor({0, 65535}, torch::kInt),
-               parse_npy(npy_file("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }",
-                                  raw<uint16_t>({0, 65535}))));
+  require_same(
+      torch::tensor({0, 65535}, torch::kInt),
+      parse_npy(npy_file("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", raw<uint16_t>({0, 65535}))));
   require_same(torch::tensor({int64_t(4294967295LL), int64_t(1)}, torch::kLong),
                parse_npy(npy_file("{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }",
                                   raw<uint32_t>({4294967295u, 1u}, true))));
@@ -221,9 +221,8 @@ TEST_CASE("npy: truncated data and trailing bytes", "[io][npy][corrupt]") {
 }
 
 TEST_CASE("npy: a huge declared shape fails before any allocation", "[io][npy][corrupt]") {
-  require_npy_error(
-      npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }", ""),
-      {"shape [1000000000000, 1000000000000] x '<f8' is larger than 2^64 bytes"});
+  require_npy_error(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }", ""),
+                    {"shape [1000000000000, 1000000000000] x '<f8' is larger than 2^64 bytes"});
   // 8 TB fits in 64 bits; the size check against the file must come before the allocation (a failed allocation
   // would throw c10::Error, not FormatError).
   require_npy_error(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }", "12345678"),
@@ -314,8 +313,8 @@ TEST_CASE("npz: a CRC-32 mismatch", "[io][npz][corrupt]") {
 TEST_CASE("npz: a truncated archive and a central directory past its end", "[io][npz][corrupt]") {
   const std::string zip = npz_bytes({{"w", torch::arange(16, torch::kFloat)}}, true);
   const size_t directory = find_sig(zip, "PK\x01\x02");
-  require_npz_error(zip.substr(0, directory + 20), {"bad.npz", "not a ZIP archive or truncated",
-                                                    "no end of central directory record"});
+  require_npz_error(zip.substr(0, directory + 20),
+                    {"bad.npz", "not a ZIP archive or truncated", "no end of central directory record"});
   // The end record's directory size claims more than there is.
   std::string grown = zip;
   put_le32(grown, find_sig(grown, "PK\x05\x06") + 12, 10000);
@@ -338,8 +337,8 @@ TEST_CASE("npz: a member declared huge is refused before inflating", "[io][npz][
 TEST_CASE("npz: deflated data that disagrees with its declared size", "[io][npz][corrupt]") {
   const std::string good = npz_bytes({{"w", torch::arange(1000, torch::kFloat)}}, true);
   const size_t entry = find_sig(good, "PK\x01\x02");
-  const std::uint32_t size = static_cast<unsigned char>(good[entry + 24]) |
-                             static_cast<unsigned char>(good[entry + 25]) << 8;
+  const std::uint32_t size = static_cast<unsigned char>(good[entry + 24]) | static_cast<unsigned char>(good[entry + 25])
+                                                                                << 8;
   std::string smaller = good;
   put_le32(smaller, entry + 24, size - 1);
   require_npz_error(smaller, {"member 'w.npy'", "inflates to more than the declared"});
@@ -388,8 +387,11 @@ TEST_CASE("npz member names: UTF-8 when flagged, else code page 437 (as Python's
   require_npz_error(zip, {"bad.npz", "flagged UTF-8 but is not valid UTF-8"});
   zip[find_sig(zip, "PK\x01\x02") + 9] = 0;  // clear the UTF-8 flag: 0x82 is 'e acute' in code page 437
   REQUIRE(parse_npz(zip).count("caf\xc3\xa9") == 1);
-  require_throws_with<ValueError>([&] { write_npz(dir.file("x.npz"), {{"\xff", torch::ones(1)}}); },
-                                  {"is not valid UTF-8"});
+  require_throws_with<ValueError>(
+      [&] {
+        write_npz(dir.file("x.npz"), {{"\xff", torch::ones(1)}});
+      },
+      {"is not valid UTF-8"});
   REQUIRE(io::detail::is_valid_utf8("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
   for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80"})
     REQUIRE_FALSE(io::detail::is_valid_utf8(bad));
@@ -399,7 +401,9 @@ TEST_CASE("npz: writer refusals leave no file behind", "[io][npz]") {
   TempDir dir;
   const std::string path = dir.file("out.npz");
   require_throws_with<ValueError>(
-      [&] { write_npz(path, {{"a", torch::ones(2)}, {"b", torch::ones(2, torch::kBFloat16)}}); },
+      [&] {
+        write_npz(path, {{"a", torch::ones(2)}, {"b", torch::ones(2, torch::kBFloat16)}});
+      },
       {path, "array 'b'", "BFloat16 has no NumPy equivalent"});
   REQUIRE_FALSE(std::filesystem::exists(path));
   require_throws_with<ValueError>([&] { write_npy(path, torch::ones(2, torch::kComplexFloat)); },

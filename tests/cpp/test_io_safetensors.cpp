@@ -113,9 +113,9 @@ TEST_CASE("safetensors are written with sorted keys, space padding and aligned d
 TEST_CASE("safetensors reads a file laid out by hand from the specification", "[io][safetensors]") {
   // Two I32 values 1, -2 and one BF16 1.5 (0x3fc0), metadata, unused bytes after the data (allowed by the spec),
   // a BOOL byte that is neither 0 nor 1 (read as true).
-  const std::string header =
-      R"({"__metadata__":{"who":"hand"},"x":{"dtype":"I32","shape":[2],"data_offsets":[0,8]},)"
-      R"("y":{"dtype":"BF16","shape":[],"data_offsets":[8,10]},"z":{"dtype":"BOOL","shape":[1],"data_offsets":[10,11]}})";
+  const std::string header = R"({"__metadata__":{"who":"hand"},"x":{"dtype":"I32","shape":[2],"data_offsets":[0,8]},)"
+                             R"("y":{"dtype":"BF16","shape":[],"data_offsets":[8,10]},)"
+                             R"("z":{"dtype":"BOOL","shape":[1],"data_offsets":[10,11]}})";
   const std::string data("\x01\x00\x00\x00\xfe\xff\xff\xff\xc0\x3f\x07unused", 17);
   const SafetensorsFile f = parse_safetensors(raw_file(header, data));
   REQUIRE(f.metadata.at("who") == "hand");
@@ -130,14 +130,13 @@ TEST_CASE("safetensors: a file too short for the header length", "[io][safetenso
   TempDir dir;
   const std::string path = dir.file("short.safetensors");
   write_file_atomically(path, std::string("\x10\x00\x00\x00\x00", 5));
-  require_throws_with<FormatError>([&] { read_safetensors(path); },
-                                   {path, "expected at least 8 bytes, found 5"});
+  require_throws_with<FormatError>([&] { read_safetensors(path); }, {path, "expected at least 8 bytes, found 5"});
 }
 
 TEST_CASE("safetensors: a header length past the end of the file", "[io][safetensors][corrupt]") {
-  require_format_error(raw_file_with_length(1000, "{}"),
-                       {"bad.safetensors", "header length runs past the end of the file",
-                        "expected at most 2 bytes, found 1000"});
+  require_format_error(
+      raw_file_with_length(1000, "{}"),
+      {"bad.safetensors", "header length runs past the end of the file", "expected at most 2 bytes, found 1000"});
 }
 
 TEST_CASE("safetensors: an absurd header length is refused before reading", "[io][safetensors][corrupt]") {
@@ -219,20 +218,29 @@ TEST_CASE("safetensors: a truncated data section", "[io][safetensors][corrupt]")
   const std::string path = dir.file("cut.safetensors");
   const std::string full = serialize_safetensors({{"v", torch::ones({100})}});
   write_file_atomically(path, full.substr(0, full.size() - 10));
-  require_throws_with<FormatError>([&] { read_safetensors(path); },
-                                   {path, "tensor 'v'", "run past the end of the data section",
-                                    "expected end <= 390, found 400"});
+  require_throws_with<FormatError>(
+      [&] { read_safetensors(path); },
+      {path, "tensor 'v'", "run past the end of the data section", "expected end <= 390, found 400"});
 }
 
 TEST_CASE("safetensors: writer refusals leave no file behind", "[io][safetensors]") {
   TempDir dir;
   const std::string path = dir.file("out.safetensors");
-  require_throws_with<ValueError>([&] { write_safetensors(path, {{"__metadata__", torch::ones(1)}}); },
-                                  {"'__metadata__' is reserved"});
-  require_throws_with<ValueError>([&] { write_safetensors(path, {{"c", torch::ones(2, torch::kComplexFloat)}}); },
-                                  {"tensor 'c'", "ComplexFloat", "expected one of F64"});
-  require_throws_with<ValueError>([&] { write_safetensors(path, {{"x", torch::ones(1)}}, {{"k", "\xff"}}); },
-                                  {"not valid UTF-8"});
+  require_throws_with<ValueError>(
+      [&] {
+        write_safetensors(path, {{"__metadata__", torch::ones(1)}});
+      },
+      {"'__metadata__' is reserved"});
+  require_throws_with<ValueError>(
+      [&] {
+        write_safetensors(path, {{"c", torch::ones(2, torch::kComplexFloat)}});
+      },
+      {"tensor 'c'", "ComplexFloat", "expected one of F64"});
+  require_throws_with<ValueError>(
+      [&] {
+        write_safetensors(path, {{"x", torch::ones(1)}}, {{"k", "\xff"}});
+      },
+      {"not valid UTF-8"});
   REQUIRE_FALSE(std::filesystem::exists(path));
   require_throws_with<FileNotFound>([&] { read_safetensors(dir.file("missing.safetensors")); },
                                     {"missing.safetensors", "no such file"});

@@ -172,7 +172,8 @@ def py_read_safetensors(path):
             out[key] = torch.frombuffer(bytearray(raw), dtype=torch.bfloat16).reshape(info["shape"]) if raw else \
                 torch.zeros(info["shape"], dtype=torch.bfloat16)
         else:
-            out[key] = torch.from_numpy(np.frombuffer(raw, dtype=ST_DTYPES[info["dtype"]]).reshape(info["shape"]).copy())
+            array = np.frombuffer(raw, dtype=ST_DTYPES[info["dtype"]]).reshape(info["shape"])
+            out[key] = torch.from_numpy(array.copy())
     return out, metadata, n
 
 
