@@ -33,4 +33,6 @@ PYBIND11_MODULE(_C, m) {
   bind_core(m);
   auto io = m.def_submodule("io", "Files: safetensors, .npy/.npz, meshes, images, JSON configs");
   bind_io(io);
+  auto flame = m.def_submodule("flame", "FLAME: model files, the differentiable model, rotations, synthetic model");
+  bind_flame(flame);
 }
