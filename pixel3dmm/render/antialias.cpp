@@ -24,85 +24,122 @@ struct PairData {
   const double* alpha;
 };
 
-template <typename scalar_t>
-struct Geometry {
-  const scalar_t* pos;  // this batch element's B x V x 4 slice
-  const int64_t* faces;
-  const int32_t* opposite;
-  double xh, yh;  // W / 2, H / 2
-
-  // Pixel-space position of vertex v relative to the centre of pixel (px, py); false when w <= 0.
-  bool project(int64_t v, int64_t px, int64_t py, double& x, double& y) const {
-    const scalar_t* p = pos + v * 4;
-    const double w = static_cast<double>(p[3]);
-    if (!(w > 0.0)) return false;
-    x = (static_cast<double>(p[0]) / w + 1.0) * xh - static_cast<double>(px) - 0.5;
-    y = (static_cast<double>(p[1]) / w + 1.0) * yh - static_cast<double>(py) - 0.5;
-    return true;
-  }
-
-  // Does a silhouette edge of triangle `tri` (covering pixel (px, py)) cross toward the neighbour in direction
-  // ds along x (d = 0) or y (d = 1)? Then alpha and the edge index.
-  bool analyse(int64_t tri, int64_t px, int64_t py, int d, double ds, double& alpha, int& edge) const {
-    const int64_t* f = faces + 3 * tri;
-    double x[3], y[3], ox[3], oy[3];
-    for (int i = 0; i < 3; ++i)
-      if (!project(f[i], px, py, x[i], y[i])) return false;
-    for (int i = 0; i < 3; ++i) {
-      const int32_t o = opposite[3 * tri + i];
-      if (o < 0 || !project(o, px, py, ox[i], oy[i])) ox[i] = x[i], oy[i] = y[i];  // no neighbour: silhouette
-    }
-    // Edge i (vertex i+1 -> i+2) is a silhouette when the opposite vertex of the neighbouring face lies on the same
-    // side of it as vertex i: the two faces fold over as seen from the camera.
-    const double own = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
-    bool silhouette[3];
-    bool any = false;
-    for (int i = 0; i < 3; ++i) {
-      const int j1 = (i + 1) % 3, j2 = (i + 2) % 3;
-      const double wing = (x[j1] - ox[i]) * (y[j2] - oy[i]) - (x[j2] - ox[i]) * (y[j1] - oy[i]);
-      silhouette[i] = same_sign(wing, own);
-      any = any || silhouette[i];
-    }
-    if (!any) return false;
-    if (d) std::swap(x, y);  // work along +x toward the neighbour in both directions
-    double value[3], dx[3], dy[3];
-    for (int i = 0; i < 3; ++i) {
-      const int j1 = (i + 1) % 3, j2 = (i + 2) % 3;
-      dx[i] = x[j2] - x[j1];
-      dy[i] = y[j2] - y[j1];
-      const bool crosses = !same_sign(y[j1], y[j2]) && dy[i] != 0.0;
-      value[i] = crosses ? ds * (x[j1] * dy[i] - y[j1] * dx[i]) / dy[i] : -std::numeric_limits<double>::infinity();
-    }
-    // The farthest crossing in the neighbour's direction is where the segment leaves the triangle.
-    int e = 0;
-    if (value[2] > value[0] && value[2] > value[1])
-      e = 2;
-    else if (value[1] > value[0])
-      e = 1;
-    if (!silhouette[e] || !(std::abs(dy[e]) >= std::abs(dx[e]))) return false;
-    double dc = value[e];
-    if (!(dc > -kEdgeSlack && dc < 1.0 + kEdgeSlack)) return false;
-    dc = std::min(std::max(dc, 0.0), 1.0);
-    alpha = ds * (0.5 - dc);
-    edge = e;
-    return true;
-  }
+// Per batch element: every vertex projected to pixel coordinates (pixel centres at integers), and per triangle a
+// byte with bit i set when edge i is a silhouette and bit 3 when a vertex is at or behind the eye. Silhouette-ness
+// does not depend on the pixel, so it is decided once per triangle here rather than once per pixel pair.
+struct Projection {
+  std::vector<double> xy;       // B x V x 2
+  std::vector<uint8_t> info;    // B x F
+  static constexpr uint8_t kBehind = 8;
 };
+
+template <typename scalar_t>
+Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite,
+                        int64_t H, int64_t W) {
+  const int64_t B = pos.size(0), V = pos.size(1), F = faces.size(0);
+  const double xh = 0.5 * W, yh = 0.5 * H;
+  Projection pr;
+  pr.xy.resize(static_cast<size_t>(B * V * 2));
+  pr.info.resize(static_cast<size_t>(B * F));
+  const scalar_t* pd = pos.data_ptr<scalar_t>();
+  at::parallel_for(0, B * V, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const scalar_t* v = pd + 4 * k;
+      const double w = static_cast<double>(v[3]);
+      // NaN marks a vertex at or behind the eye.
+      pr.xy[2 * k] = w > 0.0 ? (static_cast<double>(v[0]) / w + 1.0) * xh - 0.5 : std::nan("");
+      pr.xy[2 * k + 1] = w > 0.0 ? (static_cast<double>(v[1]) / w + 1.0) * yh - 0.5 : std::nan("");
+    }
+  });
+  const int64_t* fd = faces.data_ptr<int64_t>();
+  const int32_t* od = opposite.data_ptr<int32_t>();
+  at::parallel_for(0, B * F, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t b = k / F, t = k % F;
+      const double* xy = pr.xy.data() + b * V * 2;
+      double x[3], y[3];
+      bool behind = false;
+      for (int i = 0; i < 3; ++i) {
+        x[i] = xy[2 * fd[3 * t + i]];
+        y[i] = xy[2 * fd[3 * t + i] + 1];
+        behind = behind || std::isnan(x[i]);
+      }
+      if (behind) {
+        pr.info[k] = Projection::kBehind;
+        continue;
+      }
+      // Edge i (vertex i+1 -> i+2) is a silhouette when the opposite vertex of the neighbouring face lies on the
+      // same side of it as vertex i: the two faces fold over as seen from the camera. No neighbour (or one behind
+      // the eye): a silhouette.
+      const double own = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
+      uint8_t bits = 0;
+      for (int i = 0; i < 3; ++i) {
+        const int j1 = (i + 1) % 3, j2 = (i + 2) % 3;
+        const int32_t o = od[3 * t + i];
+        double ox = x[i], oy = y[i];
+        if (o >= 0 && !std::isnan(xy[2 * o])) ox = xy[2 * o], oy = xy[2 * o + 1];
+        const double wing = (x[j1] - ox) * (y[j2] - oy) - (x[j2] - ox) * (y[j1] - oy);
+        if (same_sign(wing, own)) bits |= static_cast<uint8_t>(1 << i);
+      }
+      pr.info[k] = bits;
+    }
+  });
+  return pr;
+}
+
+// Does a silhouette edge of triangle `tri` (covering pixel (px, py)) cross toward the neighbour in direction ds
+// along x (d = 0) or y (d = 1)? Then alpha and the edge index. xy: this batch element's projections; info: its
+// triangles' bytes.
+inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces, int64_t tri, int64_t px,
+                    int64_t py, int d, double ds, double& alpha, int& edge) {
+  const uint8_t bits = info[tri];
+  if (bits == 0 || (bits & Projection::kBehind)) return false;
+  const int64_t* f = faces + 3 * tri;
+  double x[3], y[3];
+  for (int i = 0; i < 3; ++i) {
+    x[i] = xy[2 * f[i]] - static_cast<double>(px);
+    y[i] = xy[2 * f[i] + 1] - static_cast<double>(py);
+  }
+  if (d) std::swap(x, y);  // work along +x toward the neighbour in both directions
+  double value[3], dx[3], dy[3];
+  for (int i = 0; i < 3; ++i) {
+    const int j1 = (i + 1) % 3, j2 = (i + 2) % 3;
+    dx[i] = x[j2] - x[j1];
+    dy[i] = y[j2] - y[j1];
+    const bool crosses = !same_sign(y[j1], y[j2]) && dy[i] != 0.0;
+    value[i] = crosses ? ds * (x[j1] * dy[i] - y[j1] * dx[i]) / dy[i] : -std::numeric_limits<double>::infinity();
+  }
+  // The farthest crossing in the neighbour's direction is where the segment leaves the triangle.
+  int e = 0;
+  if (value[2] > value[0] && value[2] > value[1])
+    e = 2;
+  else if (value[1] > value[0])
+    e = 1;
+  if (!(bits & (1 << e)) || !(std::abs(dy[e]) >= std::abs(dx[e]))) return false;
+  double dc = value[e];
+  if (!(dc > -kEdgeSlack && dc < 1.0 + kEdgeSlack)) return false;
+  dc = std::min(std::max(dc, 0.0), 1.0);
+  alpha = ds * (0.5 - dc);
+  edge = e;
+  return true;
+}
 
 template <typename scalar_t>
 void antialias_analyse(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite,
                        const torch::Tensor& tri_id, const torch::Tensor& depth, torch::Tensor& code,
                        torch::Tensor& alpha) {
-  const int64_t B = tri_id.size(0), H = tri_id.size(1), W = tri_id.size(2), V = pos.size(1);
+  const int64_t B = tri_id.size(0), H = tri_id.size(1), W = tri_id.size(2), V = pos.size(1), F = faces.size(0);
+  const Projection pr = project_mesh<scalar_t>(pos, faces, opposite, H, W);
   const int32_t* ids = tri_id.data_ptr<int32_t>();
   const scalar_t* z = depth.data_ptr<scalar_t>();
+  const int64_t* fd = faces.data_ptr<int64_t>();
   int8_t* cd = code.data_ptr<int8_t>();
   double* al = alpha.data_ptr<double>();
   at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, py = row % H;
-      const Geometry<scalar_t> geo{pos.data_ptr<scalar_t>() + b * V * 4, faces.data_ptr<int64_t>(),
-                                   opposite.data_ptr<int32_t>(), 0.5 * W, 0.5 * H};
+      const double* xy = pr.xy.data() + b * V * 2;
+      const uint8_t* info = pr.info.data() + b * F;
       for (int64_t px = 0; px < W; ++px) {
         const int64_t p0 = row * W + px;
         for (int d = 0; d < 2; ++d) {
@@ -118,7 +155,8 @@ void antialias_analyse(const torch::Tensor& pos, const torch::Tensor& faces, con
           const int64_t tri = first ? t0 : t1;
           double a = 0.0;
           int edge = 0;
-          if (geo.analyse(tri, first ? px : px + (1 - d), first ? py : py + d, d, first ? 1.0 : -1.0, a, edge)) {
+          if (analyse(xy, info, fd, tri, first ? px : px + (1 - d), first ? py : py + d, d, first ? 1.0 : -1.0, a,
+                      edge)) {
             cd[q] = static_cast<int8_t>(edge | (first ? 0 : 4));
             al[q] = a;
           }

@@ -99,48 +99,72 @@ void interpolate_backward(const torch::Tensor& grad, const torch::Tensor& attr, 
   detail::parallel_tasks(chunks, [&](int64_t chunk) {
     double* ga = need_attr ? acc_attr.data_ptr<double>() + chunk * Ba * V * C : nullptr;
     double* gp = need_pos ? acc_pos.data_ptr<double>() + chunk * B * Vp * 4 : nullptr;
+    // Consecutive pixels mostly share a triangle: sums over such a run are accumulated locally and scattered to the
+    // vertices once per run. For the positions, dL/dp_j = -M^-T sum_pixels b_j r with r = g - (g . b) 1, so the run
+    // keeps T_jk = sum b_j r_k and multiplies by M^-T at the end.
+    std::vector<double> run_attr(static_cast<size_t>(3 * C));
+    double run_pos[3][3];
+    int64_t run_tri = -1, run_b = 0, run_ba = 0;
+    auto flush = [&] {
+      if (run_tri < 0) return;
+      const int64_t t = run_tri;
+      if (need_attr) {
+        for (int j = 0; j < 3; ++j) {
+          double* dst = ga + (run_ba * V + fa[3 * t + j]) * C;
+          const double* src = run_attr.data() + j * C;
+          for (int64_t c = 0; c < C; ++c) dst[c] += src[c];
+        }
+      }
+      if (need_pos) {
+        const double* m = minv.data() + (run_b * F + t) * 9;
+        for (int j = 0; j < 3; ++j) {
+          double* dst = gp + (run_b * Vp + fp[3 * t + j]) * 4;
+          const double* tj = run_pos[j];
+          dst[0] -= tj[0] * m[0] + tj[1] * m[3] + tj[2] * m[6];
+          dst[1] -= tj[0] * m[1] + tj[1] * m[4] + tj[2] * m[7];
+          dst[3] -= tj[0] * m[2] + tj[1] * m[5] + tj[2] * m[8];
+        }
+      }
+      run_tri = -1;
+    };
     detail::for_chunk_rows(chunk, chunks, rows, [&](int64_t row) {
       const int64_t b = row / H, ba = Ba == 1 ? 0 : b;
       for (int64_t x = 0; x < W; ++x) {
         const int64_t p = row * W + x;
         const int32_t t = ids[p];
         if (t < 0) continue;
+        if (t != run_tri || b != run_b) {
+          flush();
+          run_tri = t;
+          run_b = b;
+          run_ba = ba;
+          std::fill(run_attr.begin(), run_attr.end(), 0.0);
+          std::fill(&run_pos[0][0], &run_pos[0][0] + 9, 0.0);
+        }
         const scalar_t* gpx = g + p * C;
         const double w[3] = {static_cast<double>(bc[2 * p]), static_cast<double>(bc[2 * p + 1]),
                              1.0 - static_cast<double>(bc[2 * p]) - static_cast<double>(bc[2 * p + 1])};
-        const int64_t ia[3] = {fa[3 * t], fa[3 * t + 1], fa[3 * t + 2]};
         if (need_attr) {
           for (int j = 0; j < 3; ++j) {
-            double* dst = ga + (ba * V + ia[j]) * C;
+            double* dst = run_attr.data() + j * C;
             for (int64_t c = 0; c < C; ++c) dst[c] += w[j] * static_cast<double>(gpx[c]);
           }
         }
         if (need_pos) {
-          // g_j = dL/db_j; r = g - (g . b) 1; h = M^-T r; dL/dp_j = -b_j h over (x, y, w).
           double gb[3];
           for (int j = 0; j < 3; ++j) {
-            const scalar_t* aj = a + (ba * V + ia[j]) * C;
-            double s = 0.0;
-            for (int64_t c = 0; c < C; ++c) s += static_cast<double>(gpx[c]) * static_cast<double>(aj[c]);
-            gb[j] = s;
+            const scalar_t* aj = a + (ba * V + fa[3 * t + j]) * C;
+            double sum = 0.0;
+            for (int64_t c = 0; c < C; ++c) sum += static_cast<double>(gpx[c]) * static_cast<double>(aj[c]);
+            gb[j] = sum;
           }
           const double gdotb = gb[0] * w[0] + gb[1] * w[1] + gb[2] * w[2];
-          const double* m = minv.data() + (b * F + t) * 9;
-          double h[3] = {0.0, 0.0, 0.0};
-          for (int i = 0; i < 3; ++i) {
-            const double ri = gb[i] - gdotb;
-            h[0] += ri * m[3 * i];
-            h[1] += ri * m[3 * i + 1];
-            h[2] += ri * m[3 * i + 2];
-          }
-          for (int j = 0; j < 3; ++j) {
-            double* dst = gp + (b * Vp + fp[3 * t + j]) * 4;
-            dst[0] -= w[j] * h[0];
-            dst[1] -= w[j] * h[1];
-            dst[3] -= w[j] * h[2];
-          }
+          const double r[3] = {gb[0] - gdotb, gb[1] - gdotb, gb[2] - gdotb};
+          for (int j = 0; j < 3; ++j)
+            for (int k = 0; k < 3; ++k) run_pos[j][k] += w[j] * r[k];
         }
       }
+      flush();
     });
   });
   const auto opts = attr.options();

@@ -46,8 +46,9 @@ constexpr int kTile = 16;  // tile edge in pixels; a tile's depth/id/barycentric
 // inside iff all three are >= 0, and evaluated directly at pixel indices: e_i(col, row) = ex_i col + ey_i row + ec_i.
 struct TriSetup {
   double ex[3], ey[3], ec[3];
-  double z[3];     // clip-space z of the vertices: NDC depth at a pixel = (e . z) / |det|
-  double inv_det;  // 1 / |det M|
+  double inv_ex[3];  // 1 / ex_i (0 where ex_i = 0): solves a row's span in closed form
+  double z[3];       // clip-space z of the vertices: NDC depth at a pixel = (e . z) / |det|
+  double inv_det;    // 1 / |det M|
   int32_t x0, x1, y0, y1;  // inclusive pixel bounding box of the clipped triangle; x0 > x1 when nothing to draw
 };
 
@@ -71,13 +72,14 @@ int clip_against(const V4* in, int n, V4* out, double s) {
   return m;
 }
 
-// Pixel index range whose centres (2i + 1)/n - 1 lie within [lo, hi] (NDC), widened by one pixel against rounding
-// (the edge functions decide exactly), clamped to [0, n). Returns false when empty.
+// Pixel index range whose centres (2i + 1)/n - 1 lie within [lo, hi] (NDC), widened by 1e-3 px against rounding
+// (the edge functions decide coverage exactly), clamped to [0, n). Returns false when empty.
 bool pixel_range(double lo, double hi, int64_t n, int32_t& i0, int32_t& i1) {
-  const double a = ((lo + 1.0) * n - 1.0) * 0.5, b = ((hi + 1.0) * n - 1.0) * 0.5;
-  if (b < -1.0 || a > n) return false;
-  i0 = static_cast<int32_t>(std::max(0.0, std::ceil(std::max(a, -2.0)) - 1.0));
-  i1 = static_cast<int32_t>(std::min(static_cast<double>(n - 1), std::floor(std::min(b, n + 1.0)) + 1.0));
+  constexpr double kMargin = 1e-3;
+  const double a = ((lo + 1.0) * n - 1.0) * 0.5 - kMargin, b = ((hi + 1.0) * n - 1.0) * 0.5 + kMargin;
+  if (!(b >= 0.0) || !(a <= n - 1.0)) return false;
+  i0 = static_cast<int32_t>(std::ceil(std::max(a, 0.0)));
+  i1 = static_cast<int32_t>(std::floor(std::min(b, n - 1.0)));
   return i0 <= i1;
 }
 
@@ -108,23 +110,31 @@ void setup_triangle(const scalar_t* pos, const int64_t* face, int64_t width, int
     s.ex[i] = sign * r[i][0] * sx;
     s.ey[i] = sign * r[i][1] * sy;
     s.ec[i] = sign * (r[i][0] * ox + r[i][1] * oy + r[i][2]);
+    s.inv_ex[i] = s.ex[i] != 0.0 ? 1.0 / s.ex[i] : 0.0;
     s.z[i] = p[i].z;
   }
   s.inv_det = 1.0 / std::abs(det);
 
-  // Bounding box of the part inside -w <= z <= w (which also has w >= 0): clip, then project.
+  // Bounding box of the part inside -w <= z <= w (which also has w >= 0). Usually the whole triangle is inside;
+  // otherwise clip, then project.
   V4 a[8], b[8];
-  int n = clip_against(p, 3, a, 1.0);
-  n = clip_against(a, n, b, -1.0);
+  int n = 3;
+  const V4* poly = p;
+  if (!(p[0].w > 0 && p[1].w > 0 && p[2].w > 0 && std::abs(p[0].z) <= p[0].w && std::abs(p[1].z) <= p[1].w &&
+        std::abs(p[2].z) <= p[2].w)) {
+    n = clip_against(p, 3, a, 1.0);
+    n = clip_against(a, n, b, -1.0);
+    poly = b;
+  }
   if (n == 0) return;
   double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
   for (int i = 0; i < n; ++i) {
-    if (!(b[i].w > 1e-300)) {  // a vertex at infinity: the projection is unbounded
+    if (!(poly[i].w > 1e-300)) {  // a vertex at infinity: the projection is unbounded
       xlo = ylo = -2.0;
       xhi = yhi = 2.0;
       break;
     }
-    const double X = b[i].x / b[i].w, Y = b[i].y / b[i].w;
+    const double X = poly[i].x / poly[i].w, Y = poly[i].y / poly[i].w;
     xlo = std::min(xlo, X);
     xhi = std::max(xhi, X);
     ylo = std::min(ylo, Y);
@@ -138,45 +148,73 @@ void setup_triangle(const scalar_t* pos, const int64_t* face, int64_t width, int
   s.y1 = y1;
 }
 
-// Draws the binned triangles of one tile (in ascending id order) into tile-local buffers, then writes the tile out.
+// floor / ceil of a value known to lie well within int64 (the library calls are slow without SSE4.1).
+inline int64_t fast_floor(double x) {
+  const int64_t i = static_cast<int64_t>(x);
+  return i - (x < static_cast<double>(i));
+}
+inline int64_t fast_ceil(double x) {
+  const int64_t i = static_cast<int64_t>(x);
+  return i + (x > static_cast<double>(i));
+}
+
+// Draws the binned triangles of one tile (in ascending id order) straight into the outputs, with a tile-local
+// float64 depth buffer for the comparisons.
 template <typename scalar_t>
 void raster_tile(const TriSetup* setups, const int32_t* list, int64_t count, int64_t col0, int64_t row0,
                  int64_t width, int64_t height, int32_t* out_id, scalar_t* out_bary, scalar_t* out_depth) {
-  double zbuf[kTile * kTile], bb0[kTile * kTile], bb1[kTile * kTile];
-  int32_t ids[kTile * kTile];
+  double zbuf[kTile * kTile];
   std::fill(std::begin(zbuf), std::end(zbuf), std::numeric_limits<double>::infinity());
-  std::fill(std::begin(ids), std::end(ids), -1);
   const int64_t col1 = std::min<int64_t>(width, col0 + kTile) - 1, row1 = std::min<int64_t>(height, row0 + kTile) - 1;
+  for (int64_t r = row0; r <= row1; ++r) {
+    const int64_t o = r * width + col0, n = col1 - col0 + 1;
+    std::fill(out_id + o, out_id + o + n, -1);
+    std::fill(out_bary + 2 * o, out_bary + 2 * (o + n), scalar_t(0));
+    std::fill(out_depth + o, out_depth + o + n, scalar_t(0));
+  }
   for (int64_t k = 0; k < count; ++k) {
     const int32_t t = list[k];
     const TriSetup& s = setups[t];
     const int64_t cx0 = std::max<int64_t>(s.x0, col0), cx1 = std::min<int64_t>(s.x1, col1);
     const int64_t ry0 = std::max<int64_t>(s.y0, row0), ry1 = std::min<int64_t>(s.y1, row1);
     for (int64_t r = ry0; r <= ry1; ++r) {
-      const double r0 = s.ey[0] * r + s.ec[0], r1 = s.ey[1] * r + s.ec[1], r2 = s.ey[2] * r + s.ec[2];
-      const int64_t base = (r - row0) * kTile - col0;
-      for (int64_t c = cx0; c <= cx1; ++c) {
-        const double e0 = s.ex[0] * c + r0, e1 = s.ex[1] * c + r1, e2 = s.ex[2] * c + r2;
-        if (e0 < 0.0 || e1 < 0.0 || e2 < 0.0) continue;
-        const double zn = (e0 * s.z[0] + e1 * s.z[1] + e2 * s.z[2]) * s.inv_det;
-        const int64_t i = base + c;
-        if (zn < -1.0 || zn > 1.0 || !(zn < zbuf[i])) continue;  // clipped, or not nearer (ties: lower id stays)
-        const double inv = 1.0 / (e0 + e1 + e2);
-        zbuf[i] = zn;
-        ids[i] = t;
-        bb0[i] = e0 * inv;
-        bb1[i] = e1 * inv;
+      const double rc[3] = {s.ey[0] * r + s.ec[0], s.ey[1] * r + s.ec[1], s.ey[2] * r + s.ec[2]};
+      // The row's covered span solved from the three edge functions, then its ends checked with the exact test
+      // (the span of a convex triangle is an interval, so exact ends make every pixel in between exact too).
+      double lo = static_cast<double>(cx0), hi = static_cast<double>(cx1);
+      bool empty = false;
+      for (int i = 0; i < 3; ++i) {
+        if (s.ex[i] > 0.0)
+          lo = std::max(lo, -rc[i] * s.inv_ex[i]);
+        else if (s.ex[i] < 0.0)
+          hi = std::min(hi, -rc[i] * s.inv_ex[i]);
+        else if (rc[i] < 0.0)
+          empty = true;
       }
-    }
-  }
-  for (int64_t r = row0; r <= row1; ++r) {
-    for (int64_t c = col0; c <= col1; ++c) {
-      const int64_t i = (r - row0) * kTile + (c - col0), o = r * width + c;
-      const bool hit = ids[i] >= 0;
-      out_id[o] = ids[i];
-      out_depth[o] = hit ? static_cast<scalar_t>(zbuf[i]) : scalar_t(0);
-      out_bary[2 * o] = hit ? static_cast<scalar_t>(bb0[i]) : scalar_t(0);
-      out_bary[2 * o + 1] = hit ? static_cast<scalar_t>(bb1[i]) : scalar_t(0);
+      if (empty || !(lo <= hi + 1.0)) continue;
+      auto inside = [&](int64_t c) {
+        return s.ex[0] * c + rc[0] >= 0.0 && s.ex[1] * c + rc[1] >= 0.0 && s.ex[2] * c + rc[2] >= 0.0;
+      };
+      int64_t c0 = fast_ceil(std::min(lo, cx1 + 1.0));
+      int64_t c1 = fast_floor(std::max(hi, cx0 - 1.0));
+      while (c0 > cx0 && inside(c0 - 1)) --c0;
+      while (c0 <= cx1 && !inside(c0)) ++c0;
+      while (c1 < cx1 && inside(c1 + 1)) ++c1;
+      while (c1 >= c0 && !inside(c1)) --c1;
+      double* zrow = zbuf + (r - row0) * kTile - col0;
+      const int64_t orow = r * width;
+      for (int64_t c = c0; c <= c1; ++c) {
+        const double e0 = s.ex[0] * c + rc[0], e1 = s.ex[1] * c + rc[1], e2 = s.ex[2] * c + rc[2];
+        const double zn = (e0 * s.z[0] + e1 * s.z[1] + e2 * s.z[2]) * s.inv_det;
+        if (zn < -1.0 || zn > 1.0 || !(zn < zrow[c])) continue;  // clipped, or not nearer (ties: lower id stays)
+        const double inv = 1.0 / (e0 + e1 + e2);
+        zrow[c] = zn;
+        const int64_t o = orow + c;
+        out_id[o] = t;
+        out_depth[o] = static_cast<scalar_t>(zn);
+        out_bary[2 * o] = static_cast<scalar_t>(e0 * inv);
+        out_bary[2 * o + 1] = static_cast<scalar_t>(e1 * inv);
+      }
     }
   }
 }
