@@ -77,12 +77,29 @@ def _pickle_module(source: str):
     return mod
 
 
+def _torch_load(path: str, pickle_module) -> Any:
+    """torch.load(path, map_location='cpu', pickle_module=pickle_module), made safe on torch 1.13.0.
+
+    Debian's torch 1.13 replaces any ``pickle_module`` by the unrestricted ``pickle`` unless ``weights_only`` is
+    set (fixed upstream in 1.13.1), so the restricted unpickler would silently not be used. Call the reader
+    torch.load dispatches to with our module instead; newer versions keep the same private functions, and where
+    they are missing, torch.load honours pickle_module."""
+    ser = torch.serialization
+    if not all(hasattr(ser, n) for n in ("_is_zipfile", "_open_zipfile_reader", "_load", "_legacy_load")):
+        return torch.load(path, map_location="cpu", pickle_module=pickle_module)
+    with open(path, "rb") as f:
+        if ser._is_zipfile(f):
+            with ser._open_zipfile_reader(f) as zf:
+                return ser._load(zf, "cpu", pickle_module, encoding="utf-8")
+        return ser._legacy_load(f, "cpu", pickle_module, encoding="utf-8")
+
+
 def load_checkpoint(path: str) -> Dict[str, Any]:
     """The checkpoint as a dict (tensors on the CPU; OmegaConf / Lightning objects as stubs)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", pickle_module=_pickle_module(path))
+        ckpt = _torch_load(path, _pickle_module(path))
     except rp.RefusedGlobal:
         raise
     except Exception as e:  # a truncated zip or pickle surfaces as many exception types
@@ -238,10 +255,8 @@ def network_config(sd: Dict[str, torch.Tensor], cfg: Dict[str, Any], source: str
         raise ValueError(f"{source}: prediction_type '{ptype_s}' is not supported (expected exactly one of "
                          "'uv_map', 'normals')")
     kind = kinds[0]
-    name = str(c.get("model.encoder_backbone"))
-    backbone = _derive_backbone(sd, name, source)
     n_views = int(c.get("n_views"))
-    head = {"in_dim": backbone["embed_dim"], "n_views": n_views, "view_embed_dim": int(c.get("model.view_embed_dim", 16)),
+    head = {"in_dim": None, "n_views": n_views, "view_embed_dim": int(c.get("model.view_embed_dim", 16)),
             "embedding_dim": int(c.get("model.embedding_dim")), "num_layers": int(c.get("model.num_layers")),
             "num_heads": int(c.get("model.num_heads")), "mlp_ratio": 4.0, "eps": 1e-5,
             "pred_dim": _PRED_CHANNELS[kind]}
@@ -260,6 +275,9 @@ def network_config(sd: Dict[str, torch.Tensor], cfg: Dict[str, Any], source: str
         problems.append(f"vol_decoder has {max(layers) + 1} layers, the config says num_layers {head['num_layers']}")
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
+    name = str(c.get("model.encoder_backbone"))
+    backbone = _derive_backbone(sd, name, source)
+    head["in_dim"] = backbone["embed_dim"]
     return {"format": "pixel3dmm-network", "version": 1, "prediction_type": kind,
             "image_size": 32 * backbone["patch_size"], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
             "backbone": dict(name=name, **backbone), "head": head}

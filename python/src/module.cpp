@@ -24,4 +24,8 @@ PYBIND11_MODULE(_C, m) {
   bind_core(m);
   auto io = m.def_submodule("io", "Files: safetensors, .npy/.npz, meshes, images, JSON configs");
   bind_io(io);
+  auto nn = m.def_submodule("nn", "The Pixel3DMM network: ViT backbone, prediction head, checkpoint loading");
+  bind_nn(nn);
+  auto predict = m.def_submodule("predict", "Face crop -> UV and normal maps (mirror averaging, official PNGs)");
+  bind_predict(predict);
 }
