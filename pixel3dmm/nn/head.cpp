@@ -61,13 +61,20 @@ void GroupAttBlockImpl::reset() {
   mlp2 = register_module("mlp2", make_mlp(D, hidden));
 }
 
+namespace {
+// x + branch; without autograd in place on the branch's fresh buffer.
+torch::Tensor residual(const torch::Tensor& x, torch::Tensor branch) {
+  return torch::GradMode::is_enabled() ? x + branch : branch.add_(x);
+}
+}  // namespace
+
 torch::Tensor GroupAttBlockImpl::forward(const torch::Tensor& x) {
   auto y = norm1->forward(x);  // replaces the stream (not a pre-norm): the official block does this
-  y = y + self_attn->forward(y);
-  y = y + run_mlp(mlp, norm2->forward(y));
+  y = residual(y, self_attn->forward(y));
+  y = residual(y, run_mlp(mlp, norm2->forward(y)));
   y = norm3->forward(y);
-  y = y + self_attn2->forward(y);
-  return y + run_mlp(mlp2, norm4->forward(y));
+  y = residual(y, self_attn2->forward(y));
+  return residual(y, run_mlp(mlp2, norm4->forward(y)));
 }
 
 VolTransformerImpl::VolTransformerImpl(int64_t in_dim, const GroupAttBlockOptions& block, int64_t num_layers)
@@ -125,15 +132,39 @@ torch::Tensor PredictionHeadImpl::forward(const torch::Tensor& features) {
   // A 2x2 stride-2 transposed convolution is a per-pixel linear map D -> 2*2*D. Applying the three of them (and
   // the final per-pixel linear) to rows kept in hierarchical order (pixel, a1, b1, a2, b2, ...) needs no
   // reshuffling between layers: one permutation at the end puts the sub-pixels in place.
-  const bool no_grad = !torch::GradMode::is_enabled();
-  for (const auto* conv : {&t_conv1, &t_conv2, &t_conv3}) {
-    const auto& weight = (*conv)->weight;  // D_in x D_out x 2 x 2
-    auto W = weight.permute({0, 2, 3, 1}).reshape({D, 4 * D});
-    z = at::addmm((*conv)->bias.repeat({4}), z, W);
-    z = no_grad ? at::gelu_(z) : at::gelu(z);
-    z = z.view({-1, D});
+  std::array<torch::Tensor, 3> W, bias;
+  const torch::nn::ConvTranspose2d* convs[3] = {&t_conv1, &t_conv2, &t_conv3};
+  for (int i = 0; i < 3; ++i) {
+    W[i] = (*convs[i])->weight.permute({0, 2, 3, 1}).reshape({D, 4 * D});  // D_in x (a, b, D_out)
+    bias[i] = (*convs[i])->bias.repeat({4});
   }
-  auto out = token_2_patch_content->forward(z);  // rows x (p, q, c)
+  const auto& Wc = token_2_patch_content->weight;  // 4P x D
+  const auto& bc = token_2_patch_content->bias;
+  torch::Tensor out;
+  if (torch::GradMode::is_enabled()) {
+    for (int i = 0; i < 3; ++i) z = at::gelu(at::addmm(bias[i], z, W[i])).view({-1, D});
+    out = at::addmm(bc, z, Wc.t());
+  } else {
+    // Inference: the first two layers whole, then the last transposed convolution and the final linear on
+    // blocks of rows, so that their 4x and 16x larger intermediates never leave the cache.
+    for (int i = 0; i < 2; ++i) {
+      auto t = at::addmm(bias[i], z, W[i]);
+      at::gelu_(t);
+      z = t.view({-1, D});
+    }
+    out = at::empty({z.size(0) * 4, 4 * P}, z.options());
+    const int64_t rows = z.size(0), block = 512;
+    auto buf = at::empty({block, 4 * D}, z.options());
+    for (int64_t r = 0; r < rows; r += block) {
+      const int64_t n = std::min(block, rows - r);
+      auto y = buf.narrow(0, 0, n);
+      at::addmm_out(y, bias[2], z.narrow(0, r, n), W[2]);
+      at::gelu_(y);
+      auto dst = out.narrow(0, 4 * r, 4 * n);
+      at::addmm_out(dst, bc, y.view({4 * n, D}), Wc.t());
+    }
+  }
+  // rows x (p, q, c) -> the image
   out = out.view({B, h, w, 2, 2, 2, 2, 2, 2, 2, 2, P});
   return out.permute({0, 11, 1, 3, 5, 7, 9, 2, 4, 6, 8, 10}).reshape({B, P, 16 * h, 16 * w});
 }

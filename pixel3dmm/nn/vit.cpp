@@ -135,11 +135,18 @@ void ViTBlockImpl::reset() {
   if (options.layer_scale()) ls2 = register_module("ls2", LayerScale(C, options.layer_scale_init()));
 }
 
+namespace {
+// x + gamma * branch; without autograd in place on the branch's fresh buffer (same arithmetic, no allocation).
+torch::Tensor residual(const torch::Tensor& x, torch::Tensor branch, LayerScale ls) {
+  if (torch::GradMode::is_enabled()) return x + (ls ? ls->forward(branch) : branch);
+  if (ls) branch.mul_(ls->gamma);
+  return branch.add_(x);
+}
+}  // namespace
+
 torch::Tensor ViTBlockImpl::forward(const torch::Tensor& x) {
-  auto a = attn->forward(norm1->forward(x));
-  auto y = x + (ls1 ? ls1->forward(a) : a);
-  auto m = mlp->forward(norm2->forward(y));
-  return y + (ls2 ? ls2->forward(m) : m);
+  auto y = residual(x, attn->forward(norm1->forward(x)), ls1);
+  return residual(y, mlp->forward(norm2->forward(y)), ls2);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
