@@ -35,4 +35,8 @@ PYBIND11_MODULE(_C, m) {
   bind_io(io);
   auto flame = m.def_submodule("flame", "FLAME: model files, the differentiable model, rotations, synthetic model");
   bind_flame(flame);
+  auto nn = m.def_submodule("nn", "The Pixel3DMM network: ViT backbone, prediction head, checkpoint loading");
+  bind_nn(nn);
+  auto predict = m.def_submodule("predict", "Face crop -> UV and normal maps (mirror averaging, official PNGs)");
+  bind_predict(predict);
 }
