@@ -19,9 +19,15 @@ torch::Tensor read_npy(const std::string& path);
 torch::Tensor parse_npy(std::string_view bytes, const std::string& name = "<memory>");
 
 /// Reads every member of an .npz archive (stored or deflated ZIP members, ZIP64 sizes). Keys drop the ".npy".
+/// Each member's CRC-32 is checked; a deflated member's declared size is checked against its compressed size
+/// and the inflated output is bounded by it. Errors name the archive and the member.
 TensorMap read_npz(const std::string& path);
 
-/// Writes a .npy (version 1.0, C order, little endian), atomically.
+/// The same from bytes in memory; `name` is used in error messages.
+TensorMap parse_npz(std::string_view bytes, const std::string& name = "<memory>");
+
+/// Writes a .npy (version 1.0, C order, little endian), atomically. Any device and layout; dtypes Double, Float,
+/// Half, Long, Int, Short, Char, Byte, Bool (BFloat16 has no NumPy dtype: ValueError).
 void write_npy(const std::string& path, const torch::Tensor& tensor);
 
 /// Writes an .npz archive, deflated when `compress` (as np.savez_compressed) else stored (np.savez), atomically.

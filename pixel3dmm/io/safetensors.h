@@ -26,10 +26,18 @@ struct SafetensorsFile {
 /// and the tensor key; missing files raise FileNotFound.
 SafetensorsFile read_safetensors(const std::string& path);
 
-/// The same from bytes in memory; `name` is used in error messages.
+/// Only the `__metadata__` map, reading just the header (which is validated as fully as by read_safetensors,
+/// except that no tensor data is read).
+Metadata read_safetensors_metadata(const std::string& path);
+
+/// The same as read_safetensors from bytes in memory; `name` is used in error messages.
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name = "<memory>");
 
-/// Writes tensors (any device/layout; converted to contiguous CPU) and metadata, atomically.
+/// Writes tensors (any device, strided or sparse; written as dense little-endian CPU data) and metadata,
+/// atomically. The JSON header has its keys sorted and is padded with spaces so the data starts 8-byte aligned;
+/// tensors are laid out by decreasing element size, so every tensor is aligned to its element size. Throws
+/// ValueError for a dtype safetensors lacks (complex, quantized), the reserved key "__metadata__", or names that
+/// are not valid UTF-8.
 void write_safetensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata = {});
 
 /// The bytes write_safetensors would write.
