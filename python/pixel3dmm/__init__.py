@@ -8,6 +8,8 @@ from . import _C
 from ._C import __version__, runtime_info, set_num_threads, measure_gemm_gflops, blas_is_reference
 from . import io
 from . import flame
+from . import nn
+from . import predict
 
 _C.init_runtime()
 
@@ -19,4 +21,6 @@ __all__ = [
     "blas_is_reference",
     "io",
     "flame",
+    "nn",
+    "predict",
 ]

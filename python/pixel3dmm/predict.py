@@ -1,0 +1,57 @@
+"""Face crop -> per-pixel UV coordinates and normals, as the official network inference (mirror averaging
+included), plus the official PNG encodings.
+
+    p = pixel3dmm.predict.Predictor(uv="uv.safetensors", normals="normals.safetensors")
+    out = p.predict(rgb)          # rgb: B x 3 x H x W float32 in [0, 1]
+    out["uv"], out["normals"]     # B x 2 x 512 x 512 in [0, 1] as (u, 1 - v); B x 3 x 512 x 512 unit vectors
+"""
+from typing import Dict, Optional
+
+import torch
+
+from ._C import predict as _predict
+from .nn import Pixel3DMMNet, _cpp
+
+uv_png = _predict.uv_png
+normals_png = _predict.normals_png
+side_by_side_png = _predict.side_by_side_png
+write_png_rgb8 = _predict.write_png_rgb8
+unmirror = _predict.unmirror
+
+
+class Predictor:
+    """Runs the UV and / or normals network on crops with the official mirror test-time averaging.
+
+    Give converted weight paths (``uv=``, ``normals=``) or networks (``uv_net=``, ``normals_net=``); either kind
+    may be left out. ``mirror=False`` skips the averaging; ``batch_mirror`` runs image and mirror as one batch.
+    """
+
+    def __init__(self, uv: Optional[str] = None, normals: Optional[str] = None, *,
+                 uv_net: Optional[Pixel3DMMNet] = None, normals_net: Optional[Pixel3DMMNet] = None,
+                 mirror: bool = True, batch_mirror: bool = True):
+        if uv_net is not None or normals_net is not None:
+            if uv or normals:
+                raise ValueError("Predictor: give weight paths or networks, not both")
+            self._p = _predict.Predictor(None if uv_net is None else _cpp(uv_net),
+                                         None if normals_net is None else _cpp(normals_net),
+                                         mirror=mirror, batch_mirror=batch_mirror)
+        else:
+            self._p = _predict.Predictor(uv or "", normals or "", mirror=mirror, batch_mirror=batch_mirror)
+
+    def predict(self, rgb: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """rgb: B x 3 x H x W float32 in [0, 1] -> {'uv', 'uv_raw', 'normals', 'normals_raw'} (those available)."""
+        return self._p.predict(rgb)
+
+    def prepare(self, rgb: torch.Tensor) -> torch.Tensor:
+        """The network input (Pillow-exact bicubic resize to image_size)."""
+        return self._p.prepare(rgb)
+
+    @property
+    def image_size(self) -> int:
+        return self._p.image_size
+
+    def __repr__(self) -> str:
+        return repr(self._p)
+
+
+__all__ = ["Predictor", "uv_png", "normals_png", "side_by_side_png", "write_png_rgb8", "unmirror"]
