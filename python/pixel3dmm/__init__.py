@@ -7,6 +7,7 @@ import torch  # noqa: F401  (loads LibTorch before the extension that links it)
 from . import _C
 from ._C import __version__, runtime_info, set_num_threads, measure_gemm_gflops, blas_is_reference
 from . import io
+from . import render
 
 _C.init_runtime()
 
@@ -17,4 +18,5 @@ __all__ = [
     "measure_gemm_gflops",
     "blas_is_reference",
     "io",
+    "render",
 ]

@@ -10,5 +10,6 @@ void bind_core(py::module_& m);
 void bind_io(py::module_& m);
 void bind_io_tensors(py::module_& m);
 void bind_io_files(py::module_& m);
+void bind_render(py::module_& m);
 
 }  // namespace pixel3dmm::python

@@ -33,4 +33,7 @@ PYBIND11_MODULE(_C, m) {
   bind_core(m);
   auto io = m.def_submodule("io", "Files: safetensors, .npy/.npz, meshes, images, JSON configs");
   bind_io(io);
+  auto render = m.def_submodule("render", "Camera, differentiable rasteriser (rasterize, interpolate, antialias), "
+                                          "MeshRenderer");
+  bind_render(render);
 }
