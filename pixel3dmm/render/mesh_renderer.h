@@ -37,7 +37,8 @@ struct RenderRequest {
   torch::Tensor normal_vertices;
 };
 
-/// Images of one render call (undefined when not requested). H x W is the camera's image size.
+/// Images of one render call (undefined when not requested). H x W is the camera's image size. The images are
+/// NCHW-shaped views of channels-last storage (what interpolation produces); .contiguous() gives NCHW memory.
 struct RenderOutput {
   RasterOutput raster;          ///< triangle ids, barycentrics, NDC depth, and the clip positions
   torch::Tensor uv;             ///< B x 2 x H x W (u, 1 - v) of the OBJ texture coordinates; background (1, 0)
@@ -86,7 +87,7 @@ class MeshRenderer {
  private:
   torch::Tensor faces_;         // F x 3 int64
   torch::Tensor uv_faces_;      // F x 3 int64
-  torch::Tensor texcoords_;     // T x 2 float32 official texture coordinates (1 - u, 1 - v)
+  torch::Tensor texcoords_;     // T x 2 float32 (u - 1, 1 - v), see the constructor
   torch::Tensor topology_;      // F x 3 int32
   torch::Tensor mask_texture_;  // 1 x C x (Ht + 2) x (Wt + 2) float32, padded by one wrapped texel per side
   torch::Tensor region_masks_;  // V x R float32
