@@ -20,10 +20,10 @@ using namespace pixel3dmm::render;
 void run_table(const TriangleMesh& mesh, const torch::Tensor& topology, const MeshRenderer& renderer) {
   const int64_t V = mesh.vertices.size(0);
   const auto verts = mesh.vertices.unsqueeze(0);
-  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "size", "thr", "raster", "interp", "interp",
-              "r+i f+b", "Mpix/s", "aa", "aa", "renderer");
-  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "", "", "fwd ms", "fwd ms", "bwd ms", "ms",
-              "r+i f+b", "fwd ms", "bwd ms", "f+b ms");
+  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "size", "thr", "raster", "interp", "interp", "r+i f+b",
+              "Mpix/s", "aa", "aa", "renderer");
+  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "", "", "fwd ms", "fwd ms", "bwd ms", "ms", "r+i f+b",
+              "fwd ms", "bwd ms", "f+b ms");
   for (int64_t S : {256, 512}) {
     const Camera camera = Camera::official(S);
     const auto pos = camera.to_clip(verts).detach();
@@ -40,8 +40,9 @@ void run_table(const TriangleMesh& mesh, const torch::Tensor& topology, const Me
       const double interp_ms = bench::median_ms([&] { interpolate(a, r); });
       const auto out = interpolate(a, r);
       // Backward alone: the op's gradients to the attributes and the clip positions for a given output gradient.
-      const double interp_bwd_ms =
-          bench::median_ms([&] { torch::autograd::grad({out}, {a, p}, {grad_out}, /*retain_graph=*/true); });
+      const double interp_bwd_ms = bench::median_ms([&] {
+        torch::autograd::grad({out}, {a, p}, {grad_out}, /*retain_graph=*/true);
+      });
       const double total_ms = bench::median_ms([&] {
         const RasterOutput rr = rasterize(p, mesh.faces, S, S);
         torch::autograd::grad({interpolate(a, rr)}, {a, p}, {grad_out});
@@ -49,8 +50,9 @@ void run_table(const TriangleMesh& mesh, const torch::Tensor& topology, const Me
       const auto color = out.detach().requires_grad_(true);
       const double aa_ms = bench::median_ms([&] { antialias(color, r, topology); });
       const auto aa_out = antialias(color, r, topology);
-      const double aa_bwd_ms = bench::median_ms(
-          [&] { torch::autograd::grad({aa_out}, {color, p}, {grad_out}, /*retain_graph=*/true); });
+      const double aa_bwd_ms = bench::median_ms([&] {
+        torch::autograd::grad({aa_out}, {color, p}, {grad_out}, /*retain_graph=*/true);
+      });
       const auto vg = verts.clone().requires_grad_(true);
       const double render_ms = bench::median_ms([&] {
         const RenderOutput o = renderer.render(vg, camera);

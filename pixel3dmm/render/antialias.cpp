@@ -31,7 +31,8 @@ struct Blend {
 // Blends <-> tensors, to keep them in the autograd context: q (int64), alpha (float64), tri * 8 + edge * 2 + second.
 std::vector<torch::Tensor> pack(const std::vector<Blend>& blends) {
   const int64_t n = static_cast<int64_t>(blends.size());
-  auto q = torch::empty({n}, torch::kInt64), a = torch::empty({n}, torch::kFloat64), m = torch::empty({n}, torch::kInt64);
+  auto q = torch::empty({n}, torch::kInt64), a = torch::empty({n}, torch::kFloat64),
+       m = torch::empty({n}, torch::kInt64);
   for (int64_t i = 0; i < n; ++i) {
     q.data_ptr<int64_t>()[i] = blends[i].q;
     a.data_ptr<double>()[i] = blends[i].alpha;
@@ -53,14 +54,14 @@ std::vector<Blend> unpack(const torch::Tensor& q, const torch::Tensor& a, const 
 // byte with bit i set when edge i is a silhouette and bit 3 when a vertex is at or behind the eye. Silhouette-ness
 // does not depend on the pixel, so it is decided once per triangle here rather than once per pixel pair.
 struct Projection {
-  std::vector<double> xy;       // B x V x 2
-  std::vector<uint8_t> info;    // B x F
+  std::vector<double> xy;     // B x V x 2
+  std::vector<uint8_t> info;  // B x F
   static constexpr uint8_t kBehind = 8;
 };
 
 template <typename scalar_t>
-Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite,
-                        int64_t H, int64_t W) {
+Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite, int64_t H,
+                        int64_t W) {
   const int64_t B = pos.size(0), V = pos.size(1), F = faces.size(0);
   const double xh = 0.5 * W, yh = 0.5 * H;
   Projection pr;
@@ -115,8 +116,8 @@ Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, co
 // Does a silhouette edge of triangle `tri` (covering pixel (px, py)) cross toward the neighbour in direction ds
 // along x (d = 0) or y (d = 1)? Then alpha and the edge index. xy: this batch element's projections; info: its
 // triangles' bytes.
-inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces, int64_t tri, int64_t px,
-                    int64_t py, int d, double ds, double& alpha, int& edge) {
+inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces, int64_t tri, int64_t px, int64_t py,
+                    int d, double ds, double& alpha, int& edge) {
   const uint8_t bits = info[tri];
   if (bits == 0 || (bits & Projection::kBehind)) return false;
   const int64_t* f = faces + 3 * tri;
@@ -218,8 +219,8 @@ void antialias_forward(const torch::Tensor& color, const std::vector<Blend>& ble
 
 template <typename scalar_t>
 void antialias_backward(const torch::Tensor& grad, const torch::Tensor& color, const torch::Tensor& pos,
-                        const torch::Tensor& faces, const std::vector<Blend>& blends, bool need_color,
-                        bool need_pos, torch::Tensor& grad_color, torch::Tensor& grad_pos) {
+                        const torch::Tensor& faces, const std::vector<Blend>& blends, bool need_color, bool need_pos,
+                        torch::Tensor& grad_color, torch::Tensor& grad_pos) {
   const int64_t B = color.size(0), H = color.size(1), W = color.size(2), C = color.size(3), V = pos.size(1);
   const scalar_t* g = grad.data_ptr<scalar_t>();
   const scalar_t* c = color.data_ptr<scalar_t>();

@@ -128,8 +128,8 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
     const auto& nv = request.normal_vertices.defined() ? request.normal_vertices : vertices;
     check_vertices(nv, "MeshRenderer::render: normal_vertices");
     PIXEL3DMM_CHECK(nv.size(1) == num_vertices_ && (nv.size(0) == B || nv.size(0) == 1),
-                    "MeshRenderer::render: normal_vertices: expected shape [", B, ", ", num_vertices_,
-                    ", 3], found ", shape_string(nv.sizes()));
+                    "MeshRenderer::render: normal_vertices: expected shape [", B, ", ", num_vertices_, ", 3], found ",
+                    shape_string(nv.sizes()));
     out.vertex_normals = vertex_normals(nv.to(dtype), faces_);
     attrs.push_back(out.vertex_normals.expand({B, num_vertices_, 3}));
   }

@@ -40,13 +40,13 @@ struct RenderRequest {
 /// Images of one render call (undefined when not requested). H x W is the camera's image size. The images are
 /// NCHW-shaped views of channels-last storage (what interpolation produces); .contiguous() gives NCHW memory.
 struct RenderOutput {
-  RasterOutput raster;          ///< triangle ids, barycentrics, NDC depth, and the clip positions
-  torch::Tensor uv;             ///< B x 2 x H x W (u, 1 - v) of the OBJ texture coordinates; background (1, 0)
-  torch::Tensor normals;        ///< B x 3 x H x W interpolated vertex normals (world axes), not renormalised; 0 bg
-  torch::Tensor mask;           ///< B x C x H x W soft foreground in [0, 1] (C = mask texture channels, else 1)
-  torch::Tensor depth;          ///< B x 1 x H x W camera-space z of the surface (negative in front), 0 on background
-  torch::Tensor regions;        ///< B x R x H x W: 1 where the interpolated per-vertex region mask is > 0, else 0
-  torch::Tensor vertex_normals; ///< B x V x 3 the normals that were interpolated
+  RasterOutput raster;           ///< triangle ids, barycentrics, NDC depth, and the clip positions
+  torch::Tensor uv;              ///< B x 2 x H x W (u, 1 - v) of the OBJ texture coordinates; background (1, 0)
+  torch::Tensor normals;         ///< B x 3 x H x W interpolated vertex normals (world axes), not renormalised; 0 bg
+  torch::Tensor mask;            ///< B x C x H x W soft foreground in [0, 1] (C = mask texture channels, else 1)
+  torch::Tensor depth;           ///< B x 1 x H x W camera-space z of the surface (negative in front), 0 on background
+  torch::Tensor regions;         ///< B x R x H x W: 1 where the interpolated per-vertex region mask is > 0, else 0
+  torch::Tensor vertex_normals;  ///< B x V x 3 the normals that were interpolated
 };
 
 /// Renders a fixed-topology mesh (FLAME's) under a Camera. Holds the topology, the UV layout, the optional UV-space

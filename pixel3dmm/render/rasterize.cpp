@@ -46,9 +46,9 @@ constexpr int kTile = 16;  // tile edge in pixels; a tile's depth/id/barycentric
 // inside iff all three are >= 0, and evaluated directly at pixel indices: e_i(col, row) = ex_i col + ey_i row + ec_i.
 struct TriSetup {
   double ex[3], ey[3], ec[3];
-  double inv_ex[3];  // 1 / ex_i (0 where ex_i = 0): solves a row's span in closed form
-  double z[3];       // clip-space z of the vertices: NDC depth at a pixel = (e . z) / |det|
-  double inv_det;    // 1 / |det M|
+  double inv_ex[3];        // 1 / ex_i (0 where ex_i = 0): solves a row's span in closed form
+  double z[3];             // clip-space z of the vertices: NDC depth at a pixel = (e . z) / |det|
+  double inv_det;          // 1 / |det M|
   int32_t x0, x1, y0, y1;  // inclusive pixel bounding box of the clipped triangle; x0 > x1 when nothing to draw
 };
 
@@ -90,8 +90,7 @@ void setup_triangle(const scalar_t* pos, const int64_t* face, int64_t width, int
   V4 p[3];
   for (int i = 0; i < 3; ++i) {
     const scalar_t* v = pos + face[i] * 4;
-    p[i] = {static_cast<double>(v[0]), static_cast<double>(v[1]), static_cast<double>(v[2]),
-            static_cast<double>(v[3])};
+    p[i] = {static_cast<double>(v[0]), static_cast<double>(v[1]), static_cast<double>(v[2]), static_cast<double>(v[3])};
   }
   // Rows of adj(M): r_i = p_{i+1} x p_{i+2} over (x, y, w).
   double r[3][3];
@@ -161,8 +160,8 @@ inline int64_t fast_ceil(double x) {
 // Draws the binned triangles of one tile (in ascending id order) straight into the outputs, with a tile-local
 // float64 depth buffer for the comparisons.
 template <typename scalar_t>
-void raster_tile(const TriSetup* setups, const int32_t* list, int64_t count, int64_t col0, int64_t row0,
-                 int64_t width, int64_t height, int32_t* out_id, scalar_t* out_bary, scalar_t* out_depth) {
+void raster_tile(const TriSetup* setups, const int32_t* list, int64_t count, int64_t col0, int64_t row0, int64_t width,
+                 int64_t height, int32_t* out_id, scalar_t* out_bary, scalar_t* out_depth) {
   double zbuf[kTile * kTile];
   std::fill(std::begin(zbuf), std::end(zbuf), std::numeric_limits<double>::infinity());
   const int64_t col1 = std::min<int64_t>(width, col0 + kTile) - 1, row1 = std::min<int64_t>(height, row0 + kTile) - 1;

@@ -48,22 +48,22 @@ void bind_render(py::module_& m) {
       "projection (project) is that + (-0.5, +0.5). All methods are differentiable torch operations.");
   camera.def(py::init([](const py::object& focal, const py::object& principal_point, const py::object& rotation,
                          const py::object& translation, int64_t width, int64_t height, double znear, double zfar) {
-                 Camera c;
-                 c.focal = to_tensor(focal);
-                 c.principal_point = to_tensor(principal_point);
-                 c.rotation = to_tensor(rotation);
-                 c.translation = to_tensor(translation);
-                 c.width = width;
-                 c.height = height;
-                 c.znear = znear;
-                 c.zfar = zfar;
-                 c.validate();
-                 return c;
-               }),
-               py::arg("focal"), py::arg("principal_point"), py::arg("rotation"), py::arg("translation"),
-               py::arg("width"), py::arg("height"), py::arg("znear") = 0.1, py::arg("zfar") = 5.0,
-               "focal: B x 1 or B x 2 (/ width); principal_point: B x 2 normalised; rotation: B x 3 x 3; "
-               "translation: B x 3 (world -> OpenGL camera).");
+               Camera c;
+               c.focal = to_tensor(focal);
+               c.principal_point = to_tensor(principal_point);
+               c.rotation = to_tensor(rotation);
+               c.translation = to_tensor(translation);
+               c.width = width;
+               c.height = height;
+               c.znear = znear;
+               c.zfar = zfar;
+               c.validate();
+               return c;
+             }),
+             py::arg("focal"), py::arg("principal_point"), py::arg("rotation"), py::arg("translation"),
+             py::arg("width"), py::arg("height"), py::arg("znear") = 0.1, py::arg("zfar") = 5.0,
+             "focal: B x 1 or B x 2 (/ width); principal_point: B x 2 normalised; rotation: B x 3 x 3; "
+             "translation: B x 3 (world -> OpenGL camera).");
   camera.def_readwrite("focal", &Camera::focal, "B x 1 or B x 2 focal length / image width")
       .def_readwrite("principal_point", &Camera::principal_point, "B x 2 normalised principal point")
       .def_readwrite("rotation", &Camera::rotation, "B x 3 x 3 world -> camera rotation (OpenGL axes)")
@@ -133,8 +133,8 @@ void bind_render(py::module_& m) {
            "B x H x W x 4 (b0, b1, z/w, triangle_id + 1), nvdiffrast's rast tensor.")
       .def("coverage", &RasterOutput::coverage, "B x H x W bool: a triangle covers the pixel.")
       .def("__repr__", [](const RasterOutput& r) {
-        return "RasterOutput(batch=" + std::to_string(r.triangle_id.defined() ? r.triangle_id.size(0) : 0) +
-               ", " + std::to_string(r.height) + "x" + std::to_string(r.width) +
+        return "RasterOutput(batch=" + std::to_string(r.triangle_id.defined() ? r.triangle_id.size(0) : 0) + ", " +
+               std::to_string(r.height) + "x" + std::to_string(r.width) +
                ", faces=" + std::to_string(r.faces.defined() ? r.faces.size(0) : 0) + ")";
       });
   m.def("rasterize", &render::rasterize, py::arg("pos_clip"), py::arg("faces"), py::arg("height"), py::arg("width"),
@@ -176,18 +176,22 @@ void bind_render(py::module_& m) {
         "depth at (trunc v, trunc u) < z + tolerance (the official occlusion test).");
   py::class_<RenderOutput>(m, "RenderOutput", "Images of MeshRenderer.render (NCHW; None when not requested).")
       .def_readonly("raster", &RenderOutput::raster)
-      .def_property_readonly("uv", [](const RenderOutput& o) { return from_tensor(o.uv); },
-                             "B x 2 x H x W (u, 1 - v); background (1, 0)")
-      .def_property_readonly("normals", [](const RenderOutput& o) { return from_tensor(o.normals); },
-                             "B x 3 x H x W interpolated vertex normals, not renormalised; 0 on background")
-      .def_property_readonly("mask", [](const RenderOutput& o) { return from_tensor(o.mask); },
-                             "B x C x H x W soft antialiased foreground")
-      .def_property_readonly("depth", [](const RenderOutput& o) { return from_tensor(o.depth); },
-                             "B x 1 x H x W camera-space z (negative in front), 0 on background")
-      .def_property_readonly("regions", [](const RenderOutput& o) { return from_tensor(o.regions); },
-                             "B x R x H x W {0, 1} region masks")
-      .def_property_readonly("vertex_normals", [](const RenderOutput& o) { return from_tensor(o.vertex_normals); },
-                             "B x V x 3 the interpolated vertex normals")
+      .def_property_readonly(
+          "uv", [](const RenderOutput& o) { return from_tensor(o.uv); }, "B x 2 x H x W (u, 1 - v); background (1, 0)")
+      .def_property_readonly(
+          "normals", [](const RenderOutput& o) { return from_tensor(o.normals); },
+          "B x 3 x H x W interpolated vertex normals, not renormalised; 0 on background")
+      .def_property_readonly(
+          "mask", [](const RenderOutput& o) { return from_tensor(o.mask); },
+          "B x C x H x W soft antialiased foreground")
+      .def_property_readonly(
+          "depth", [](const RenderOutput& o) { return from_tensor(o.depth); },
+          "B x 1 x H x W camera-space z (negative in front), 0 on background")
+      .def_property_readonly(
+          "regions", [](const RenderOutput& o) { return from_tensor(o.regions); }, "B x R x H x W {0, 1} region masks")
+      .def_property_readonly(
+          "vertex_normals", [](const RenderOutput& o) { return from_tensor(o.vertex_normals); },
+          "B x V x 3 the interpolated vertex normals")
       .def("__repr__", [](const RenderOutput& o) {
         return "RenderOutput(uv=" + shape_or_none(o.uv) + ", normals=" + shape_or_none(o.normals) +
                ", mask=" + shape_or_none(o.mask) + ", depth=" + shape_or_none(o.depth) +
@@ -201,13 +205,15 @@ void bind_render(py::module_& m) {
            py::arg("faces"), py::arg("uvs"), py::arg("uv_faces"), py::arg("num_vertices"),
            "faces: F x 3; uvs: T x 2 OBJ texture coordinates (v up); uv_faces: F x 3 into uvs, or None for "
            "per-vertex uvs (T = num_vertices).")
-      .def("set_mask_texture",
-           [](MeshRenderer& r, const py::object& texture) { r.set_mask_texture(to_tensor(texture)); },
-           py::arg("texture"),
-           "C x Ht x Wt (or Ht x Wt) in [0, 1], sampled bilinearly (wrapping) at column (1 - u) W, row (1 - v) H as "
-           "the official renderer does; None clears it (the mask is then the antialiased coverage).")
-      .def("set_region_masks", [](MeshRenderer& r, const py::object& masks) { r.set_region_masks(to_tensor(masks)); },
-           py::arg("masks"), "V x R per-vertex region masks; None clears them.")
+      .def(
+          "set_mask_texture",
+          [](MeshRenderer& r, const py::object& texture) { r.set_mask_texture(to_tensor(texture)); },
+          py::arg("texture"),
+          "C x Ht x Wt (or Ht x Wt) in [0, 1], sampled bilinearly (wrapping) at column (1 - u) W, row (1 - v) H as "
+          "the official renderer does; None clears it (the mask is then the antialiased coverage).")
+      .def(
+          "set_region_masks", [](MeshRenderer& r, const py::object& masks) { r.set_region_masks(to_tensor(masks)); },
+          py::arg("masks"), "V x R per-vertex region masks; None clears them.")
       .def(
           "render",
           [](const MeshRenderer& r, const torch::Tensor& vertices, const Camera& camera, bool uv, bool normals,

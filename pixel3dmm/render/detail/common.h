@@ -33,9 +33,7 @@ void parallel_tasks(int64_t n, const F& fn) {
 
 /// Number of gradient accumulation chunks for `rows` rows of work: one per thread (at most one per row), so a
 /// gradient is bitwise reproducible for a given thread count.
-inline int64_t num_chunks(int64_t rows) {
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-}
+inline int64_t num_chunks(int64_t rows) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows)); }
 
 /// Calls fn(row) for the rows of chunk c: blocks of 8 rows dealt round-robin to the chunks, so that every chunk gets
 /// a share of the busy middle of the image.
