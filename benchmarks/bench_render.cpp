@@ -1,6 +1,8 @@
 // Rasteriser, interpolation and antialiasing on a 10,000-triangle sphere (FLAME has 9,976) filling about half of
 // the image under the official camera, at 256 x 256 and 512 x 512, with 1 and 2 threads.
 // Target (issue 4): rasterise + interpolate, forward + backward, 512 x 512, 2 threads: under 10 ms.
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "bench_util.h"
@@ -10,23 +12,18 @@
 #include "pixel3dmm/render/primitives.h"
 #include "pixel3dmm/render/rasterize.h"
 
-int main() {
-  using namespace pixel3dmm;
-  using namespace pixel3dmm::render;
-  bench::print_header("render: rasterize / interpolate / antialias / MeshRenderer (float32, 10k triangles)");
-  // Projected radius f r / d with f = 3.90625 S, d = 1 m: 0.102 m gives 0.4 S, i.e. pi 0.16 S^2 = half the image.
-  const TriangleMesh mesh = uv_sphere(51, 100, 0.102);
+namespace {
+
+using namespace pixel3dmm;
+using namespace pixel3dmm::render;
+
+void run_table(const TriangleMesh& mesh, const torch::Tensor& topology, const MeshRenderer& renderer) {
   const int64_t V = mesh.vertices.size(0);
   const auto verts = mesh.vertices.unsqueeze(0);
-  const auto topology = edge_topology(mesh.faces, V);
-  MeshRenderer renderer(mesh.faces, mesh.uvs, mesh.uv_faces, V);
-  std::printf("mesh: %lld vertices, %lld triangles\n\n", static_cast<long long>(V),
-              static_cast<long long>(mesh.faces.size(0)));
-
-  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "size", "thr", "raster", "interp", "interp",
-              "r+i f+b", "Mpix/s", "aa", "aa", "renderer");
-  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "", "", "fwd ms", "fwd ms", "bwd ms", "ms",
-              "r+i f+b", "fwd ms", "bwd ms", "f+b ms");
+  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "size", "thr", "raster", "interp", "interp", "r+i f+b",
+              "Mpix/s", "aa", "aa", "renderer");
+  std::printf("%-9s %-3s %8s %8s %8s %9s %9s %8s %8s %10s\n", "", "", "fwd ms", "fwd ms", "bwd ms", "ms", "r+i f+b",
+              "fwd ms", "bwd ms", "f+b ms");
   for (int64_t S : {256, 512}) {
     const Camera camera = Camera::official(S);
     const auto pos = camera.to_clip(verts).detach();
@@ -43,8 +40,9 @@ int main() {
       const double interp_ms = bench::median_ms([&] { interpolate(a, r); });
       const auto out = interpolate(a, r);
       // Backward alone: the op's gradients to the attributes and the clip positions for a given output gradient.
-      const double interp_bwd_ms =
-          bench::median_ms([&] { torch::autograd::grad({out}, {a, p}, {grad_out}, /*retain_graph=*/true); });
+      const double interp_bwd_ms = bench::median_ms([&] {
+        torch::autograd::grad({out}, {a, p}, {grad_out}, /*retain_graph=*/true);
+      });
       const double total_ms = bench::median_ms([&] {
         const RasterOutput rr = rasterize(p, mesh.faces, S, S);
         torch::autograd::grad({interpolate(a, rr)}, {a, p}, {grad_out});
@@ -52,8 +50,9 @@ int main() {
       const auto color = out.detach().requires_grad_(true);
       const double aa_ms = bench::median_ms([&] { antialias(color, r, topology); });
       const auto aa_out = antialias(color, r, topology);
-      const double aa_bwd_ms = bench::median_ms(
-          [&] { torch::autograd::grad({aa_out}, {color, p}, {grad_out}, /*retain_graph=*/true); });
+      const double aa_bwd_ms = bench::median_ms([&] {
+        torch::autograd::grad({aa_out}, {color, p}, {grad_out}, /*retain_graph=*/true);
+      });
       const auto vg = verts.clone().requires_grad_(true);
       const double render_ms = bench::median_ms([&] {
         const RenderOutput o = renderer.render(vg, camera);
@@ -66,6 +65,28 @@ int main() {
     std::printf("  (%lldx%lld: the sphere covers %.1f%% of the pixels)\n", static_cast<long long>(S),
                 static_cast<long long>(S), 100 * coverage);
   }
+}
+
+}  // namespace
+
+int main() {
+  bench::print_header("render: rasterize / interpolate / antialias / MeshRenderer (float32, 10k triangles)");
+  // Projected radius f r / d with f = 3.90625 S, d = 1 m: 0.102 m gives 0.4 S, i.e. pi 0.16 S^2 = half the image.
+  const TriangleMesh mesh = uv_sphere(51, 100, 0.102);
+  const int64_t V = mesh.vertices.size(0);
+  const auto topology = edge_topology(mesh.faces, V);
+  MeshRenderer renderer(mesh.faces, mesh.uvs, mesh.uv_faces, V);
+  std::printf("mesh: %lld vertices, %lld triangles\n\n", static_cast<long long>(V),
+              static_cast<long long>(mesh.faces.size(0)));
+
+  run_table(mesh, topology, renderer);
+  // glibc returns large freed blocks to the OS (munmap / heap trimming), so every call's multi-megabyte outputs
+  // page-fault again, and with several threads each unmap also interrupts the other cores (TLB shootdowns). The
+  // same table with the allocator told to keep freed memory shows that share of the time.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  std::printf("\nagain with mallopt(M_MMAP_THRESHOLD, 32 MiB), mallopt(M_TRIM_THRESHOLD, 1 GiB):\n");
+  run_table(mesh, topology, renderer);
   std::printf(
       "\nraster = rasterize; interp = interpolate of a 3-channel attribute (bwd: to attributes and clip positions);\n"
       "r+i f+b = rasterize + interpolate forward + backward (the issue's target), Mpix/s = its megapixels per second;\n"

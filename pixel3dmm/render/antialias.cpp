@@ -17,25 +17,51 @@ constexpr double kEdgeSlack = 1.0 / 16.0;  // crossings this far outside the pix
 
 inline bool same_sign(double a, double b) { return std::signbit(a) == std::signbit(b); }
 
-// A pixel pair (pixel0, pixel1 = right or lower neighbour) is stored at index 2 * pixel0 + d, d = 0 right, 1 down.
-// code = -1: nothing to do; else edge index (0..2) | 4 when the chosen triangle is pixel1's.
-struct PairData {
-  const int8_t* code;
-  const double* alpha;
+// A blend found by the analysis: pixel pair q = 2 * pixel0 + d (d = 0: pixel1 = right neighbour, 1: lower), the
+// edge (0..2) of the chosen triangle and whether that triangle is pixel1's, and alpha. Only silhouette crossings
+// make blends, so a few thousand per image: they are kept as a list in pair order.
+struct Blend {
+  int64_t q;
+  double alpha;
+  int32_t tri;
+  int16_t edge;
+  int16_t second;  // 1 when the triangle is pixel1's
 };
+
+// Blends <-> tensors, to keep them in the autograd context: q (int64), alpha (float64), tri * 8 + edge * 2 + second.
+std::vector<torch::Tensor> pack(const std::vector<Blend>& blends) {
+  const int64_t n = static_cast<int64_t>(blends.size());
+  auto q = torch::empty({n}, torch::kInt64), a = torch::empty({n}, torch::kFloat64),
+       m = torch::empty({n}, torch::kInt64);
+  for (int64_t i = 0; i < n; ++i) {
+    q.data_ptr<int64_t>()[i] = blends[i].q;
+    a.data_ptr<double>()[i] = blends[i].alpha;
+    m.data_ptr<int64_t>()[i] = int64_t(blends[i].tri) * 8 + blends[i].edge * 2 + blends[i].second;
+  }
+  return {q, a, m};
+}
+std::vector<Blend> unpack(const torch::Tensor& q, const torch::Tensor& a, const torch::Tensor& m) {
+  std::vector<Blend> blends(static_cast<size_t>(q.numel()));
+  for (int64_t i = 0; i < q.numel(); ++i) {
+    const int64_t meta = m.data_ptr<int64_t>()[i];
+    blends[i] = {q.data_ptr<int64_t>()[i], a.data_ptr<double>()[i], static_cast<int32_t>(meta / 8),
+                 static_cast<int16_t>((meta / 2) % 4), static_cast<int16_t>(meta % 2)};
+  }
+  return blends;
+}
 
 // Per batch element: every vertex projected to pixel coordinates (pixel centres at integers), and per triangle a
 // byte with bit i set when edge i is a silhouette and bit 3 when a vertex is at or behind the eye. Silhouette-ness
 // does not depend on the pixel, so it is decided once per triangle here rather than once per pixel pair.
 struct Projection {
-  std::vector<double> xy;       // B x V x 2
-  std::vector<uint8_t> info;    // B x F
+  std::vector<double> xy;     // B x V x 2
+  std::vector<uint8_t> info;  // B x F
   static constexpr uint8_t kBehind = 8;
 };
 
 template <typename scalar_t>
-Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite,
-                        int64_t H, int64_t W) {
+Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite, int64_t H,
+                        int64_t W) {
   const int64_t B = pos.size(0), V = pos.size(1), F = faces.size(0);
   const double xh = 0.5 * W, yh = 0.5 * H;
   Projection pr;
@@ -90,8 +116,8 @@ Projection project_mesh(const torch::Tensor& pos, const torch::Tensor& faces, co
 // Does a silhouette edge of triangle `tri` (covering pixel (px, py)) cross toward the neighbour in direction ds
 // along x (d = 0) or y (d = 1)? Then alpha and the edge index. xy: this batch element's projections; info: its
 // triangles' bytes.
-inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces, int64_t tri, int64_t px,
-                    int64_t py, int d, double ds, double& alpha, int& edge) {
+inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces, int64_t tri, int64_t px, int64_t py,
+                    int d, double ds, double& alpha, int& edge) {
   const uint8_t bits = info[tri];
   if (bits == 0 || (bits & Projection::kBehind)) return false;
   const int64_t* f = faces + 3 * tri;
@@ -125,27 +151,27 @@ inline bool analyse(const double* xy, const uint8_t* info, const int64_t* faces,
 }
 
 template <typename scalar_t>
-void antialias_analyse(const torch::Tensor& pos, const torch::Tensor& faces, const torch::Tensor& opposite,
-                       const torch::Tensor& tri_id, const torch::Tensor& depth, torch::Tensor& code,
-                       torch::Tensor& alpha) {
+std::vector<Blend> antialias_analyse(const torch::Tensor& pos, const torch::Tensor& faces,
+                                     const torch::Tensor& opposite, const torch::Tensor& tri_id,
+                                     const torch::Tensor& depth) {
   const int64_t B = tri_id.size(0), H = tri_id.size(1), W = tri_id.size(2), V = pos.size(1), F = faces.size(0);
   const Projection pr = project_mesh<scalar_t>(pos, faces, opposite, H, W);
   const int32_t* ids = tri_id.data_ptr<int32_t>();
   const scalar_t* z = depth.data_ptr<scalar_t>();
   const int64_t* fd = faces.data_ptr<int64_t>();
-  int8_t* cd = code.data_ptr<int8_t>();
-  double* al = alpha.data_ptr<double>();
-  at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+  // Contiguous row blocks, each with its own list; concatenated in block order the list is in pair order whatever
+  // the thread count.
+  const int64_t rows = B * H, blocks = std::min<int64_t>(rows, 8 * std::max(1, at::get_num_threads()));
+  std::vector<std::vector<Blend>> found(static_cast<size_t>(blocks));
+  detail::parallel_tasks(blocks, [&](int64_t block) {
+    auto& out = found[block];
+    for (int64_t row = rows * block / blocks; row < rows * (block + 1) / blocks; ++row) {
       const int64_t b = row / H, py = row % H;
       const double* xy = pr.xy.data() + b * V * 2;
       const uint8_t* info = pr.info.data() + b * F;
       for (int64_t px = 0; px < W; ++px) {
         const int64_t p0 = row * W + px;
         for (int d = 0; d < 2; ++d) {
-          const int64_t q = 2 * p0 + d;
-          cd[q] = -1;
-          al[q] = 0.0;
           if (d == 0 ? px + 1 >= W : py + 1 >= H) continue;
           const int64_t p1 = p0 + (d == 0 ? 1 : W);
           const int32_t t0 = ids[p0], t1 = ids[p1];
@@ -156,126 +182,105 @@ void antialias_analyse(const torch::Tensor& pos, const torch::Tensor& faces, con
           double a = 0.0;
           int edge = 0;
           if (analyse(xy, info, fd, tri, first ? px : px + (1 - d), first ? py : py + d, d, first ? 1.0 : -1.0, a,
-                      edge)) {
-            cd[q] = static_cast<int8_t>(edge | (first ? 0 : 4));
-            al[q] = a;
-          }
+                      edge))
+            out.push_back({2 * p0 + d, a, static_cast<int32_t>(tri), static_cast<int16_t>(edge),
+                           static_cast<int16_t>(first ? 0 : 1)});
         }
       }
     }
   });
+  std::vector<Blend> all;
+  for (auto& f : found) all.insert(all.end(), f.begin(), f.end());
+  return all;
 }
 
-// Calls fn(pixel0, pixel1, pair index) for the (up to four) pairs that contain pixel p = row * W + px.
-template <typename F>
-inline void for_pairs_of(int64_t row, int64_t px, int64_t H, int64_t W, const F& fn) {
-  const int64_t p = row * W + px, py = row % H;
-  if (px + 1 < W) fn(p, p + 1, 2 * p);
-  if (py + 1 < H) fn(p, p + W, 2 * p + 1);
-  if (px > 0) fn(p - 1, p, 2 * (p - 1));
-  if (py > 0) fn(p - W, p, 2 * (p - W) + 1);
+// Pixel indices of a blend: pixel0, pixel1 and the one whose colour changes.
+struct BlendPixels {
+  int64_t p0, p1, target;
+};
+inline BlendPixels pixels_of(const Blend& bl, int64_t W) {
+  const int64_t p0 = bl.q >> 1, p1 = p0 + ((bl.q & 1) ? W : 1);
+  return {p0, p1, bl.alpha > 0.0 ? p0 : p1};
 }
 
+// out = color, then out[target] += alpha (c1 - c0) per blend, in list order (deterministic); c is the input colour.
 template <typename scalar_t>
-void antialias_forward(const torch::Tensor& color, const PairData& pairs, torch::Tensor& out) {
-  const int64_t B = color.size(0), H = color.size(1), W = color.size(2), C = color.size(3);
+void antialias_forward(const torch::Tensor& color, const std::vector<Blend>& blends, torch::Tensor& out) {
+  const int64_t W = color.size(2), C = color.size(3);
   const scalar_t* c = color.data_ptr<scalar_t>();
   scalar_t* o = out.data_ptr<scalar_t>();
-  at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      for (int64_t px = 0; px < W; ++px) {
-        const int64_t p = row * W + px;
-        scalar_t* op = o + p * C;
-        std::copy(c + p * C, c + (p + 1) * C, op);
-        for_pairs_of(row, px, H, W, [&](int64_t p0, int64_t p1, int64_t q) {
-          if (pairs.code[q] < 0) return;
-          const double a = pairs.alpha[q];
-          if ((a > 0.0 ? p0 : p1) != p) return;
-          for (int64_t k = 0; k < C; ++k)
-            op[k] += static_cast<scalar_t>(a * (static_cast<double>(c[p1 * C + k]) - static_cast<double>(c[p0 * C + k])));
-        });
-      }
-    }
-  });
+  for (const Blend& bl : blends) {
+    const BlendPixels px = pixels_of(bl, W);
+    for (int64_t k = 0; k < C; ++k)
+      o[px.target * C + k] += static_cast<scalar_t>(
+          bl.alpha * (static_cast<double>(c[px.p1 * C + k]) - static_cast<double>(c[px.p0 * C + k])));
+  }
 }
 
 template <typename scalar_t>
 void antialias_backward(const torch::Tensor& grad, const torch::Tensor& color, const torch::Tensor& pos,
-                        const torch::Tensor& faces, const torch::Tensor& tri_id, const PairData& pairs,
-                        bool need_color, bool need_pos, torch::Tensor& grad_color, torch::Tensor& grad_pos) {
+                        const torch::Tensor& faces, const std::vector<Blend>& blends, bool need_color, bool need_pos,
+                        torch::Tensor& grad_color, torch::Tensor& grad_pos) {
   const int64_t B = color.size(0), H = color.size(1), W = color.size(2), C = color.size(3), V = pos.size(1);
   const scalar_t* g = grad.data_ptr<scalar_t>();
   const scalar_t* c = color.data_ptr<scalar_t>();
-  const int32_t* ids = tri_id.data_ptr<int32_t>();
   const int64_t* fc = faces.data_ptr<int64_t>();
   const double xh = 0.5 * W, yh = 0.5 * H;
-  if (need_color) grad_color = torch::empty_like(color);
-  scalar_t* gc = need_color ? grad_color.data_ptr<scalar_t>() : nullptr;
-  const int64_t rows = B * H, chunks = detail::num_chunks(rows);
-  auto acc = torch::zeros({need_pos ? chunks : 0, B * V * 4}, torch::TensorOptions().dtype(torch::kFloat64));
-  detail::parallel_tasks(chunks, [&](int64_t chunk) {
-    double* gp = need_pos ? acc.data_ptr<double>() + chunk * B * V * 4 : nullptr;
-    detail::for_chunk_rows(chunk, chunks, rows, [&](int64_t row) {
-      const int64_t b = row / H, py = row % H;
-      const scalar_t* pb = pos.data_ptr<scalar_t>() + b * V * 4;
-      for (int64_t px = 0; px < W; ++px) {
-        const int64_t p = row * W + px;
-        if (need_color) {
-          // out[t] = c[t] + a (c1 - c0)  =>  dc0 -= a g[t], dc1 += a g[t].
-          scalar_t* dst = gc + p * C;
-          std::copy(g + p * C, g + (p + 1) * C, dst);
-          for_pairs_of(row, px, H, W, [&](int64_t p0, int64_t p1, int64_t q) {
-            if (pairs.code[q] < 0) return;
-            const double a = pairs.alpha[q];
-            const scalar_t* gt = g + (a > 0.0 ? p0 : p1) * C;
-            const double s = p == p0 ? -a : a;
-            for (int64_t k = 0; k < C; ++k) dst[k] += static_cast<scalar_t>(s * static_cast<double>(gt[k]));
-          });
-        }
-        if (!need_pos) continue;
-        for (int d = 0; d < 2; ++d) {
-          const int64_t q = 2 * p + d;
-          const int8_t code = pairs.code[q];
-          const double a = pairs.alpha[q];
-          if (code < 0 || std::abs(a) >= 0.5) continue;  // saturated: dc was clamped, no position gradient
-          const int64_t p0 = p, p1 = p + (d == 0 ? 1 : W);
-          const scalar_t* gt = g + (a > 0.0 ? p0 : p1) * C;
-          double dd = 0.0;  // dL/dalpha
-          for (int64_t k = 0; k < C; ++k)
-            dd += static_cast<double>(gt[k]) * (static_cast<double>(c[p1 * C + k]) - static_cast<double>(c[p0 * C + k]));
-          if (dd == 0.0) continue;
-          const bool first = (code & 4) == 0;
-          const int64_t tri = ids[first ? p0 : p1];
-          const int64_t rx = first ? px : px + (1 - d), ry = first ? py : py + d;
-          const int edge = code & 3;
-          const int64_t va = fc[3 * tri + (edge + 1) % 3], vb = fc[3 * tri + (edge + 2) % 3];
-          const scalar_t* A = pb + va * 4;
-          const scalar_t* Bv = pb + vb * 4;
-          const double wa = A[3], wb = Bv[3];
-          const double Xa = A[0] / wa, Ya = A[1] / wa, Xb = Bv[0] / wb, Yb = Bv[1] / wb;
-          double xa = (Xa + 1.0) * xh - rx - 0.5, ya = (Ya + 1.0) * yh - ry - 0.5;
-          double xb = (Xb + 1.0) * xh - rx - 0.5, yb = (Yb + 1.0) * yh - ry - 0.5;
-          if (d) std::swap(xa, ya), std::swap(xb, yb);
-          // Crossing of the edge with the pair's axis: I = (xa yb - xb ya) / (yb - ya); alpha = ds/2 - I.
-          const double D = yb - ya;
-          const double I = (xa * yb - xb * ya) / D;
-          double gxa = -dd * yb / D, gxb = dd * ya / D;             // dL/dx (x along the pair's axis)
-          double gya = -dd * (I - xb) / D, gyb = -dd * (xa - I) / D;  // dL/dy (across it)
-          if (d) std::swap(gxa, gya), std::swap(gxb, gyb);
-          // Back from pixel space to clip space: x = (X / w + 1) W/2 - ..., y likewise.
-          double* ga = gp + (b * V + va) * 4;
-          double* gb = gp + (b * V + vb) * 4;
-          ga[0] += gxa * xh / wa;
-          ga[1] += gya * yh / wa;
-          ga[3] -= (gxa * xh * Xa + gya * yh * Ya) / wa;
-          gb[0] += gxb * xh / wb;
-          gb[1] += gyb * yh / wb;
-          gb[3] -= (gxb * xh * Xb + gyb * yh * Yb) / wb;
-        }
+  if (need_color) {
+    // out[t] = c[t] + a (c1 - c0)  =>  dc0 -= a g[t], dc1 += a g[t] (g is the incoming gradient, unmodified).
+    grad_color = grad.clone();
+    scalar_t* gc = grad_color.data_ptr<scalar_t>();
+    for (const Blend& bl : blends) {
+      const BlendPixels px = pixels_of(bl, W);
+      for (int64_t k = 0; k < C; ++k) {
+        const double v = bl.alpha * static_cast<double>(g[px.target * C + k]);
+        gc[px.p0 * C + k] -= static_cast<scalar_t>(v);
+        gc[px.p1 * C + k] += static_cast<scalar_t>(v);
       }
-    });
-  });
-  if (need_pos) grad_pos = acc.sum(0).to(pos.scalar_type()).view({B, V, 4});
+    }
+  }
+  if (!need_pos) return;
+  std::vector<double> acc(static_cast<size_t>(B * V * 4), 0.0);
+  for (const Blend& bl : blends) {
+    if (std::abs(bl.alpha) >= 0.5) continue;  // saturated: dc was clamped, no position gradient
+    const BlendPixels px = pixels_of(bl, W);
+    double dd = 0.0;  // dL/dalpha
+    for (int64_t k = 0; k < C; ++k)
+      dd += static_cast<double>(g[px.target * C + k]) *
+            (static_cast<double>(c[px.p1 * C + k]) - static_cast<double>(c[px.p0 * C + k]));
+    if (dd == 0.0) continue;
+    const int d = static_cast<int>(bl.q & 1);
+    const int64_t ref = bl.second ? px.p1 : px.p0;  // the pixel whose triangle was analysed
+    const int64_t b = ref / (H * W), ry = (ref / W) % H, rx = ref % W;
+    const int64_t t = bl.tri;
+    const int64_t va = fc[3 * t + (bl.edge + 1) % 3], vb = fc[3 * t + (bl.edge + 2) % 3];
+    const scalar_t* pb = pos.data_ptr<scalar_t>() + b * V * 4;
+    const scalar_t* A = pb + va * 4;
+    const scalar_t* Bv = pb + vb * 4;
+    const double wa = A[3], wb = Bv[3];
+    const double Xa = A[0] / wa, Ya = A[1] / wa, Xb = Bv[0] / wb, Yb = Bv[1] / wb;
+    double xa = (Xa + 1.0) * xh - rx - 0.5, ya = (Ya + 1.0) * yh - ry - 0.5;
+    double xb = (Xb + 1.0) * xh - rx - 0.5, yb = (Yb + 1.0) * yh - ry - 0.5;
+    if (d) std::swap(xa, ya), std::swap(xb, yb);
+    // Crossing of the edge with the pair's axis: I = (xa yb - xb ya) / (yb - ya); alpha = ds/2 - I.
+    const double D = yb - ya;
+    const double I = (xa * yb - xb * ya) / D;
+    double gxa = -dd * yb / D, gxb = dd * ya / D;               // dL/dx (x along the pair's axis)
+    double gya = -dd * (I - xb) / D, gyb = -dd * (xa - I) / D;  // dL/dy (across it)
+    if (d) std::swap(gxa, gya), std::swap(gxb, gyb);
+    // Back from pixel space to clip space: x = (X / w + 1) W/2 - ..., y likewise.
+    double* ga = acc.data() + (b * V + va) * 4;
+    double* gb = acc.data() + (b * V + vb) * 4;
+    ga[0] += gxa * xh / wa;
+    ga[1] += gya * yh / wa;
+    ga[3] -= (gxa * xh * Xa + gya * yh * Ya) / wa;
+    gb[0] += gxb * xh / wb;
+    gb[1] += gyb * yh / wb;
+    gb[3] -= (gxb * xh * Xb + gyb * yh * Yb) / wb;
+  }
+  grad_pos = torch::empty({B, V, 4}, pos.options().requires_grad(false));
+  scalar_t* gp = grad_pos.data_ptr<scalar_t>();
+  for (size_t i = 0; i < acc.size(); ++i) gp[i] = static_cast<scalar_t>(acc[i]);
 }
 
 class AntialiasFunction : public torch::autograd::Function<AntialiasFunction> {
@@ -285,15 +290,14 @@ class AntialiasFunction : public torch::autograd::Function<AntialiasFunction> {
                                const torch::Tensor& opposite) {
     const auto c = color.contiguous();
     const auto pos = pos_clip.contiguous();
-    const int64_t B = tri_id.size(0), H = tri_id.size(1), W = tri_id.size(2);
-    auto code = torch::empty({B, H, W, 2}, torch::TensorOptions().dtype(torch::kInt8));
-    auto alpha = torch::empty({B, H, W, 2}, torch::TensorOptions().dtype(torch::kFloat64));
-    auto out = torch::empty_like(c);
+    auto out = c.clone();
+    std::vector<Blend> blends;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "antialias", [&] {
-      antialias_analyse<scalar_t>(pos, faces, opposite, tri_id, depth, code, alpha);
-      antialias_forward<scalar_t>(c, PairData{code.data_ptr<int8_t>(), alpha.data_ptr<double>()}, out);
+      blends = antialias_analyse<scalar_t>(pos, faces, opposite, tri_id, depth);
+      antialias_forward<scalar_t>(c, blends, out);
     });
-    ctx->save_for_backward({c, pos, tri_id, faces, code, alpha});
+    auto packed = pack(blends);
+    ctx->save_for_backward({c, pos, faces, packed[0], packed[1], packed[2]});
     return out;
   }
 
@@ -303,10 +307,10 @@ class AntialiasFunction : public torch::autograd::Function<AntialiasFunction> {
     torch::Tensor grad_color, grad_pos;
     if (grads[0].defined() && (need_color || need_pos)) {
       const auto g = grads[0].contiguous();
-      const PairData pairs{saved[4].data_ptr<int8_t>(), saved[5].data_ptr<double>()};
+      const std::vector<Blend> blends = unpack(saved[3], saved[4], saved[5]);
       AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "antialias_backward", [&] {
-        antialias_backward<scalar_t>(g, saved[0], saved[1], saved[3], saved[2], pairs, need_color, need_pos,
-                                     grad_color, grad_pos);
+        antialias_backward<scalar_t>(g, saved[0], saved[1], saved[2], blends, need_color, need_pos, grad_color,
+                                     grad_pos);
       });
     }
     return {grad_color, grad_pos, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};

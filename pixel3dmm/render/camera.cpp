@@ -11,9 +11,7 @@ namespace {
 namespace idx = torch::indexing;
 
 // Flips the y and z axes: OpenGL camera <-> OpenCV camera.
-torch::Tensor flip_yz(const torch::TensorOptions& options) {
-  return torch::tensor({1.0, -1.0, -1.0}, options);
-}
+torch::Tensor flip_yz(const torch::TensorOptions& options) { return torch::tensor({1.0, -1.0, -1.0}, options); }
 
 void check_points(const torch::Tensor& points, const char* what) {
   PIXEL3DMM_CHECK(points.defined(), "Camera::", what, ": points are undefined");
@@ -67,8 +65,7 @@ void Camera::validate() const {
     PIXEL3DMM_CHECK(t.size(0) == 1 || t.size(0) == b, "Camera.", name, ": batch size ", t.size(0),
                     " does not broadcast to ", b);
   PIXEL3DMM_CHECK(width > 0 && height > 0, "Camera: image size must be positive, found ", width, "x", height);
-  PIXEL3DMM_CHECK(znear > 0 && znear < zfar, "Camera: expected 0 < znear < zfar, found znear=", znear,
-                  " zfar=", zfar);
+  PIXEL3DMM_CHECK(znear > 0 && znear < zfar, "Camera: expected 0 < znear < zfar, found znear=", znear, " zfar=", zfar);
 }
 
 Camera Camera::to(torch::ScalarType dtype) const {

@@ -42,11 +42,10 @@ void interpolate_forward(const torch::Tensor& attr, const torch::Tensor& tri_id,
 }
 
 // Per batch element and triangle, M^-1 with M = [[x0 x1 x2], [y0 y1 y2], [w0 w1 w2]] (row-major, 9 doubles; zero for
-// a singular M, which covers no pixel).
+// a singular M, which covers no pixel), written to minv (B * F * 9 values).
 template <typename scalar_t>
-std::vector<double> inverse_matrices(const torch::Tensor& pos, const torch::Tensor& faces) {
+void inverse_matrices(const torch::Tensor& pos, const torch::Tensor& faces, double* minv) {
   const int64_t B = pos.size(0), V = pos.size(1), F = faces.size(0);
-  std::vector<double> minv(static_cast<size_t>(B * F * 9), 0.0);
   const scalar_t* pd = pos.data_ptr<scalar_t>();
   const int64_t* fd = faces.data_ptr<int64_t>();
   at::parallel_for(0, B * F, 1024, [&](int64_t begin, int64_t end) {
@@ -69,12 +68,26 @@ std::vector<double> inverse_matrices(const torch::Tensor& pos, const torch::Tens
         r[i][2] = a[0] * b[1] - a[1] * b[0];
       }
       const double det = p[0][0] * r[0][0] + p[0][1] * r[0][1] + p[0][2] * r[0][2];
-      if (det == 0.0) continue;
+      const double inv = det != 0.0 ? 1.0 / det : 0.0;
       for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) minv[k * 9 + i * 3 + j] = r[i][j] / det;
+        for (int j = 0; j < 3; ++j) minv[k * 9 + i * 3 + j] = r[i][j] * inv;
     }
   });
-  return minv;
+}
+
+// Sums `chunks` consecutive buffers of n doubles into a new tensor of `shape` and dtype scalar_t.
+template <typename scalar_t>
+torch::Tensor reduce_chunks(const double* acc, int64_t chunks, int64_t n, c10::IntArrayRef shape) {
+  torch::Tensor out = torch::empty(shape, torch::TensorOptions().dtype(c10::CppTypeToScalarType<scalar_t>::value));
+  scalar_t* o = out.data_ptr<scalar_t>();
+  at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      double sum = 0.0;
+      for (int64_t c = 0; c < chunks; ++c) sum += acc[c * n + i];
+      o[i] = static_cast<scalar_t>(sum);
+    }
+  });
+  return out;
 }
 
 template <typename scalar_t>
@@ -85,11 +98,15 @@ void interpolate_backward(const torch::Tensor& grad, const torch::Tensor& attr, 
   const int64_t B = tri_id.size(0), H = tri_id.size(1), W = tri_id.size(2);
   const int64_t Ba = attr.size(0), V = attr.size(1), C = attr.size(2);
   const int64_t Vp = pos.size(1), F = pos_faces.size(0);
-  const std::vector<double> minv = need_pos ? inverse_matrices<scalar_t>(pos, pos_faces) : std::vector<double>();
   const int64_t rows = B * H, chunks = detail::num_chunks(rows);
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  auto acc_attr = torch::zeros({need_attr ? chunks : 0, Ba * V * C}, f64);
-  auto acc_pos = torch::zeros({need_pos ? chunks : 0, B * Vp * 4}, f64);
+  const int64_t n_attr = Ba * V * C, n_pos = B * Vp * 4;
+  // Thread-owned scratch (see detail::scratch): per-chunk accumulators and the per-triangle inverses.
+  double* minv = need_pos ? detail::scratch(static_cast<size_t>(B * F * 9), 0) : nullptr;
+  double* acc_attr = need_attr ? detail::scratch(static_cast<size_t>(chunks * n_attr), 1) : nullptr;
+  double* acc_pos = need_pos ? detail::scratch(static_cast<size_t>(chunks * n_pos), 2) : nullptr;
+  if (need_pos) inverse_matrices<scalar_t>(pos, pos_faces, minv);
+  if (need_attr) std::fill(acc_attr, acc_attr + chunks * n_attr, 0.0);
+  if (need_pos) std::fill(acc_pos, acc_pos + chunks * n_pos, 0.0);
   const scalar_t* g = grad.data_ptr<scalar_t>();
   const scalar_t* a = attr.data_ptr<scalar_t>();
   const int32_t* ids = tri_id.data_ptr<int32_t>();
@@ -97,8 +114,8 @@ void interpolate_backward(const torch::Tensor& grad, const torch::Tensor& attr, 
   const int64_t* fa = attr_faces.data_ptr<int64_t>();
   const int64_t* fp = pos_faces.data_ptr<int64_t>();
   detail::parallel_tasks(chunks, [&](int64_t chunk) {
-    double* ga = need_attr ? acc_attr.data_ptr<double>() + chunk * Ba * V * C : nullptr;
-    double* gp = need_pos ? acc_pos.data_ptr<double>() + chunk * B * Vp * 4 : nullptr;
+    double* ga = need_attr ? acc_attr + chunk * n_attr : nullptr;
+    double* gp = need_pos ? acc_pos + chunk * n_pos : nullptr;
     // Consecutive pixels mostly share a triangle: sums over such a run are accumulated locally and scattered to the
     // vertices once per run. For the positions, dL/dp_j = -M^-T sum_pixels b_j r with r = g - (g . b) 1, so the run
     // keeps T_jk = sum b_j r_k and multiplies by M^-T at the end.
@@ -116,7 +133,7 @@ void interpolate_backward(const torch::Tensor& grad, const torch::Tensor& attr, 
         }
       }
       if (need_pos) {
-        const double* m = minv.data() + (run_b * F + t) * 9;
+        const double* m = minv + (run_b * F + t) * 9;
         for (int j = 0; j < 3; ++j) {
           double* dst = gp + (run_b * Vp + fp[3 * t + j]) * 4;
           const double* tj = run_pos[j];
@@ -167,9 +184,8 @@ void interpolate_backward(const torch::Tensor& grad, const torch::Tensor& attr, 
       flush();
     });
   });
-  const auto opts = attr.options();
-  if (need_attr) grad_attr = acc_attr.sum(0).to(opts.dtype()).view({Ba, V, C});
-  if (need_pos) grad_pos = acc_pos.sum(0).to(opts.dtype()).view({B, Vp, 4});
+  if (need_attr) grad_attr = reduce_chunks<scalar_t>(acc_attr, chunks, n_attr, {Ba, V, C});
+  if (need_pos) grad_pos = reduce_chunks<scalar_t>(acc_pos, chunks, n_pos, {B, Vp, 4});
 }
 
 class InterpolateFunction : public torch::autograd::Function<InterpolateFunction> {
@@ -207,16 +223,17 @@ class InterpolateFunction : public torch::autograd::Function<InterpolateFunction
 torch::Tensor interpolate(const torch::Tensor& attr, const RasterOutput& raster, const torch::Tensor& faces) {
   PIXEL3DMM_CHECK(raster.triangle_id.defined() && raster.pos_clip.defined(), "interpolate: empty raster output");
   PIXEL3DMM_CHECK(attr.defined(), "interpolate: attributes are undefined");
-  PIXEL3DMM_CHECK(attr.dim() == 2 || attr.dim() == 3, "interpolate: attributes: expected shape [B, V, C] or [V, C], "
-                  "found ", shape_string(attr.sizes()));
+  PIXEL3DMM_CHECK(attr.dim() == 2 || attr.dim() == 3,
+                  "interpolate: attributes: expected shape [B, V, C] or [V, C], "
+                  "found ",
+                  shape_string(attr.sizes()));
   const auto a = attr.dim() == 2 ? attr.unsqueeze(0) : attr;
   const int64_t B = raster.triangle_id.size(0);
   PIXEL3DMM_CHECK(a.size(0) == 1 || a.size(0) == B, "interpolate: attributes: batch size ", a.size(0),
                   " does not match the raster's ", B);
   check_dtype(a, raster.bary.scalar_type(), "interpolate: attributes (must match the clip positions)");
   PIXEL3DMM_CHECK(a.device().is_cpu(), "interpolate: attributes must be a CPU tensor, found ", a.device());
-  const auto attr_faces =
-      faces.defined() ? detail::checked_faces(faces, a.size(1), "interpolate") : raster.faces;
+  const auto attr_faces = faces.defined() ? detail::checked_faces(faces, a.size(1), "interpolate") : raster.faces;
   PIXEL3DMM_CHECK(attr_faces.size(0) == raster.faces.size(0), "interpolate: faces: expected ", raster.faces.size(0),
                   " faces (as rasterised), found ", attr_faces.size(0));
   if (!faces.defined() && raster.faces.numel() > 0)

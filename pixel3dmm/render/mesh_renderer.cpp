@@ -66,8 +66,11 @@ MeshRenderer::MeshRenderer(const torch::Tensor& faces, const torch::Tensor& uvs,
     uv_faces_ = faces_;
   }
   check_finite(uvs, "MeshRenderer: uvs");
-  // The official renderer interpolates (1 - u, 1 - v) and reads its mask texture with them.
-  texcoords_ = (1.0 - uvs.detach().to(torch::kFloat32)).contiguous();
+  // The official renderer interpolates texc = (1 - u, 1 - v) (0 on background), reads its mask texture with it and
+  // outputs (1 - texc_u, texc_v). Interpolating (u - 1, 1 - v) instead gives both with one add / multiply:
+  // uv = T + (1, 0) (background (1, 0), as there) and texc = T * (-1, 1).
+  const auto u = uvs.detach().to(torch::kFloat32);
+  texcoords_ = torch::stack({u.select(1, 0) - 1.0, 1.0 - u.select(1, 1)}, 1).contiguous();
   topology_ = edge_topology(faces_, num_vertices);
 }
 
@@ -106,6 +109,7 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
                   " vertices, found ", vertices.size(1));
   const auto dtype = vertices.scalar_type();
   const Camera camera = camera_in.to(dtype);
+  const auto opts = vertices.options().requires_grad(false);
   const int64_t H = camera.height, W = camera.width;
   RenderOutput out;
   const auto pos_clip = camera.to_clip(vertices).to(dtype);
@@ -113,13 +117,10 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
   const int64_t B = pos_clip.size(0);
   const auto covered = out.raster.coverage().unsqueeze(-1).to(dtype);  // B x H x W x 1
 
-  torch::Tensor texc;  // B x H x W x 2 official texture coordinates
+  torch::Tensor shifted;  // B x H x W x 2: (u - 1, 1 - v) interpolated, 0 on background
   if (request.uv || (request.mask && mask_texture_.defined()))
-    texc = interpolate(texcoords_.to(dtype), out.raster, uv_faces_);
-  if (request.uv) {
-    // (1 - texc_u, texc_v) = (u, 1 - v); background texc = 0 gives (1, 0), as in the official renderer.
-    out.uv = torch::stack({1.0 - texc.select(3, 0), texc.select(3, 1)}, 1);
-  }
+    shifted = interpolate(texcoords_.to(dtype), out.raster, uv_faces_);
+  if (request.uv) out.uv = (shifted + torch::tensor({1.0, 0.0}, opts)).permute({0, 3, 1, 2});
 
   // Every per-vertex attribute in one interpolation: [normals (3) | camera z (1) | regions (R)].
   std::vector<torch::Tensor> attrs;
@@ -127,12 +128,13 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
     const auto& nv = request.normal_vertices.defined() ? request.normal_vertices : vertices;
     check_vertices(nv, "MeshRenderer::render: normal_vertices");
     PIXEL3DMM_CHECK(nv.size(1) == num_vertices_ && (nv.size(0) == B || nv.size(0) == 1),
-                    "MeshRenderer::render: normal_vertices: expected shape [", B, ", ", num_vertices_,
-                    ", 3], found ", shape_string(nv.sizes()));
+                    "MeshRenderer::render: normal_vertices: expected shape [", B, ", ", num_vertices_, ", 3], found ",
+                    shape_string(nv.sizes()));
     out.vertex_normals = vertex_normals(nv.to(dtype), faces_);
     attrs.push_back(out.vertex_normals.expand({B, num_vertices_, 3}));
   }
-  if (request.depth) attrs.push_back(camera.world_to_camera(vertices).to(dtype).narrow(2, 2, 1).expand({B, -1, 1}));
+  // The projection's last row is (0, 0, -1, 0): w_clip = -z_camera, so the camera z is already at hand.
+  if (request.depth) attrs.push_back(-pos_clip.narrow(2, 3, 1));
   const bool regions = request.regions && region_masks_.defined() && region_masks_.size(1) > 0;
   if (regions) attrs.push_back(region_masks_.to(dtype).unsqueeze(0).expand({B, -1, -1}));
   if (!attrs.empty()) {
@@ -148,8 +150,9 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
     if (mask_texture_.defined()) {
       const int64_t Hp = mask_texture_.size(2), Wp = mask_texture_.size(3);
       // texel-centre coordinate u * size - 0.5, shifted by the one-texel pad, normalised for align_corners=false.
-      const auto gx = (2.0 * texc.select(3, 0) * (Wp - 2) + 2.0) / Wp - 1.0;
-      const auto gy = (2.0 * texc.select(3, 1) * (Hp - 2) + 2.0) / Hp - 1.0;
+      // texc = (1 - u, 1 - v) = (-shifted_u, shifted_v), 0 on background (masked below anyway).
+      const auto gx = (-2.0 * shifted.select(3, 0) * (Wp - 2) + 2.0) / Wp - 1.0;
+      const auto gy = (2.0 * shifted.select(3, 1) * (Hp - 2) + 2.0) / Hp - 1.0;
       const auto grid = torch::stack({gx, gy}, 3).reshape({1, B * H, W, 2});
       const auto sampled = F::grid_sample(mask_texture_.to(dtype), grid,
                                           F::GridSampleFuncOptions()

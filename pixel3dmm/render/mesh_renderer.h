@@ -37,15 +37,16 @@ struct RenderRequest {
   torch::Tensor normal_vertices;
 };
 
-/// Images of one render call (undefined when not requested). H x W is the camera's image size.
+/// Images of one render call (undefined when not requested). H x W is the camera's image size. The images are
+/// NCHW-shaped views of channels-last storage (what interpolation produces); .contiguous() gives NCHW memory.
 struct RenderOutput {
-  RasterOutput raster;          ///< triangle ids, barycentrics, NDC depth, and the clip positions
-  torch::Tensor uv;             ///< B x 2 x H x W (u, 1 - v) of the OBJ texture coordinates; background (1, 0)
-  torch::Tensor normals;        ///< B x 3 x H x W interpolated vertex normals (world axes), not renormalised; 0 bg
-  torch::Tensor mask;           ///< B x C x H x W soft foreground in [0, 1] (C = mask texture channels, else 1)
-  torch::Tensor depth;          ///< B x 1 x H x W camera-space z of the surface (negative in front), 0 on background
-  torch::Tensor regions;        ///< B x R x H x W: 1 where the interpolated per-vertex region mask is > 0, else 0
-  torch::Tensor vertex_normals; ///< B x V x 3 the normals that were interpolated
+  RasterOutput raster;           ///< triangle ids, barycentrics, NDC depth, and the clip positions
+  torch::Tensor uv;              ///< B x 2 x H x W (u, 1 - v) of the OBJ texture coordinates; background (1, 0)
+  torch::Tensor normals;         ///< B x 3 x H x W interpolated vertex normals (world axes), not renormalised; 0 bg
+  torch::Tensor mask;            ///< B x C x H x W soft foreground in [0, 1] (C = mask texture channels, else 1)
+  torch::Tensor depth;           ///< B x 1 x H x W camera-space z of the surface (negative in front), 0 on background
+  torch::Tensor regions;         ///< B x R x H x W: 1 where the interpolated per-vertex region mask is > 0, else 0
+  torch::Tensor vertex_normals;  ///< B x V x 3 the normals that were interpolated
 };
 
 /// Renders a fixed-topology mesh (FLAME's) under a Camera. Holds the topology, the UV layout, the optional UV-space
@@ -86,7 +87,7 @@ class MeshRenderer {
  private:
   torch::Tensor faces_;         // F x 3 int64
   torch::Tensor uv_faces_;      // F x 3 int64
-  torch::Tensor texcoords_;     // T x 2 float32 official texture coordinates (1 - u, 1 - v)
+  torch::Tensor texcoords_;     // T x 2 float32 (u - 1, 1 - v), see the constructor
   torch::Tensor topology_;      // F x 3 int32
   torch::Tensor mask_texture_;  // 1 x C x (Ht + 2) x (Wt + 2) float32, padded by one wrapped texel per side
   torch::Tensor region_masks_;  // V x R float32

@@ -10,6 +10,7 @@ from . import io
 from . import flame
 from . import nn
 from . import predict
+from . import render
 
 _C.init_runtime()
 
@@ -23,4 +24,5 @@ __all__ = [
     "flame",
     "nn",
     "predict",
+    "render",
 ]

@@ -13,5 +13,6 @@ void bind_io_files(py::module_& m);
 void bind_flame(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_predict(py::module_& m);
+void bind_render(py::module_& m);
 
 }  // namespace pixel3dmm::python

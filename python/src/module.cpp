@@ -39,4 +39,7 @@ PYBIND11_MODULE(_C, m) {
   bind_nn(nn);
   auto predict = m.def_submodule("predict", "Face crop -> UV and normal maps (mirror averaging, official PNGs)");
   bind_predict(predict);
+  auto render = m.def_submodule("render", "Camera, differentiable rasteriser (rasterize, interpolate, antialias), "
+                                          "MeshRenderer");
+  bind_render(render);
 }

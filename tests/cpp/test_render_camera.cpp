@@ -53,8 +53,8 @@ TEST_CASE("official camera: intrinsics and the clip matrix of spec 2.2 and 2.5",
   CHECK(k[1][2].item<double>() == Approx(128.5));
   const auto p = c.projection_matrix()[0].to(torch::kDouble);
   const double S = 256, fx = 1000, cx = 128.5, n = 0.1, f = 5.0;
-  const auto expected = torch::tensor({2 * fx / S, 0.0, (S - 2 * cx) / S, 0.0,  //
-                                       0.0, -2 * fx / S, (S - 2 * cx) / S, 0.0,  //
+  const auto expected = torch::tensor({2 * fx / S, 0.0, (S - 2 * cx) / S, 0.0,              //
+                                       0.0, -2 * fx / S, (S - 2 * cx) / S, 0.0,             //
                                        0.0, 0.0, -(f + n) / (f - n), -2 * f * n / (f - n),  //
                                        0.0, 0.0, -1.0, 0.0},
                                       torch::kDouble)
@@ -90,8 +90,8 @@ TEST_CASE("analytic projection = raster position + (-0.5, +0.5) px, and matches 
     const auto X = clip.select(2, 0) / clip.select(2, 3), Y = clip.select(2, 1) / clip.select(2, 3);
     require_close(raster.select(2, 0), ((X + 1) * w - 1) / 2, 1e-9);
     require_close(raster.select(2, 1), ((Y + 1) * h - 1) / 2, 1e-9);
-    require_close(clip, torch::matmul(torch::cat({pts, torch::ones({2, 50, 1}, torch::kDouble)}, 2),
-                                      c.mvp().transpose(1, 2)),
+    require_close(clip,
+                  torch::matmul(torch::cat({pts, torch::ones({2, 50, 1}, torch::kDouble)}, 2), c.mvp().transpose(1, 2)),
                   1e-12);
   }
 }
@@ -100,7 +100,8 @@ TEST_CASE("the rasteriser draws a surface point at Camera::project_raster", "[re
   // Interpolating world positions at a pixel gives the surface point seen through that pixel's centre; its raster
   // projection must be the pixel's integer coordinates.
   const Camera c = random_camera(3, 40, 30, 1);
-  const auto verts = torch::tensor({-0.3, -0.25, 0.05, 0.35, -0.2, -0.1, 0.0, 0.3, 0.02}, torch::kDouble).view({1, 3, 3});
+  const auto verts =
+      torch::tensor({-0.3, -0.25, 0.05, 0.35, -0.2, -0.1, 0.0, 0.3, 0.02}, torch::kDouble).view({1, 3, 3});
   const auto faces = torch::tensor({0, 1, 2}, torch::kInt64).view({1, 3});
   const auto r = rasterize(c.to_clip(verts), faces, c.height, c.width);
   const auto world = interpolate(verts, r);  // 1 x H x W x 3
@@ -181,8 +182,11 @@ TEST_CASE("camera validation names the field and both shapes", "[render][camera]
   c = Camera::official(64);
   c.znear = 6;
   require_throws_with<ValueError>([&] { c.validate(); }, {"znear"});
-  require_throws_with<ValueError>([&] { Camera::official(64).project(torch::zeros({1, 4, 2})); },
-                                  {"points", "[*, *, 3]", "[1, 4, 2]"});
+  require_throws_with<ValueError>(
+      [&] {
+        Camera::official(64).project(torch::zeros({1, 4, 2}));
+      },
+      {"points", "[*, *, 3]", "[1, 4, 2]"});
   OpenCVCamera cv = Camera::official(64).to_opencv();
   cv.K[0][0][1] = 3.0;
   require_throws_with<ValueError>([&] { Camera::from_opencv(cv, 64, 64); }, {"skew"});

@@ -108,12 +108,10 @@ TEST_CASE("interpolate: shared attributes (V x C), separate attribute faces, flo
   const auto a = corner.clone().requires_grad_(true), p = s.pos.clone().requires_grad_(true);
   loss(a, p).backward();
   REQUIRE(a.grad().sizes() == corner.sizes());
-  require_grad_close(a.grad(), numeric_grad([&](const torch::Tensor& x) { return loss(x, s.pos).item<double>(); },
-                                            corner),
-                     1e-7);
-  require_grad_close(p.grad(), numeric_grad([&](const torch::Tensor& x) { return loss(corner, x).item<double>(); },
-                                            s.pos),
-                     1e-6);
+  require_grad_close(a.grad(),
+                     numeric_grad([&](const torch::Tensor& x) { return loss(x, s.pos).item<double>(); }, corner), 1e-7);
+  require_grad_close(p.grad(),
+                     numeric_grad([&](const torch::Tensor& x) { return loss(corner, x).item<double>(); }, s.pos), 1e-6);
   // float32 kernels agree with float64 ones.
   const auto a32 = corner.to(torch::kFloat32).requires_grad_(true);
   const auto p32 = s.pos.to(torch::kFloat32).requires_grad_(true);
@@ -153,9 +151,8 @@ TEST_CASE("antialias: gradients w.r.t. colour and clip positions match finite di
     loss(c, p).backward();
     INFO("seed " << seed);
     if (seed == 11)  // linear in the colour: one seed is enough
-      require_grad_close(c.grad(),
-                         numeric_grad([&](const torch::Tensor& x) { return loss(x, s.pos).item<double>(); }, color),
-                         1e-7);
+      require_grad_close(
+          c.grad(), numeric_grad([&](const torch::Tensor& x) { return loss(x, s.pos).item<double>(); }, color), 1e-7);
     const auto num_pos = numeric_grad([&](const torch::Tensor& x) { return loss(color, x).item<double>(); }, s.pos);
     require_close(p.grad(), num_pos, 1e-6 * (1 + num_pos.abs().max().item<double>()));
     nonzero_pos_grads += num_pos.abs().max().item<double>() > 1e-2;

@@ -34,8 +34,8 @@ TEST_CASE("uv_sphere: closed, outward-facing, FLAME-sized at 51 x 100", "[render
 
 TEST_CASE("vertex_normals: area-weighted sum of face normals, normalised", "[render][mesh]") {
   // Vertex 0 is shared by a big triangle in the z = 0 plane and a small one in the x = 0 plane.
-  const auto v = torch::tensor({0., 0., 0., 2., 0., 0., 0., 2., 0., 0., 0., 0.5, 0., 0.5, 0.}, torch::kDouble)
-                     .view({1, 5, 3});
+  const auto v =
+      torch::tensor({0., 0., 0., 2., 0., 0., 0., 2., 0., 0., 0., 0.5, 0., 0.5, 0.}, torch::kDouble).view({1, 5, 3});
   const auto f = torch::tensor({0, 1, 2, 0, 3, 4}, torch::kInt64).view({2, 3});
   const auto n = vertex_normals(v, f)[0];
   // Face normals (unnormalised): (0, 0, 4) and (0, 0.5, 0) x ... = cross((0,0,.5), (0,.5,0)) = (-0.25, 0, 0).
@@ -57,9 +57,8 @@ TEST_CASE("MeshRenderer renders UV, normals, mask, depth and regions of a sphere
   Scene s;
   MeshRenderer renderer(s.mesh.faces, s.mesh.uvs, s.mesh.uv_faces, s.mesh.vertices.size(0));
   // Region 0: the front hemisphere (z > 0); region 1: nothing.
-  const auto regions =
-      torch::stack({(s.mesh.vertices.select(1, 2) > 0.02).to(torch::kFloat32), torch::zeros({s.mesh.vertices.size(0)})},
-                   1);
+  const auto regions = torch::stack(
+      {(s.mesh.vertices.select(1, 2) > 0.02).to(torch::kFloat32), torch::zeros({s.mesh.vertices.size(0)})}, 1);
   renderer.set_region_masks(regions);
   const auto verts = s.mesh.vertices.unsqueeze(0).repeat({2, 1, 1});
   const RenderOutput out = renderer.render(verts, s.camera);
@@ -81,8 +80,8 @@ TEST_CASE("MeshRenderer renders UV, normals, mask, depth and regions of a sphere
   CHECK((out.depth[0][0].masked_select(bg) == 0).all().item<bool>());
   // At the optical axis (pixel (S/2, S/2) is half a pixel right/below of it): the sphere's front point.
   const int64_t c = S / 2;
-  CHECK(out.uv[0][0][c][c].item<double>() == Approx(0.5).margin(0.02));    // u = 0.5 faces the camera
-  CHECK(out.uv[0][1][c][c].item<double>() == Approx(0.5).margin(0.02));    // 1 - v at the equator
+  CHECK(out.uv[0][0][c][c].item<double>() == Approx(0.5).margin(0.02));  // u = 0.5 faces the camera
+  CHECK(out.uv[0][1][c][c].item<double>() == Approx(0.5).margin(0.02));  // 1 - v at the equator
   CHECK(out.normals[0][2][c][c].item<double>() == Approx(1.0).margin(0.02));
   CHECK(out.depth[0][0][c][c].item<double>() == Approx(-(1.0 - 0.12)).margin(0.002));
   // Upright image: the north pole (v = 1, so 1 - v = 0) is at the top rows.

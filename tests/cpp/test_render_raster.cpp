@@ -65,8 +65,7 @@ std::vector<SubTri> clip_triangle(const P4 p[3]) {
 // Reference rasteriser. For each clipped sub-triangle (all w > 0 after clipping, or w = 0 at a degenerate corner),
 // 2D barycentrics of the projected corners decide coverage; perspective correction gives the sub-triangle's
 // clip-space weights, mapped back to the original triangle.
-std::vector<RefPixel> reference(const torch::Tensor& pos, const torch::Tensor& faces, int64_t b, int64_t H,
-                                int64_t W) {
+std::vector<RefPixel> reference(const torch::Tensor& pos, const torch::Tensor& faces, int64_t b, int64_t H, int64_t W) {
   const auto P = pos.to(torch::kDouble).contiguous();
   const auto Fc = faces.to(torch::kLong).contiguous();
   std::vector<RefPixel> px(static_cast<size_t>(H * W));
@@ -114,8 +113,8 @@ std::vector<RefPixel> reference(const torch::Tensor& pos, const torch::Tensor& f
           }
           const bool near_edge = lmin < 1e-9 || std::min({bo[0], bo[1], bo[2]}) < 1e-9;
           if (lmin < 0 && !near_edge) continue;
-          hits[r * W + c].push_back({lmin >= 0 ? z / w : std::numeric_limits<double>::quiet_NaN(), bo[0], bo[1],
-                                     int(t), near_edge});
+          hits[r * W + c].push_back(
+              {lmin >= 0 ? z / w : std::numeric_limits<double>::quiet_NaN(), bo[0], bo[1], int(t), near_edge});
         }
     }
   }
@@ -216,8 +215,8 @@ TEST_CASE("rasterize matches the brute-force reference on random meshes", "[rend
     CHECK(c.id_mismatch == 0);
     CHECK(c.max_bary_err < 1e-5);
     CHECK(c.max_depth_err < 1e-5);
-    CHECK(c.covered > 300);                       // the test exercises real coverage...
-    CHECK(c.ambiguous * 100 < c.compared);        // ...and few exact ties
+    CHECK(c.covered > 300);                 // the test exercises real coverage...
+    CHECK(c.ambiguous * 100 < c.compared);  // ...and few exact ties
   }
 }
 
@@ -236,8 +235,8 @@ TEST_CASE("rasterize clips triangles crossing the near and far planes exactly", 
   CHECK(r.depth.abs().max().item<double>() <= 1.0);
 
   // A single triangle with one vertex behind the camera: drawn, but only where the hit point is in front.
-  const auto tri = torch::tensor({-0.5, -0.5, 0.0, 1.0, 0.5, -0.5, 0.0, 1.0, 0.2, -0.9, -3.0, -1.0}, torch::kDouble)
-                       .view({1, 3, 4});
+  const auto tri =
+      torch::tensor({-0.5, -0.5, 0.0, 1.0, 0.5, -0.5, 0.0, 1.0, 0.2, -0.9, -3.0, -1.0}, torch::kDouble).view({1, 3, 4});
   const auto f1 = torch::tensor({0, 1, 2}, torch::kInt64).view({1, 3});
   const auto r1 = rasterize(tri, f1, 32, 32);
   const Comparison c1 = compare(r1, tri, f1);
@@ -272,7 +271,8 @@ TEST_CASE("rasterize edge cases: empty, degenerate, back-facing, off-screen", "[
     const auto r = rasterize(quad, deg, 20, 20);
     CHECK((r.triangle_id >= 0).sum().item<int64_t>() == 0);
     // Collinear vertices.
-    const auto line = torch::tensor({-0.5, -0.5, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0}, f64).view({1, 3, 4});
+    const auto line =
+        torch::tensor({-0.5, -0.5, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0}, f64).view({1, 3, 4});
     CHECK((rasterize(line, front, 20, 20).triangle_id >= 0).sum().item<int64_t>() == 0);
   }
   SECTION("off-screen meshes draw nothing") {
@@ -316,10 +316,16 @@ TEST_CASE("rasterize is deterministic across thread counts and batch elements ar
 TEST_CASE("rasterize rejects bad input with clear messages", "[render][raster]") {
   const auto pos = torch::zeros({1, 3, 4});
   const auto faces = torch::tensor({0, 1, 2}, torch::kInt32).view({1, 3});
-  require_throws_with<ValueError>([&] { rasterize(torch::zeros({1, 3, 3}), faces, 8, 8); },
-                                  {"pos_clip", "[*, *, 4]", "[1, 3, 3]"});
-  require_throws_with<ValueError>([&] { rasterize(pos, torch::tensor({0, 1, 3}).view({1, 3}), 8, 8); },
-                                  {"face indices", "[0, 3)", "[0, 3]"});
+  require_throws_with<ValueError>(
+      [&] {
+        rasterize(torch::zeros({1, 3, 3}), faces, 8, 8);
+      },
+      {"pos_clip", "[*, *, 4]", "[1, 3, 3]"});
+  require_throws_with<ValueError>(
+      [&] {
+        rasterize(pos, torch::tensor({0, 1, 3}).view({1, 3}), 8, 8);
+      },
+      {"face indices", "[0, 3)", "[0, 3]"});
   require_throws_with<ValueError>([&] { rasterize(pos, faces.to(torch::kFloat), 8, 8); }, {"faces", "Float"});
   require_throws_with<ValueError>([&] { rasterize(pos, faces, 0, 8); }, {"image size"});
   auto bad = pos.clone();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
@@ -32,9 +33,7 @@ void parallel_tasks(int64_t n, const F& fn) {
 
 /// Number of gradient accumulation chunks for `rows` rows of work: one per thread (at most one per row), so a
 /// gradient is bitwise reproducible for a given thread count.
-inline int64_t num_chunks(int64_t rows) {
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-}
+inline int64_t num_chunks(int64_t rows) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows)); }
 
 /// Calls fn(row) for the rows of chunk c: blocks of 8 rows dealt round-robin to the chunks, so that every chunk gets
 /// a share of the busy middle of the image.
@@ -43,6 +42,16 @@ void for_chunk_rows(int64_t c, int64_t chunks, int64_t rows, const F& fn) {
   constexpr int64_t kBlock = 8;
   for (int64_t start = c * kBlock; start < rows; start += chunks * kBlock)
     for (int64_t r = start; r < std::min(rows, start + kBlock); ++r) fn(r);
+}
+
+/// A float64 scratch buffer of at least n values owned by the calling thread, one per `slot` (0..3), kept between
+/// calls. Large per-call buffers that go back to the OS cost page faults and, with several threads, TLB shootdowns
+/// on every call; reusing them avoids that. Not zeroed. Valid until the same thread asks for the slot again.
+inline double* scratch(size_t n, int slot) {
+  thread_local std::vector<double> buffers[4];
+  auto& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
 }
 
 /// faces: F x 3 integer -> contiguous int64 copy, every index checked to lie in [0, num_vertices).
