@@ -13,7 +13,7 @@ PACKAGES=(
   libopenblas0-pthread
   # Python side (Debian's /usr/bin/python3 and its torch)
   python3 python3-dev python3-torch python3-numpy python3-pytest python3-venv python3-setuptools python3-wheel
-  python3-pip
+  python3-pip python3-nbclient python3-nbformat python3-ipykernel
 )
 
 missing=()

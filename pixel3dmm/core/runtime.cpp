@@ -38,6 +38,17 @@ std::string classify_blas(const std::string& path) {
   return "unknown";
 }
 
+/// OpenBLAS's pthreads build keeps its own thread pool, sized to the core count and untouched by
+/// torch::set_num_threads. Beside LibTorch's pool it oversubscribes the cores and turns a skinny GEMM such as
+/// FLAME's skinning (5023 x 5 x 24) from 0.03 ms into several ms, so the two are kept in step.
+void set_blas_threads(int n) {
+  using SetThreads = void (*)(int);
+  void* sym = ::dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+  if (sym == nullptr)
+    if (void* lib = ::dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD)) sym = ::dlsym(lib, "openblas_set_num_threads");
+  if (sym != nullptr) reinterpret_cast<SetThreads>(sym)(n);
+}
+
 }  // namespace
 
 RuntimeInfo runtime_info() {
@@ -58,6 +69,7 @@ bool blas_is_reference() { return classify_blas(sgemm_provider()) == "reference"
 void set_num_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
+  set_blas_threads(n);
 }
 
 void init_runtime() {

@@ -22,7 +22,7 @@ RuntimeInfo runtime_info();
 /// True when LibTorch's sgemm_ resolves to the reference (netlib) BLAS: ~25x slower than OpenBLAS here.
 bool blas_is_reference();
 
-/// Sets LibTorch's intra-op thread count; n <= 0 means "all hardware threads".
+/// Sets LibTorch's intra-op thread count, and OpenBLAS's own pool to the same; n <= 0 means "all hardware threads".
 void set_num_threads(int n);
 
 /// Once per process: threads from $PIXEL3DMM_NUM_THREADS (else the core count; Debian's LibTorch starts with

@@ -19,8 +19,8 @@
 namespace pixel3dmm::io {
 namespace {
 
-using pixel3dmm::detail::concat;
 using detail::ByteSource;
+using pixel3dmm::detail::concat;
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::uint64_t kMagicSize = 6;
@@ -35,16 +35,20 @@ struct PyValue {
   std::string str;
   int64_t integer = 0;
   bool boolean = false;
-  std::vector<PyValue> items;      // tuple, list, dict values
-  std::vector<std::string> keys;   // dict keys
+  std::vector<PyValue> items;     // tuple, list, dict values
+  std::vector<std::string> keys;  // dict keys
 };
 
 std::string repr(const PyValue& v) {
   switch (v.kind) {
-    case PyValue::kStr: return "'" + v.str + "'";
-    case PyValue::kInt: return std::to_string(v.integer);
-    case PyValue::kBool: return v.boolean ? "True" : "False";
-    case PyValue::kNone: return "None";
+    case PyValue::kStr:
+      return "'" + v.str + "'";
+    case PyValue::kInt:
+      return std::to_string(v.integer);
+    case PyValue::kBool:
+      return v.boolean ? "True" : "False";
+    case PyValue::kNone:
+      return "None";
     case PyValue::kDict: {
       std::string s = "{";
       for (size_t i = 0; i < v.items.size(); ++i) s += (i ? ", '" : "'") + v.keys[i] + "': " + repr(v.items[i]);
@@ -74,8 +78,8 @@ class LiteralParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw FormatError(concat(file_, ": header is not a valid Python literal, ", what, " at character ", pos_,
-                             " of '", text_.substr(0, 200), "'"));
+    throw FormatError(concat(file_, ": header is not a valid Python literal, ", what, " at character ", pos_, " of '",
+                             text_.substr(0, 200), "'"));
   }
   void skip_space() {
     while (pos_ < text_.size() && std::strchr(" \t\r\n", text_[pos_]) && text_[pos_] != '\0') ++pos_;
@@ -127,9 +131,9 @@ class LiteralParser {
         }
       }
     } else {
-      for (const auto& [word, kind, b] : {std::tuple{"True", PyValue::kBool, true},
-                                          std::tuple{"False", PyValue::kBool, false},
-                                          std::tuple{"None", PyValue::kNone, false}}) {
+      for (const auto& [word, kind, b] :
+           {std::tuple{"True", PyValue::kBool, true}, std::tuple{"False", PyValue::kBool, false},
+            std::tuple{"None", PyValue::kNone, false}}) {
         if (text_.substr(pos_, std::strlen(word)) == word) {
           pos_ += std::strlen(word);
           v.kind = kind;
@@ -176,7 +180,7 @@ class LiteralParser {
 // --- dtypes ---
 
 struct NpyType {
-  const char* descr;  // as written (little-endian form)
+  const char* descr;         // as written (little-endian form)
   torch::ScalarType stored;  // the bytes in the file, as torch reads them
   torch::ScalarType result;  // what the reader returns (bools are normalised, u2/u4 widened)
 };
@@ -232,15 +236,16 @@ void byteswap(torch::Tensor& t) {
       for (int64_t i = 0; i < n; ++i) p[i] = __builtin_bswap64(p[i]);
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 
 const PyValue& dict_get(const std::string& file, const PyValue& dict, const char* key) {
   for (size_t i = 0; i < dict.keys.size(); ++i)
     if (dict.keys[i] == key) return dict.items[i];
-  throw FormatError(concat(file, ": header lacks the key '", key, "', expected descr, fortran_order and shape, found ",
-                           repr(dict)));
+  throw FormatError(
+      concat(file, ": header lacks the key '", key, "', expected descr, fortran_order and shape, found ", repr(dict)));
 }
 
 torch::Tensor read_npy_from(const ByteSource& src) {
@@ -267,8 +272,9 @@ torch::Tensor read_npy_from(const ByteSource& src) {
   PIXEL3DMM_CHECK_FORMAT(header_len <= src.size() - prefix, file,
                          "header length runs past the end of the file, expected at most ", src.size() - prefix,
                          " bytes, found ", header_len);
-  PIXEL3DMM_CHECK_FORMAT(header_len <= kMaxHeaderBytes, file, "header is larger than any plain array needs, expected at most ",
-                         kMaxHeaderBytes, " bytes, found ", header_len);
+  PIXEL3DMM_CHECK_FORMAT(header_len <= kMaxHeaderBytes, file,
+                         "header is larger than any plain array needs, expected at most ", kMaxHeaderBytes,
+                         " bytes, found ", header_len);
 
   const std::string text = src.read_string(prefix, header_len);
   const PyValue header = LiteralParser(text, file).parse();
@@ -282,9 +288,8 @@ torch::Tensor read_npy_from(const ByteSource& src) {
   const PyValue& shape_v = dict_get(file, header, "shape");
   std::vector<int64_t> shape;
   const bool shape_ok = shape_v.kind == PyValue::kTuple &&
-                        std::all_of(shape_v.items.begin(), shape_v.items.end(), [](const PyValue& d) {
-                          return d.kind == PyValue::kInt && d.integer >= 0;
-                        });
+                        std::all_of(shape_v.items.begin(), shape_v.items.end(),
+                                    [](const PyValue& d) { return d.kind == PyValue::kInt && d.integer >= 0; });
   PIXEL3DMM_CHECK_FORMAT(shape_ok, file, "shape must be a tuple of non-negative integers, found ", repr(shape_v));
   for (const PyValue& d : shape_v.items) shape.push_back(d.integer);
 
@@ -324,15 +329,24 @@ torch::Tensor read_npy_from(const ByteSource& src) {
 
 std::string npy_descr(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kDouble: return "<f8";
-    case torch::kFloat: return "<f4";
-    case torch::kHalf: return "<f2";
-    case torch::kLong: return "<i8";
-    case torch::kInt: return "<i4";
-    case torch::kShort: return "<i2";
-    case torch::kChar: return "|i1";
-    case torch::kByte: return "|u1";
-    case torch::kBool: return "|b1";
+    case torch::kDouble:
+      return "<f8";
+    case torch::kFloat:
+      return "<f4";
+    case torch::kHalf:
+      return "<f2";
+    case torch::kLong:
+      return "<i8";
+    case torch::kInt:
+      return "<i4";
+    case torch::kShort:
+      return "<i2";
+    case torch::kChar:
+      return "|i1";
+    case torch::kByte:
+      return "|u1";
+    case torch::kBool:
+      return "|b1";
     default:
       throw ValueError(concat("dtype ", t.scalar_type(), " has no NumPy equivalent, expected one of Double, Float, ",
                               "Half, Long, Int, Short, Char, Byte, Bool (convert BFloat16 with .float())"));
@@ -432,6 +446,7 @@ void write_npz(const std::string& path, const TensorMap& arrays, bool compress) 
   std::vector<std::pair<torch::Tensor, std::string>> members;  // dense data, .npy header
   for (const auto& [key, t] : arrays) {
     PIXEL3DMM_CHECK(t.defined(), path, ": array '", key, "' is undefined");
+    PIXEL3DMM_CHECK(detail::is_valid_utf8(key), path, ": array name '", key, "' is not valid UTF-8");
     torch::Tensor dense = detail::dense_cpu(t);
     try {
       members.emplace_back(dense, npy_header(dense));

@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <tuple>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "pixel3dmm/core/atomic_file.h"
@@ -19,8 +20,8 @@ namespace pixel3dmm::io {
 namespace {
 
 using json = nlohmann::json;
-using pixel3dmm::detail::concat;
 using detail::ByteSource;
+using pixel3dmm::detail::concat;
 
 // The reference implementation refuses headers above 100 MB; so do we, before reading one.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
@@ -82,10 +83,10 @@ Entry parse_entry(const std::string& file, const std::string& key, const json& v
 
   // nlohmann parses non-negative integers as number_unsigned; negatives and fractions are another type.
   const json& shape = v["shape"];
-  const bool shape_ok = shape.is_array() && std::all_of(shape.begin(), shape.end(), [](const json& d) {
-                          return d.is_number_unsigned() &&
-                                 d.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int64_t>::max());
-                        });
+  const bool shape_ok =
+      shape.is_array() && std::all_of(shape.begin(), shape.end(), [](const json& d) {
+        return d.is_number_unsigned() && d.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int64_t>::max());
+      });
   if (!shape_ok) fail("shape must be a list of non-negative integers, found ", shape.dump());
   for (const json& d : shape) e.shape.push_back(static_cast<int64_t>(d.get<std::uint64_t>()));
 
@@ -99,8 +100,8 @@ Entry parse_entry(const std::string& file, const std::string& key, const json& v
   const auto nbytes = detail::checked_nbytes(e.shape, e.dtype->size);
   if (!nbytes) fail("shape ", shape_string(e.shape), " x ", e.dtype->name, " is larger than 2^64 bytes");
   if (e.end > data_size)
-    fail("data_offsets ", offsets_string(e.begin, e.end), " run past the end of the data section, expected end <= ",
-         data_size, ", found ", e.end);
+    fail("data_offsets ", offsets_string(e.begin, e.end),
+         " run past the end of the data section, expected end <= ", data_size, ", found ", e.end);
   if (e.end - e.begin != *nbytes)
     fail("byte range ", offsets_string(e.begin, e.end), " does not match shape ", shape_string(e.shape), " x ",
          e.dtype->name, ", expected ", *nbytes, " bytes, found ", e.end - e.begin);
@@ -121,7 +122,8 @@ Metadata parse_metadata(const std::string& file, const json& v) {
 // whose length is checked against the file size first.
 Header parse_header(const ByteSource& src) {
   const std::string& file = src.name();
-  PIXEL3DMM_CHECK_FORMAT(src.size() >= 8, file, "file too short for a safetensors header length, expected at least 8 bytes, found ",
+  PIXEL3DMM_CHECK_FORMAT(src.size() >= 8, file,
+                         "file too short for a safetensors header length, expected at least 8 bytes, found ",
                          src.size());
   unsigned char len_bytes[8];
   src.read(0, 8, len_bytes);
@@ -131,9 +133,16 @@ Header parse_header(const ByteSource& src) {
   PIXEL3DMM_CHECK_FORMAT(n <= src.size() - 8, file, "header length runs past the end of the file, expected at most ",
                          src.size() - 8, " bytes, found ", n);
 
+  // A name given twice would silently drop one tensor (JSON objects keep the last value): refuse it.
+  std::set<std::string> names;
+  auto refuse_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && !names.insert(parsed.get<std::string>()).second)
+      throw FormatError(concat(file, ": tensor '", parsed.get<std::string>(), "': appears twice in the header"));
+    return true;
+  };
   json j;
   try {
-    j = json::parse(src.read_string(8, n));
+    j = json::parse(src.read_string(8, n), refuse_duplicates);
   } catch (const json::parse_error& e) {
     throw FormatError(concat(file, ": header is not valid JSON (", e.what(), ")"));
   }
@@ -189,7 +198,7 @@ struct Planned {
 };
 
 struct Plan {
-  std::string header;  // length prefix + JSON + padding
+  std::string header;            // length prefix + JSON + padding
   std::vector<Planned> tensors;  // in file order
   std::uint64_t total = 0;
 };
@@ -240,9 +249,7 @@ void emit(const Plan& p, Sink&& sink) {
 
 SafetensorsFile read_safetensors(const std::string& path) { return read_all(ByteSource::file(path)); }
 
-Metadata read_safetensors_metadata(const std::string& path) {
-  return parse_header(ByteSource::file(path)).metadata;
-}
+Metadata read_safetensors_metadata(const std::string& path) { return parse_header(ByteSource::file(path)).metadata; }
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name) {
   return read_all(ByteSource::memory(bytes, name));

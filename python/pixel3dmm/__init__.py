@@ -7,6 +7,7 @@ import torch  # noqa: F401  (loads LibTorch before the extension that links it)
 from . import _C
 from ._C import __version__, runtime_info, set_num_threads, measure_gemm_gflops, blas_is_reference
 from . import io
+from . import flame
 from . import nn
 from . import predict
 
@@ -19,6 +20,7 @@ __all__ = [
     "measure_gemm_gflops",
     "blas_is_reference",
     "io",
+    "flame",
     "nn",
     "predict",
 ]

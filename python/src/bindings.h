@@ -10,6 +10,7 @@ void bind_core(py::module_& m);
 void bind_io(py::module_& m);
 void bind_io_tensors(py::module_& m);
 void bind_io_files(py::module_& m);
+void bind_flame(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_predict(py::module_& m);
 

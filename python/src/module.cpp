@@ -1,6 +1,8 @@
 // pixel3dmm._C: submodules mirror the C++ namespaces.
 #include "bindings.h"
 
+#include <cstring>
+
 #include "pixel3dmm/core/error.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -8,22 +10,31 @@ PYBIND11_MODULE(_C, m) {
   using namespace pixel3dmm::python;
   m.doc() = "pixel3dmm C++ core (LibTorch). Use the `pixel3dmm` package rather than this module directly.";
 
-  // pixel3dmm exceptions -> the Python exception a user expects (FormatError derives from ValueError).
+  // pixel3dmm exceptions -> the Python exception a user expects (FormatError derives from ValueError). Messages
+  // quote bytes from corrupt files, which need not be UTF-8: undecodable bytes show as \xNN instead of the
+  // message being lost to a UnicodeDecodeError.
   py::register_exception_translator([](std::exception_ptr p) {
+    auto set = [](PyObject* type, const char* what) {
+      PyObject* text = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "backslashreplace");
+      PyErr_SetObject(type, text);
+      Py_XDECREF(text);
+    };
     try {
       if (p) std::rethrow_exception(p);
     } catch (const pixel3dmm::FileNotFound& e) {
-      PyErr_SetString(PyExc_FileNotFoundError, e.what());
+      set(PyExc_FileNotFoundError, e.what());
     } catch (const pixel3dmm::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      set(PyExc_ValueError, e.what());
     } catch (const pixel3dmm::Error& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
+      set(PyExc_RuntimeError, e.what());
     }
   });
 
   bind_core(m);
   auto io = m.def_submodule("io", "Files: safetensors, .npy/.npz, meshes, images, JSON configs");
   bind_io(io);
+  auto flame = m.def_submodule("flame", "FLAME: model files, the differentiable model, rotations, synthetic model");
+  bind_flame(flame);
   auto nn = m.def_submodule("nn", "The Pixel3DMM network: ViT backbone, prediction head, checkpoint loading");
   bind_nn(nn);
   auto predict = m.def_submodule("predict", "Face crop -> UV and normal maps (mirror averaging, official PNGs)");

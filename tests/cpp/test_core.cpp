@@ -1,3 +1,5 @@
+#include <dlfcn.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -54,4 +56,14 @@ TEST_CASE("runtime reports a non-reference BLAS and settable threads", "[core]")
   REQUIRE(runtime_info().num_threads == 1);
   set_num_threads(2);
   REQUIRE(runtime_info().num_threads == 2);
+}
+
+TEST_CASE("set_num_threads also sizes OpenBLAS's own thread pool", "[core]") {
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (get == nullptr) return;  // another BLAS: nothing to keep in step
+  set_num_threads(1);
+  REQUIRE(get() == 1);
+  set_num_threads(2);
+  REQUIRE(get() >= 1);
 }

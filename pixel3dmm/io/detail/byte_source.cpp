@@ -38,8 +38,7 @@ ByteSource ByteSource::file(const std::string& path) {
     throw FileNotFound(pixel3dmm::detail::concat(path, ": cannot open for reading (", std::strerror(err), ")"));
   }
   struct stat st {};
-  PIXEL3DMM_CHECK_T(FileNotFound, ::fstat(f->fd, &st) == 0 && !S_ISDIR(st.st_mode), path,
-                    ": is a folder, not a file");
+  PIXEL3DMM_CHECK_T(FileNotFound, ::fstat(f->fd, &st) == 0 && !S_ISDIR(st.st_mode), path, ": is a folder, not a file");
   ByteSource s;
   s.file_ = std::move(f);
   s.size_ = static_cast<std::uint64_t>(st.st_size);
@@ -61,8 +60,8 @@ void ByteSource::read(std::uint64_t offset, std::uint64_t n, void* dst) const {
   std::uint64_t pos = base_ + offset;
   while (n > 0) {
     // pread moves at most ~2 GiB per call on Linux; loop until done.
-    const ssize_t got = ::pread(file_->fd, out, static_cast<size_t>(std::min<std::uint64_t>(n, 1u << 30)),
-                                static_cast<off_t>(pos));
+    const ssize_t got =
+        ::pread(file_->fd, out, static_cast<size_t>(std::min<std::uint64_t>(n, 1u << 30)), static_cast<off_t>(pos));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) throw Error(pixel3dmm::detail::concat(name_, ": read error (", std::strerror(errno), ")"));
     if (got == 0) throw FormatError(pixel3dmm::detail::concat(name_, ": the file ended early (did it shrink?)"));

@@ -78,9 +78,8 @@ DirectoryLocation locate_directory(const ByteSource& zip) {
       break;
     }
   }
-  PIXEL3DMM_CHECK_FORMAT(found, file,
-                         "not a ZIP archive or truncated: no end of central directory record in the last ", tail_size,
-                         " bytes");
+  PIXEL3DMM_CHECK_FORMAT(found, file, "not a ZIP archive or truncated: no end of central directory record in the last ",
+                         tail_size, " bytes");
   Reader r{std::string_view(tail).substr(p)};
   r.pos = 4;
   const auto disk = r.le(2), directory_disk = r.le(2);
@@ -114,15 +113,14 @@ DirectoryLocation locate_directory(const ByteSource& zip) {
 std::uint64_t locate_data(const ByteSource& zip, const ZipMember& m, std::uint64_t header_offset,
                           const std::string& where) {
   PIXEL3DMM_CHECK_FORMAT(header_offset <= zip.size() && kLocalSize <= zip.size() - header_offset, where,
-                         "local header at offset ", header_offset, " runs past the end of the archive (",
-                         zip.size(), " bytes)");
+                         "local header at offset ", header_offset, " runs past the end of the archive (", zip.size(),
+                         " bytes)");
   unsigned char h[kLocalSize];
   zip.read(header_offset, kLocalSize, h);
   PIXEL3DMM_CHECK_FORMAT(load_le(h, 4) == kLocalSig, where, "bad local header signature at offset ", header_offset);
   const std::uint64_t start = header_offset + kLocalSize + load_le(h + 26, 2) + load_le(h + 28, 2);
-  PIXEL3DMM_CHECK_FORMAT(start <= zip.size() && m.compressed_size <= zip.size() - start, where, "data [", start,
-                         ", ", start + m.compressed_size, ") runs past the end of the archive (", zip.size(),
-                         " bytes)");
+  PIXEL3DMM_CHECK_FORMAT(start <= zip.size() && m.compressed_size <= zip.size() - start, where, "data [", start, ", ",
+                         start + m.compressed_size, ") runs past the end of the archive (", zip.size(), " bytes)");
   return start;
 }
 
@@ -155,7 +153,8 @@ std::string inflate_bounded(const ByteSource& zip, const ZipMember& m, const std
     }
     // Grow with the output actually produced, so a lying header costs no more memory than its real content.
     if (produced == out.size() && out.size() < m.uncompressed_size)
-      out.resize(static_cast<size_t>(std::min<std::uint64_t>(m.uncompressed_size, std::max<std::uint64_t>(2 * out.size(), kChunk))));
+      out.resize(static_cast<size_t>(
+          std::min<std::uint64_t>(m.uncompressed_size, std::max<std::uint64_t>(2 * out.size(), kChunk))));
     const bool full = produced == m.uncompressed_size;
     zs.next_out = full ? &spill : reinterpret_cast<Bytef*>(out.data() + produced);
     zs.avail_out = full ? 1 : static_cast<uInt>(std::min<std::uint64_t>(out.size() - produced, UINT_MAX));
@@ -177,7 +176,8 @@ std::uint32_t crc32_of(std::string_view bytes, std::uint32_t crc = 0) {
   // zlib's crc32 takes 32-bit lengths.
   for (std::uint64_t pos = 0; pos < bytes.size(); pos += kChunk * 1024) {
     const auto n = std::min<std::uint64_t>(bytes.size() - pos, kChunk * 1024);
-    crc = static_cast<std::uint32_t>(::crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + pos), static_cast<uInt>(n)));
+    crc = static_cast<std::uint32_t>(
+        ::crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + pos), static_cast<uInt>(n)));
   }
   return crc;
 }
@@ -199,12 +199,84 @@ constexpr std::uint16_t kDosDate1980 = (0 << 9) | (1 << 5) | 1;  // fixed timest
 constexpr std::uint16_t kFlagUtf8 = 1 << 11;
 
 std::uint16_t name_flags(const std::string& name) {
-  return std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })
-             ? kFlagUtf8
-             : 0;
+  return std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }) ? kFlagUtf8
+                                                                                                             : 0;
+}
+
+// Code page 437, bytes 0x80-0xff: ZIP's encoding for names without the UTF-8 flag (APPNOTE appendix D).
+constexpr std::uint16_t kCp437High[128] = {
+    0x00c7, 0x00fc, 0x00e9, 0x00e2, 0x00e4, 0x00e0, 0x00e5, 0x00e7, 0x00ea, 0x00eb, 0x00e8, 0x00ef, 0x00ee,
+    0x00ec, 0x00c4, 0x00c5, 0x00c9, 0x00e6, 0x00c6, 0x00f4, 0x00f6, 0x00f2, 0x00fb, 0x00f9, 0x00ff, 0x00d6,
+    0x00dc, 0x00a2, 0x00a3, 0x00a5, 0x20a7, 0x0192, 0x00e1, 0x00ed, 0x00f3, 0x00fa, 0x00f1, 0x00d1, 0x00aa,
+    0x00ba, 0x00bf, 0x2310, 0x00ac, 0x00bd, 0x00bc, 0x00a1, 0x00ab, 0x00bb, 0x2591, 0x2592, 0x2593, 0x2502,
+    0x2524, 0x2561, 0x2562, 0x2556, 0x2555, 0x2563, 0x2551, 0x2557, 0x255d, 0x255c, 0x255b, 0x2510, 0x2514,
+    0x2534, 0x252c, 0x251c, 0x2500, 0x253c, 0x255e, 0x255f, 0x255a, 0x2554, 0x2569, 0x2566, 0x2560, 0x2550,
+    0x256c, 0x2567, 0x2568, 0x2564, 0x2565, 0x2559, 0x2558, 0x2552, 0x2553, 0x256b, 0x256a, 0x2518, 0x250c,
+    0x2588, 0x2584, 0x258c, 0x2590, 0x2580, 0x03b1, 0x00df, 0x0393, 0x03c0, 0x03a3, 0x03c3, 0x00b5, 0x03c4,
+    0x03a6, 0x0398, 0x03a9, 0x03b4, 0x221e, 0x03c6, 0x03b5, 0x2229, 0x2261, 0x00b1, 0x2265, 0x2264, 0x2320,
+    0x2321, 0x00f7, 0x2248, 0x00b0, 0x2219, 0x00b7, 0x221a, 0x207f, 0x00b2, 0x25a0, 0x00a0,
+};
+
+void append_utf8(std::string& out, std::uint32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xc0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3f));
+  } else {
+    out += static_cast<char>(0xe0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (c & 0x3f));
+  }
+}
+
+// The member name as UTF-8, so keys match what np.load reports and convert to Python strings.
+std::string decode_name(std::string_view raw, bool utf8_flag, const std::string& file) {
+  if (utf8_flag) {
+    PIXEL3DMM_CHECK_FORMAT(is_valid_utf8(raw), file, "a member name is flagged UTF-8 but is not valid UTF-8");
+    return std::string(raw);
+  }
+  std::string out;
+  for (const char ch : raw) {
+    const auto b = static_cast<unsigned char>(ch);
+    append_utf8(out, b < 0x80 ? b : kCp437High[b - 0x80]);
+  }
+  return out;
 }
 
 }  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char b = *p;
+    int n;
+    unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte (Unicode table 3-7)
+    if (b < 0x80) {
+      ++p;
+      continue;
+    } else if (b >= 0xc2 && b <= 0xdf) {
+      n = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b == 0xe0) lo = 0xa0;
+      if (b == 0xed) hi = 0x9f;  // no surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b == 0xf0) lo = 0x90;
+      if (b == 0xf4) hi = 0x8f;  // nothing past U+10FFFF
+    } else {
+      return false;
+    }
+    if (end - p <= n) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (int i = 2; i <= n; ++i)
+      if ((p[i] & 0xc0) != 0x80) return false;
+    p += n + 1;
+  }
+  return true;
+}
 
 std::vector<ZipMember> read_zip_directory(const ByteSource& zip) {
   const std::string& file = zip.name();
@@ -230,7 +302,7 @@ std::vector<ZipMember> read_zip_directory(const ByteSource& zip) {
     std::uint64_t header_offset = r.le(4);
     PIXEL3DMM_CHECK_FORMAT(r.has(name_len + extra_len + comment_len), file, "central directory entry ", i,
                            " is truncated");
-    m.name = directory.substr(start + kCentralSize, name_len);
+    m.name = decode_name(std::string_view(directory).substr(start + kCentralSize, name_len), flags & kFlagUtf8, file);
     const std::string where = concat(file, ": member '", m.name, "'");
     apply_zip64_extra(std::string_view(directory).substr(start + kCentralSize + name_len, extra_len),
                       {&m.uncompressed_size, &m.compressed_size, &header_offset}, where);
@@ -284,8 +356,8 @@ void ZipWriter::add(const std::string& member_name, std::initializer_list<std::s
   std::string compressed;
   if (deflate) {
     z_stream zs{};
-    PIXEL3DMM_CHECK_T(Error, deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8,
-                                          Z_DEFAULT_STRATEGY) == Z_OK,
+    PIXEL3DMM_CHECK_T(Error,
+                      deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK,
                       name_, ": cannot initialise zlib");
     struct End {
       z_stream* zs;

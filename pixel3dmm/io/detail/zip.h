@@ -14,13 +14,16 @@
 namespace pixel3dmm::io::detail {
 
 struct ZipMember {
-  std::string name;
+  std::string name;  // UTF-8: names without the UTF-8 flag are decoded from code page 437, as Python's zipfile does
   std::uint16_t method = 0;  // 0 stored, 8 deflated
   std::uint32_t crc32 = 0;
   std::uint64_t compressed_size = 0;
   std::uint64_t uncompressed_size = 0;
   std::uint64_t data_offset = 0;  // of the member's (compressed) bytes, past its local header
 };
+
+/// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_valid_utf8(std::string_view s);
 
 /// Reads and validates the central directory and every member's local header: record signatures, that the
 /// directory and each member's bytes lie inside the file, the method, no encryption, no duplicate names.

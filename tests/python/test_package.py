@@ -1,0 +1,53 @@
+"""The package imports in a plain interpreter and a Jupyter kernel; the program answers --version and info."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pixel3dmm
+
+BIN = os.environ.get("PIXEL3DMM_BIN", "pixel3dmm")
+
+
+def test_runtime_info_reports_versions_threads_and_blas():
+    info = pixel3dmm.runtime_info()
+    assert info["pixel3dmm"] == pixel3dmm.__version__
+    assert info["libtorch"].startswith("1.13")
+    assert info["num_threads"] >= 1
+    assert info["blas"] != "reference", info["blas_library"]
+
+
+def test_threads_are_shared_with_torch():
+    import torch
+
+    pixel3dmm.set_num_threads(1)
+    assert torch.get_num_threads() == 1
+    pixel3dmm.set_num_threads(2)
+    assert torch.get_num_threads() == 2
+
+
+def test_import_in_a_jupyter_kernel():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import torch, pixel3dmm\nprint('kernel sees', pixel3dmm.__version__, torch.__version__)"))
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3")
+    client.execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert f"kernel sees {pixel3dmm.__version__}" in text
+
+
+def test_program_version_and_info():
+    out = subprocess.run([BIN, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"pixel3dmm {pixel3dmm.__version__}"
+    out = subprocess.run([BIN, "info", "--no-gemm"], capture_output=True, text=True, check=True).stdout
+    assert "LibTorch" in out and "BLAS" in out and "threads" in out
+
+
+def test_program_exit_codes_for_bad_command_lines():
+    assert subprocess.run([BIN, "no-such-command"], capture_output=True).returncode == 2
+    r = subprocess.run([BIN, "info", "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown option --bogus" in r.stderr
+    assert subprocess.run([BIN], capture_output=True).returncode == 2
