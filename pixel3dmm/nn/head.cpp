@@ -141,7 +141,7 @@ torch::Tensor PredictionHeadImpl::forward(const torch::Tensor& features) {
   const auto& Wc = token_2_patch_content->weight;  // 4P x D
   const auto& bc = token_2_patch_content->bias;
   torch::Tensor out;
-  if (torch::GradMode::is_enabled()) {
+  if (torch::GradMode::is_enabled() || z.scalar_type() != torch::kFloat) {  // autograd, or autocast's bf16
     for (int i = 0; i < 3; ++i) z = at::gelu(at::addmm(bias[i], z, W[i])).view({-1, D});
     out = at::addmm(bc, z, Wc.t());
   } else {
@@ -153,7 +153,7 @@ torch::Tensor PredictionHeadImpl::forward(const torch::Tensor& features) {
       z = t.view({-1, D});
     }
     out = at::empty({z.size(0) * 4, 4 * P}, z.options());
-    const int64_t rows = z.size(0), block = 512;
+    const int64_t rows = z.size(0), block = std::max<int64_t>(256, (int64_t(1) << 20) / (4 * D));  // ~4 MB
     auto buf = at::empty({block, 4 * D}, z.options());
     for (int64_t r = 0; r < rows; r += block) {
       const int64_t n = std::min(block, rows - r);

@@ -202,7 +202,8 @@ void Pixel3DMMNetImpl::reset() {
 
 torch::Tensor Pixel3DMMNetImpl::features(const torch::Tensor& image) {
   check_shape(image, {-1, 3, -1, -1}, "Pixel3DMMNet input");
-  check_dtype(image, torch::kFloat, "Pixel3DMMNet input");
+  PIXEL3DMM_CHECK(image.is_floating_point(), "Pixel3DMMNet input: expected a float32 image (or the dtype the "
+                  "network was converted to), found ", c10::toString(image.scalar_type()));
   const auto opts = image.options();
   const auto mean = torch::tensor({config.mean[0], config.mean[1], config.mean[2]}, opts).view({1, 3, 1, 1});
   const auto std = torch::tensor({config.std[0], config.std[1], config.std[2]}, opts).view({1, 3, 1, 1});

@@ -71,7 +71,8 @@ class Pixel3DMMNetImpl : public torch::nn::Cloneable<Pixel3DMMNetImpl> {
   explicit Pixel3DMMNetImpl(const NetworkConfig& config = {});
   void reset() override;
 
-  /// image: B x 3 x H x W float in [0, 1], H and W multiples of the patch size (normally image_size)
+  /// image: B x 3 x H x W float32 in [0, 1] (or bfloat16 for a network moved to bfloat16), H and W multiples of
+  /// the patch size (normally image_size)
   /// -> B x C x 16 H/p x 16 W/p, C = 2 (UV) or 3 (normals), the official network's raw output.
   torch::Tensor forward(const torch::Tensor& image);
   /// The backbone part: image in [0, 1] -> patch features B x embed_dim x H/p x W/p (class token dropped).

@@ -12,6 +12,7 @@ The checkpoint is read with Debian's torch only: Lightning, timm and OmegaConf n
 read by a restricted unpickler (``pixel3dmm.restricted_pickle``) that builds tensors and plain containers and turns
 OmegaConf / Lightning objects into inert stubs; any other global is refused by name.
 """
+import _compat_pickle
 import argparse
 import json
 import math
@@ -46,6 +47,18 @@ for _dtype in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "i
     _TORCH_GLOBALS[("torch", _dtype)] = getattr(torch, _dtype)
 
 
+def _stub_getitem(obj, key):
+    """``operator.getitem`` for subscripted typing annotations (``typing.Dict[str, Any]``) in OmegaConf metadata:
+    allowed only on stubs, where it returns the stub."""
+    if isinstance(obj, type) and issubclass(obj, rp.Stub):
+        return obj
+    raise rp.RefusedGlobal(f"refusing operator.getitem on {type(obj).__name__} (only typing stubs)")
+
+
+_TORCH_GLOBALS[("_operator", "getitem")] = _stub_getitem
+_TORCH_GLOBALS[("operator", "getitem")] = _stub_getitem
+
+
 class _DictStub(dict):
     """Stands in for dict subclasses such as Lightning's AttributeDict."""
 
@@ -58,6 +71,12 @@ def _pickle_module(source: str):
             super().__init__(file, allowed=_TORCH_GLOBALS, source=source, **kwargs)
 
         def find_class(self, module, name):
+            # Protocol-2 pickles name Python 3 builtins the Python 2 way (str -> __builtin__.unicode);
+            # pickle.Unpickler.find_class maps them back, which our override must do too.
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
             try:
                 return super().find_class(module, name)
             except rp.RefusedGlobal:

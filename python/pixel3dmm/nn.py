@@ -32,12 +32,67 @@ class Pixel3DMMNet(ModuleWrapper):
     def __init__(self, config: Any):
         cpp = config if isinstance(config, _nn.cpp.Pixel3DMMNet) else _nn.cpp.Pixel3DMMNet(config)
         super().__init__(cpp)
+        # torch's ModuleWrapper exposes the C++ children, which lack Python's state_dict machinery: present the
+        # whole tree as one module with dotted parameter names instead (backbone.*, head.*), evaluated live.
+        self._parameters = _LiveDict(cpp.named_parameters)
+        self._buffers = _LiveDict(cpp.named_buffers)
+        self._modules = {}
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.cpp_module.forward(image)
 
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copies a state dict of this module's names (backbone.*, head.*). strict: the C++ loader's check (one
+        ValueError listing every missing, unexpected or mis-shaped tensor); otherwise matching names only."""
+        official = {_official_name(k): v for k, v in state_dict.items()}
+        if strict:
+            self.cpp_module.load_official_state_dict(official, "state_dict")
+            return torch.nn.modules.module._IncompatibleKeys([], [])
+        own = dict(self.cpp_module.named_parameters().items())
+        own.update(self.cpp_module.named_buffers().items())
+        with torch.no_grad():
+            for k, v in state_dict.items():
+                if k in own and own[k].shape == v.shape:
+                    own[k].copy_(v)
+        return torch.nn.modules.module._IncompatibleKeys(sorted(set(own) - set(state_dict)),
+                                                         sorted(set(state_dict) - set(own)))
+
     def __repr__(self) -> str:
         return repr(self.cpp_module)
+
+
+class _LiveDict:
+    """A read-through view of a C++ OrderedTensorDict getter (so parameters replaced in C++ are seen)."""
+
+    def __init__(self, getter):
+        self._getter = getter
+
+    def _d(self):
+        return dict(self._getter().items())
+
+    def items(self):
+        return self._d().items()
+
+    def keys(self):
+        return self._d().keys()
+
+    def values(self):
+        return self._d().values()
+
+    def __iter__(self):
+        return iter(self._d())
+
+    def __len__(self):
+        return len(self._d())
+
+    def __contains__(self, key):
+        return key in self._d()
+
+    def __getitem__(self, key):
+        return self._d()[key]
+
+    def get(self, key, default=None):
+        return self._d().get(key, default)
 
 
 def load_network(weights: str, config: Optional[str] = None) -> Pixel3DMMNet:
@@ -49,6 +104,14 @@ def load_network(weights: str, config: Optional[str] = None) -> Pixel3DMMNet:
 def save_network(net: Pixel3DMMNet, weights: str, config: Optional[str] = None) -> None:
     """Writes a network's weights (official names) and config JSON, atomically."""
     _nn.save_network(_cpp(net), weights, config or "")
+
+
+def _official_name(name: str) -> str:
+    if name.startswith("backbone."):
+        return "img_encoder.model." + name[len("backbone."):]
+    if name.startswith("head."):
+        return name[len("head."):]
+    return name
 
 
 def _cpp(net):

@@ -285,3 +285,18 @@ TEST_CASE("Pillow-exact resize: identity, constants and a hand-computed 2x downs
   CHECK(f.sizes() == torch::IntArrayRef({1, 3, 5, 5}));
   require_throws_with<ValueError>([&] { io::resize_pil_bicubic_u8(img.to(torch::kFloat), 3, 3); }, {"Byte"});
 }
+
+TEST_CASE("the autograd and the inference paths compute the same network", "[nn]") {
+  auto net = tiny_net(9, nn::PredictionType::Normals);
+  net->train();
+  auto x = torch::rand({2, 3, 64, 64});
+  auto with_grad = net->forward(x);  // differentiable ops (parameters require grad)
+  REQUIRE(with_grad.requires_grad());
+  with_grad.sum().backward();
+  for (const auto& p : net->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(p.value().grad().defined());
+  }
+  torch::NoGradGuard g;
+  require_close(net->forward(x), with_grad.detach(), 1e-5);  // per-head attention, blocked decoder
+}

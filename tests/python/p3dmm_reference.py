@@ -313,9 +313,12 @@ def _fake_omegaconf():
     root._pixel3dmm_fake = True
     mods = {n: types.ModuleType(f"omegaconf.{n}") for n in ("base", "dictconfig", "listconfig", "nodes")}
 
+    import typing
+
     class ContainerMetadata:
         def __init__(self, key=None):
-            self.ref_type, self.object_type, self.optional, self.key = None, dict, True, key
+            # OmegaConf keeps typing annotations here; a subscripted one pickles through operator.getitem
+            self.ref_type, self.object_type, self.optional, self.key = typing.Dict[str, typing.Any], dict, True, key
             self.flags, self.flags_root, self.resolver_cache = {}, False, {}
 
     class Metadata(ContainerMetadata):

@@ -125,16 +125,17 @@ def test_predictor_loads_both_networks_and_resizes_inputs(tmp_path):
         cfg = pnn.official_config(kind)
         cfg["backbone"].update(embed_dim=64, depth=2, num_heads=1)
         cfg["head"].update(in_dim=64, embedding_dim=32, num_layers=1, num_heads=2)
+        cfg["image_size"] = 128  # 8 x 8 tokens: keeps the test fast
         cpp = pnn.Pixel3DMMNet(cfg)
         cpp.load_official_state_dict(sd)
         pnn.save_network(cpp, str(tmp_path / f"{kind}.safetensors"))
     p = ppred.Predictor(uv=str(tmp_path / "uv_map.safetensors"), normals=str(tmp_path / "normals.safetensors"))
-    assert p.image_size == 512
+    assert p.image_size == 128
     x = _rgb(6, size=300, batch=2)
     prepared = p.prepare(x)
-    assert prepared.shape == (2, 3, 512, 512)
+    assert prepared.shape == (2, 3, 128, 128)
     out = p.predict(x)
-    assert out["uv"].shape == (2, 2, 512, 512) and out["normals"].shape == (2, 3, 512, 512)
+    assert out["uv"].shape == (2, 2, 128, 128) and out["normals"].shape == (2, 3, 128, 128)
     for kind, key in (("uv_map", "uv"), ("normals", "normals")):
         want = ref.predict_official(nets[kind][0], prepared.permute(0, 2, 3, 1))  # two passes, un-flip, average
         assert (out[key + "_raw"] - want).abs().max().item() < TOL
@@ -142,7 +143,7 @@ def test_predictor_loads_both_networks_and_resizes_inputs(tmp_path):
     assert torch.equal(out["uv"], want_uv)
     n = out["normals_raw"] / out["normals_raw"].norm(dim=1, keepdim=True)
     assert torch.allclose(out["normals"], torch.stack([n[:, 0], -n[:, 2], -n[:, 1]], 1), atol=1e-6, rtol=0)
-    assert torch.allclose(out["normals"].norm(dim=1), torch.ones(2, 512, 512), atol=1e-5)
+    assert torch.allclose(out["normals"].norm(dim=1), torch.ones(2, 128, 128), atol=1e-5)
     no_mirror = ppred.Predictor(uv_net=pnn.load_network(str(tmp_path / "uv_map.safetensors")), mirror=False)
     with torch.no_grad():
         direct = nets["uv_map"][0](prepared.permute(0, 2, 3, 1)[:, None])["uv_map"][:, 0]
@@ -375,3 +376,32 @@ def test_converter_refuses_unknown_globals(tmp_path):
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.ckpt"):
         cc.load_checkpoint(str(tmp_path / "bad.ckpt"))
+
+
+def test_network_is_a_torch_module(tmp_path):
+    cfg = pnn.official_config("normals")
+    cfg["backbone"].update(embed_dim=64, depth=1, num_heads=1)
+    cfg["head"].update(in_dim=64, embedding_dim=32, num_layers=1, num_heads=2)
+    cfg["image_size"] = 64
+    net = pnn.Pixel3DMMNet(cfg)
+    assert isinstance(net, torch.nn.Module)
+    sd = net.state_dict()
+    assert "backbone.blocks.0.attn.qkv.weight" in sd and "head.vol_decoder.layers.0.self_attn.in_proj_weight" in sd
+    assert sum(p.numel() for p in net.parameters()) == sum(v.numel() for v in sd.values())
+    # trainable from Python: gradients reach every parameter
+    net.train()
+    net(torch.rand(1, 3, 64, 64)).square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    # state dicts move between networks; a strict load names what is wrong
+    other = pnn.Pixel3DMMNet(cfg)
+    other.load_state_dict(sd)
+    other.eval()
+    net.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(other(x), net(x))
+    del sd["head.t_conv2.bias"]
+    with pytest.raises(ValueError, match="t_conv2.bias"):
+        other.load_state_dict(sd)
+    pnn.save_network(net, str(tmp_path / "n.safetensors"))
+    assert pnn.load_network(str(tmp_path / "n.safetensors")).config["prediction_type"] == "normals"
