@@ -1,0 +1,486 @@
+#include "pixel3dmm/fit/fitter.h"
+
+#include <chrono>
+#include <set>
+
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/core/shape.h"
+#include "pixel3dmm/flame/rotation.h"
+
+namespace pixel3dmm::fit {
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+namespace {
+
+torch::Tensor identity_6d(int64_t batch) {
+  return torch::tensor({1.f, 0.f, 0.f, 0.f, 1.f, 0.f}).repeat({batch, 1});
+}
+
+torch::Tensor index_tensor(const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); }
+
+std::vector<int64_t> to_vector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kLong).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+/// Resizes a 1 x C x H x W map to S x S as the official loader does (PIL bicubic, antialiased when shrinking).
+torch::Tensor resize_map(const torch::Tensor& map, int64_t s) {
+  if (map.size(2) == s && map.size(3) == s) return map.to(torch::kFloat);
+  return F::interpolate(map.to(torch::kFloat), F::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{s, s})
+                                                   .mode(torch::kBicubic)
+                                                   .align_corners(false)
+                                                   .antialias(true));
+}
+
+/// Resizes a 1 x H x W mask to S x S with nearest neighbours (the official loader's segmentation resize).
+torch::Tensor resize_mask(const torch::Tensor& mask, int64_t s) {
+  const auto m = mask.to(torch::kFloat).unsqueeze(1);
+  if (m.size(2) == s && m.size(3) == s) return m.squeeze(1);
+  return F::interpolate(m, F::InterpolateFuncOptions().size(std::vector<int64_t>{s, s}).mode(torch::kNearest))
+      .squeeze(1);
+}
+
+double item(const torch::Tensor& t) { return t.detach().item<double>(); }
+
+void set_learning_rate(torch::optim::Adam& opt, double factor) {
+  for (auto& group : opt.param_groups()) {
+    auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
+    o.lr(o.lr() * factor);
+  }
+}
+
+torch::optim::OptimizerParamGroup group(const torch::Tensor& p, double lr) {
+  return torch::optim::OptimizerParamGroup({p}, std::make_unique<torch::optim::AdamOptions>(lr));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init) {
+  FitParams p;
+  p.shape = torch::zeros({1, n_shape});
+  p.expression = torch::zeros({batch, n_expr});
+  p.jaw = identity_6d(batch);
+  p.neck = identity_6d(batch);
+  p.eyes = torch::cat({identity_6d(batch), identity_6d(batch)}, 1);
+  p.eyelids = torch::zeros({batch, 2});
+  p.rotation = identity_6d(batch);
+  p.translation = torch::zeros({batch, 3});
+  p.focal = torch::full({1, 1}, focal_init);
+  p.principal_point = torch::zeros({1, 2});
+  return p;
+}
+
+std::map<std::string, torch::Tensor> FitParams::named() const {
+  return {{"shape", shape}, {"exp", expression}, {"jaw", jaw},           {"neck", neck},  {"eyes", eyes},
+          {"eyelids", eyelids}, {"R", rotation}, {"t", translation}, {"fl", focal}, {"pp", principal_point}};
+}
+
+FitParams FitParams::clone() const {
+  FitParams c;
+  c.shape = shape.detach().clone();
+  c.expression = expression.detach().clone();
+  c.jaw = jaw.detach().clone();
+  c.neck = neck.detach().clone();
+  c.eyes = eyes.detach().clone();
+  c.eyelids = eyelids.detach().clone();
+  c.rotation = rotation.detach().clone();
+  c.translation = translation.detach().clone();
+  c.focal = focal.detach().clone();
+  c.principal_point = principal_point.detach().clone();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+FitAssets FitAssets::from_model(const flame::FlameModel& model) {
+  const auto& masks = model.masks;
+  auto need = [&](const char* name) -> std::vector<int64_t> {
+    const auto it = masks.find(name);
+    PIXEL3DMM_CHECK(it != masks.end(), model.source, ": the fit needs the vertex mask 'mask.", name,
+                    "' (convert FLAME with --masks FLAME_masks.pkl)");
+    return to_vector(it->second);
+  };
+  auto optional = [&](const char* name) {
+    const auto it = masks.find(name);
+    return it == masks.end() ? std::vector<int64_t>{} : to_vector(it->second);
+  };
+  PIXEL3DMM_CHECK(model.vertex_uv.defined(), model.source,
+                  ": the fit needs per-vertex UVs (key 'vertex_uv', the official flame_uv_coords.npy)");
+  FitAssets a;
+  std::vector<int64_t> uv_ids = optional("uv_valid");
+  if (uv_ids.empty()) {
+    // The official VALID_VERTS: face without the eye region, plus ears and neck, no eyeballs.
+    std::set<int64_t> ids;
+    const auto eye_region = optional("eye_region");
+    const std::set<int64_t> excluded(eye_region.begin(), eye_region.end());
+    for (int64_t i : need("face"))
+      if (!excluded.count(i)) ids.insert(i);
+    for (const char* extra : {"left_ear", "right_ear", "neck"})
+      for (int64_t i : optional(extra)) ids.insert(i);
+    uv_ids.assign(ids.begin(), ids.end());
+  }
+  a.uv_vertices = index_tensor(uv_ids);
+  const auto uv = model.vertex_uv.index_select(0, a.uv_vertices).to(torch::kFloat);
+  a.uv_vertex_uv = torch::stack({uv.select(1, 0), 1.0 - uv.select(1, 1)}, 1);  // (u, 1 - v)
+
+  const auto left = need("left_eyeball"), right = need("right_eyeball");
+  std::vector<int64_t> eyes(left);
+  eyes.insert(eyes.end(), right.begin(), right.end());
+  a.eye_vertices = index_tensor(eyes);
+
+  auto front_most = [&](const std::vector<int64_t>& ids) {
+    const auto z = model.v_template.index_select(0, index_tensor(ids)).select(1, 2);
+    return ids[z.argmax().item<int64_t>()];
+  };
+  const auto iris_left = optional("iris_image_left"), iris_right = optional("iris_image_right");
+  a.iris_vertices = index_tensor({iris_left.empty() ? front_most(right) : iris_left[0],
+                                  iris_right.empty() ? front_most(left) : iris_right[0]});
+  a.mirror_index = model.mirror_index;
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+struct Fitter::Prepared {
+  int64_t batch = 0, size = 0;
+  torch::Tensor uv, normals, uv_mask, normal_mask, fg_mask, valid_bg;  // B x .. x S x S
+  torch::Tensor landmarks, landmark_mask;                                // B x 68 x 2, B x 68 (undefined: none)
+  torch::Tensor iris, iris_mask;                                         // B x 2 x 2, B x 2 (undefined: none)
+  UVCorrespondences corr;
+};
+
+namespace {
+
+render::MeshRenderer make_renderer(const flame::FlameModel& model, const FitAssets& assets) {
+  const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
+  render::MeshRenderer r(model.faces, per_corner ? model.uv_coords : model.vertex_uv,
+                         per_corner ? model.uv_faces : torch::Tensor(), model.n_vertices());
+  auto eyes = torch::zeros({model.n_vertices(), 1});
+  eyes.index_fill_(0, assets.eye_vertices, 1.0);
+  r.set_region_masks(eyes);
+  return r;
+}
+
+}  // namespace
+
+Fitter::Fitter(flame::Flame flame, FitConfig config)
+    : flame_(std::move(flame)),
+      config_(std::move(config)),
+      assets_(FitAssets::from_model(flame_->model())),
+      renderer_(make_renderer(flame_->model(), assets_)) {
+  PIXEL3DMM_CHECK(flame_->options().rotation() == flame::RotationRep::SixD,
+                  "Fitter: the Flame module must take 6D rotations (FlameOptions().rotation(RotationRep::SixD))");
+  PIXEL3DMM_CHECK(flame_->dtype() == torch::kFloat, "Fitter: the Flame module must be float32");
+  PIXEL3DMM_CHECK(config_.image_size >= 16, "fit.image_size must be at least 16, got ", config_.image_size);
+  PIXEL3DMM_CHECK(config_.n_shape >= 0 && config_.n_shape <= flame_->n_shape(), "fit.n_shape = ", config_.n_shape,
+                  " but the FLAME module has ", flame_->n_shape(), " identity components");
+  PIXEL3DMM_CHECK(config_.n_expr >= 0 && config_.n_expr <= flame_->n_expr(), "fit.n_expr = ", config_.n_expr,
+                  " but the FLAME module has ", flame_->n_expr(), " expression components");
+  PIXEL3DMM_CHECK(flame_->model().has_landmarks(), flame_->model().source,
+                  ": the fit needs the landmark embedding (static_lmk_faces_idx)");
+}
+
+Fitter::Prepared Fitter::prepare(const std::vector<FitTarget>& targets) const {
+  PIXEL3DMM_CHECK(!targets.empty(), "Fitter::fit: no targets");
+  const int64_t s = config_.image_size;
+  Prepared p;
+  p.batch = static_cast<int64_t>(targets.size());
+  p.size = s;
+  std::vector<torch::Tensor> uv, n, uvm, nm, fg, bg, lmk, lmkm, iris, irism;
+  bool any_bg = false, any_lmk = false, any_iris = false;
+  for (const auto& t : targets) any_bg |= t.valid_bg.defined(), any_lmk |= t.landmarks.defined(),
+                                any_iris |= t.iris.defined();
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const FitTarget& t = targets[i];
+    const std::string what = "target " + std::to_string(i);
+    check_shape(t.uv, {1, 2, -1, -1}, what + " uv");
+    const int64_t h = t.uv.size(2), w = t.uv.size(3);
+    PIXEL3DMM_CHECK(h == w, what, ": maps must be square, found ", h, " x ", w);
+    check_shape(t.normals, {1, 3, h, w}, what + " normals");
+    check_shape(t.uv_mask, {1, h, w}, what + " uv_mask");
+    check_shape(t.normal_mask, {1, h, w}, what + " normal_mask");
+    check_finite(t.uv, what + " uv");
+    check_finite(t.normals, what + " normals");
+    const auto uv_mask = resize_mask(t.uv_mask, s);
+    uv.push_back(resize_map(t.uv, s) * uv_mask.unsqueeze(1));  // official: zeroed outside the UV mask
+    n.push_back(resize_map(t.normals, s));
+    uvm.push_back(uv_mask);
+    nm.push_back(resize_mask(t.normal_mask, s));
+    if (t.fg_mask.defined()) check_shape(t.fg_mask, {1, h, w}, what + " fg_mask");
+    fg.push_back(resize_mask(t.fg_mask.defined() ? t.fg_mask : t.normal_mask, s));
+    if (any_bg) {
+      if (t.valid_bg.defined()) check_shape(t.valid_bg, {1, h, w}, what + " valid_bg");
+      bg.push_back(t.valid_bg.defined() ? resize_mask(t.valid_bg, s) : torch::zeros({1, s, s}));
+    }
+    const double scale = double(s) / double(w);
+    if (any_lmk) {
+      if (t.landmarks.defined()) {
+        check_shape(t.landmarks, {1, 68, 2}, what + " landmarks");
+        check_finite(t.landmarks, what + " landmarks");
+        lmk.push_back(t.landmarks.to(torch::kFloat) * scale);
+        lmkm.push_back(t.landmark_mask.defined() ? t.landmark_mask.to(torch::kFloat).reshape({1, 68})
+                                                 : (t.landmarks.abs().sum(-1) != 0).to(torch::kFloat));
+      } else {
+        lmk.push_back(torch::zeros({1, 68, 2}));
+        lmkm.push_back(torch::zeros({1, 68}));
+      }
+    }
+    if (any_iris) {
+      if (t.iris.defined()) {
+        check_shape(t.iris, {1, 2, 2}, what + " iris");
+        iris.push_back(t.iris.to(torch::kFloat) * scale);
+        irism.push_back((t.iris.abs().sum(-1) != 0).to(torch::kFloat));
+      } else {
+        iris.push_back(torch::zeros({1, 2, 2}));
+        irism.push_back(torch::zeros({1, 2}));
+      }
+    }
+  }
+  p.uv = torch::cat(uv);
+  p.normals = torch::cat(n);
+  p.uv_mask = torch::cat(uvm);
+  p.normal_mask = torch::cat(nm);
+  p.fg_mask = torch::cat(fg);
+  if (any_bg) p.valid_bg = torch::cat(bg);
+  if (any_lmk) p.landmarks = torch::cat(lmk), p.landmark_mask = torch::cat(lmkm);
+  if (any_iris) p.iris = torch::cat(iris), p.iris_mask = torch::cat(irism);
+  p.corr = uv_correspondences(p.uv, assets_.uv_vertex_uv);
+  return p;
+}
+
+render::Camera Fitter::camera(const FitParams& params) const {
+  render::Camera cam = render::Camera::official(config_.image_size);
+  cam.focal = params.focal;
+  cam.principal_point = params.principal_point;
+  return cam;
+}
+
+Fitter::Evaluation Fitter::evaluate(const FitParams& p) const {
+  const int64_t b = p.batch_size();
+  flame::FlameParams fp;
+  fp.shape = p.shape.expand({b, p.shape.size(1)});
+  fp.expression = p.expression;
+  fp.jaw_pose = p.jaw;
+  fp.neck_pose = config_.include_neck ? p.neck : identity_6d(b);
+  fp.eye_pose = p.eyes;
+  fp.eyelids = p.eyelids;  // undefined in the camera stage, as the official warm-up runs FLAME without eyelids
+  const auto rotation = flame::rotation_6d_to_matrix(p.rotation);
+  // Official: the contour landmarks use the inverse head rotation (quirk 6), camera rotation = identity.
+  fp.landmark_rotation = rotation.transpose(1, 2);
+  Evaluation e;
+  e.flame = flame_.ptr()->forward(fp);  // forward is not const; the fitter does not change the module
+  e.rotation = rotation;
+  auto to_world = [&](const torch::Tensor& x) {
+    return torch::matmul(x, rotation.transpose(1, 2)) + p.translation.unsqueeze(1);
+  };
+  e.vertices = to_world(e.flame.vertices);
+  e.noneck = to_world(e.flame.vertices_noneck);
+  e.landmarks = to_world(e.flame.landmarks);
+  return e;
+}
+
+FitResult Fitter::fit(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
+  return run(targets, on_step, false);
+}
+
+FitResult Fitter::fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
+  return run(targets, on_step, true);
+}
+
+FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only) const {
+  const auto start = std::chrono::steady_clock::now();
+  const Prepared data = prepare(targets);
+  PIXEL3DMM_CHECK(!landmarks_only || data.landmarks.defined(), "landmark-only fit: the targets have no landmarks");
+  const int64_t s = data.size, b = data.batch;
+  const FitLossConfig& w = config_.loss;
+  FitParams p = FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
+  // Unused components of the module's bases stay zero.
+  auto pad = [](const torch::Tensor& x, int64_t n) {
+    return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)}, x.options())}, 1);
+  };
+  const int64_t module_shape = flame_->n_shape(), module_expr = flame_->n_expr();
+
+  FitResult result;
+  const auto i6 = identity_6d(1);
+  const UVVertexLossOptions uv_gates{w.delta_uv, w.dist_uv, w.uv_l2};
+  auto log_step = [&](const std::string& stage, int step, const std::map<std::string, torch::Tensor>& terms,
+                      const torch::Tensor& total) {
+    FitLogEntry e{stage, step, item(total), {}};
+    for (const auto& [k, v] : terms) e.terms[k] = item(v);
+    result.log.push_back(e);
+    ++result.iterations;
+    return on_step ? on_step(result.log.back()) : true;
+  };
+  auto padded = [&](const FitParams& q) {
+    FitParams r = q;
+    r.shape = pad(q.shape, module_shape);
+    r.expression = pad(q.expression, module_expr);
+    return r;
+  };
+  auto project2d = [&](const render::Camera& cam, const torch::Tensor& pts) {
+    return cam.project(pts).slice(-1, 0, 2);
+  };
+
+  // ---- stage A: camera warm-up (official optimize_camera) ----
+  {
+    const CameraStageConfig& c = config_.camera;
+    p.translation.requires_grad_(true);
+    p.rotation.requires_grad_(true);
+    p.focal.requires_grad_(true);
+    p.principal_point.requires_grad_(true);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.push_back(group(p.translation, c.lr_t));
+    groups.push_back(group(p.rotation, c.lr_R));
+    groups.push_back(group(p.focal, c.lr_focal));
+    groups.push_back(group(p.principal_point, c.lr_pp));
+    torch::optim::Adam opt(std::move(groups));
+    const int decay_at = static_cast<int>(c.lr_decay_at * c.steps);
+    const bool have_lmk = data.landmarks.defined() && config_.use_landmarks;
+    for (int k = 0; k < c.steps; ++k) {
+      if (k == decay_at && k > 0) set_learning_rate(opt, c.lr_decay);
+      FitParams q = padded(p);
+      q.eyelids = torch::Tensor();
+      const Evaluation ev = evaluate(q);
+      const render::Camera cam = camera(p);
+      std::map<std::string, torch::Tensor> terms;
+      terms["reg/pp"] = p.principal_point.pow(2).sum();
+      // Landmarks first, then UV correspondences (official: k <= 250). Without landmarks the UV term runs from the
+      // start (the official code would idle here with an all-zero landmark mask).
+      if (have_lmk && k < c.landmark_steps) {
+        terms["lmk68"] = landmark_loss(project2d(cam, ev.landmarks), data.landmarks, data.landmark_mask, s) *
+                         c.w_landmarks;
+      } else if (!landmarks_only) {
+        const auto proj = project2d(cam, ev.vertices.index_select(1, assets_.uv_vertices));
+        UVVertexLossOptions l1 = uv_gates;
+        l1.l2 = false;
+        terms["uv"] = uv_vertex_loss(proj, data.corr, {}, s, l1) * c.w_uv;
+      } else {
+        terms["lmk68"] = landmark_loss(project2d(cam, ev.landmarks), data.landmarks, data.landmark_mask, s) *
+                         c.w_landmarks;
+      }
+      torch::Tensor total = torch::zeros({});
+      for (const auto& [name, v] : terms) total = total + v;
+      opt.zero_grad();
+      total.backward();
+      opt.step();
+      if (!log_step("camera", k, terms, total)) break;
+    }
+  }
+
+  // ---- stage B: full fit (official optimize_color on the first / only frame) ----
+  {
+    const FitLearningRates& lr = config_.lr;
+    for (auto* t : {&p.shape, &p.expression, &p.jaw, &p.neck, &p.eyes, &p.eyelids}) t->requires_grad_(true);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.push_back(group(p.expression, lr.exp));
+    groups.push_back(group(p.eyes, lr.eyes));
+    groups.push_back(group(p.eyelids, lr.eyelids));
+    groups.push_back(group(p.translation, lr.t));
+    groups.push_back(group(p.rotation, lr.R));
+    groups.push_back(group(p.shape, lr.shape));
+    groups.push_back(group(p.jaw, lr.jaw));
+    if (config_.include_neck) groups.push_back(group(p.neck, lr.neck));
+    if (config_.optimise_camera_intrinsics) {
+      groups.push_back(group(p.focal, lr.focal));
+      groups.push_back(group(p.principal_point, lr.pp));
+    } else {
+      p.focal = p.focal.detach();
+      p.principal_point = p.principal_point.detach();
+    }
+    torch::optim::Adam opt(std::move(groups));
+    // Official first-frame rule: the silhouette weight is divided by 10.
+    const double w_sil = w.silhouette / 10.0;
+    const bool have_lmk = data.landmarks.defined() && config_.use_landmarks;
+    const auto eye_ids = torch::arange(36, 48);
+    for (int k = 0; k < config_.iters; ++k) {
+      const FitParams q = padded(p);
+      const Evaluation ev = evaluate(q);
+      const render::Camera cam = camera(p);
+      std::map<std::string, torch::Tensor> terms;
+      // landmarks
+      if (have_lmk) {
+        const auto lmk2d = project2d(cam, ev.landmarks);
+        if (landmarks_only) {
+          terms["lmk68"] = landmark_loss(lmk2d, data.landmarks, data.landmark_mask, s) * config_.camera.w_landmarks;
+        } else {
+          terms["lmk_eye2"] = landmark_loss(lmk2d.index_select(1, eye_ids), data.landmarks.index_select(1, eye_ids),
+                                            data.landmark_mask.index_select(1, eye_ids), s) *
+                              w.landmarks_eyes;
+        }
+        terms["lmk_eye"] = eyelid_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_eyelids;
+        if (w.landmarks_mouth > 0) {
+          const auto mouth = torch::arange(48, 68);
+          terms["lmk_mouth"] = landmark_loss(lmk2d.index_select(1, mouth), data.landmarks.index_select(1, mouth),
+                                             data.landmark_mask.index_select(1, mouth), s) *
+                               w.landmarks_mouth;
+        }
+        if (w.landmarks_mouth_closure > 0)
+          terms["lmk_mouth_closure"] =
+              mouth_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_mouth_closure;
+      }
+      if (data.iris.defined() && config_.use_landmarks) {
+        const auto iris2d = project2d(cam, ev.vertices.index_select(1, assets_.iris_vertices));
+        terms["lmk_iris_left"] = landmark_loss(iris2d.slice(1, 0, 1), data.iris.slice(1, 0, 1),
+                                               data.iris_mask.slice(1, 0, 1), s) * w.landmarks_iris;
+        terms["lmk_iris_right"] = landmark_loss(iris2d.slice(1, 1, 2), data.iris.slice(1, 1, 2),
+                                                data.iris_mask.slice(1, 1, 2), s) * w.landmarks_iris;
+      }
+      // regularisers (official: sum over dims, mean over batch)
+      terms["reg/exp"] = sum_squares(p.expression) * w.reg_exp;
+      terms["reg/sym"] = sum_squares(p.eyes.slice(1, 0, 6) - p.eyes.slice(1, 6, 12)) * w.reg_sym;
+      terms["reg/jaw"] = sum_squares(p.jaw, i6) * w.reg_jaw;
+      terms["reg/neck"] = sum_squares(p.neck, i6) * w.reg_neck;
+      terms["reg/eye_left"] = sum_squares(p.eyes.slice(1, 0, 6), i6) * w.reg_eyes;
+      terms["reg/eye_right"] = sum_squares(p.eyes.slice(1, 6, 12), i6) * w.reg_eyes;
+      terms["reg/shape"] = sum_squares(p.shape) * w.reg_shape;  // MICA prior = 0 (official ignore_mica)
+      terms["reg/shape_general"] = sum_squares(p.shape) * w.reg_shape_general;
+      if (assets_.mirror_index.defined() && w.reg_mirror > 0)
+        terms["reg/mirror"] = mirror_loss(ev.flame.v_shaped, assets_.mirror_index) * w.reg_mirror;
+      terms["reg/pp"] = sum_squares(p.principal_point) * w.reg_pp;
+      // dense terms through the renderer
+      if (!landmarks_only) {
+        render::RenderRequest req;
+        req.mask = data.valid_bg.defined();
+        req.normal_vertices = ev.noneck;
+        const render::RenderOutput out = renderer_.render(ev.vertices, cam, req);
+        const auto proj = cam.project(ev.vertices.index_select(1, assets_.uv_vertices));
+        torch::Tensor visible;
+        if (w.occlusion_filter) visible = render::vertex_visibility(proj.detach(), out.depth.detach());
+        terms["uv"] = uv_vertex_loss(proj.slice(-1, 0, 2), data.corr, visible, s, uv_gates) * w.uv;
+        terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2) * w.uv;
+        // Rendered normals rotated back into the FLAME frame (official: einsum('bxy,bxhw->byhw', R, n)).
+        const auto n_flame = torch::einsum("bxy,bxhw->byhw", {ev.rotation, out.normals});
+        terms["normal"] = normal_loss(data.normals, n_flame, data.normal_mask, out.regions.select(1, 0),
+                                      {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
+                          w.normal;
+        if (data.valid_bg.defined())
+          terms["sil"] = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg) * w_sil;
+      }
+      torch::Tensor total = torch::zeros({});
+      for (const auto& [name, v] : terms) total = total + v;
+      PIXEL3DMM_CHECK(std::isfinite(item(total)), "fit: the loss became non-finite at full-stage step ", k);
+      opt.zero_grad();
+      total.backward();
+      opt.step();
+      if (!log_step("full", k, terms, total)) break;
+    }
+  }
+
+  // ---- the result ----
+  torch::NoGradGuard no_grad;
+  result.params = p.clone();
+  const FitParams q = padded(result.params);
+  const Evaluation ev = evaluate(q);
+  result.camera = camera(result.params);
+  result.vertices = ev.vertices;
+  result.vertices_flame = ev.flame.vertices;
+  result.landmarks2d = project2d(result.camera, ev.landmarks);
+  flame::FlameParams neutral;
+  neutral.shape = q.shape;
+  result.canonical = flame_.ptr()->forward(neutral).v_shaped;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace pixel3dmm::fit

@@ -1,0 +1,146 @@
+#pragma once
+/// The reconstruction itself: FLAME identity, expression, jaw / neck / eye pose, eyelids, the head pose and the
+/// camera, optimised with Adam through the differentiable renderer against per-pixel UV and normal predictions,
+/// as the official Pixel3DMM tracker's single-image path (official-fitting.md sections 4 and 5):
+///   stage A  camera warm-up: head R, t, focal, principal point against 68 landmarks, then UV correspondences;
+///   stage B  full fit: every FLAME parameter and R, t against UV correspondences, dense UV, normals, silhouette,
+///            eye / eyelid / iris landmarks and the regularisers; camera intrinsics frozen.
+/// Image sets (several photos of one person) fit jointly: one identity, per-image everything else.
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "pixel3dmm/fit/fit_config.h"
+#include "pixel3dmm/fit/losses.h"
+#include "pixel3dmm/flame/flame.h"
+#include "pixel3dmm/render/camera.h"
+#include "pixel3dmm/render/mesh_renderer.h"
+
+namespace pixel3dmm::fit {
+
+/// What one image contributes. Maps may have any resolution (square; the official predictions are 512 x 512):
+/// they are resized to FitConfig::image_size as the official loader does (bicubic for maps, nearest for masks).
+/// Undefined optional tensors switch their terms off.
+struct FitTarget {
+  torch::Tensor uv;            ///< 1 x 2 x H x W predicted (u, 1 - v) in [0, 1]
+  torch::Tensor normals;       ///< 1 x 3 x H x W predicted normals in the FLAME frame, [-1, 1]
+  torch::Tensor uv_mask;       ///< 1 x H x W where UV predictions count (official: skin, brows, nose, lips, ears, neck)
+  torch::Tensor normal_mask;   ///< 1 x H x W where normal predictions count (official: skin, brows, nose, lips, mouth)
+  torch::Tensor fg_mask;       ///< 1 x H x W face foreground (optional; default = normal_mask)
+  torch::Tensor valid_bg;      ///< 1 x H x W background pixels the face must not cover (optional: no silhouette term)
+  torch::Tensor landmarks;     ///< 1 x 68 x 2 iBUG landmarks in pixels of the maps (optional)
+  torch::Tensor landmark_mask; ///< 1 x 68 (optional; default: landmarks not at (0, 0), as the official code)
+  torch::Tensor iris;          ///< 1 x 2 x 2 pupils in pixels, image-left eye first (optional)
+  torch::Tensor image;         ///< 1 x 3 x H x W the crop, only for pictures of the result (optional)
+};
+
+/// The fitted parameters (official names in comments). B = number of images; shape is shared (1 row).
+struct FitParams {
+  torch::Tensor shape;            ///< 1 x n_shape identity (`shape`)
+  torch::Tensor expression;       ///< B x n_expr (`exp`)
+  torch::Tensor jaw;              ///< B x 6, 6D (`jaw`)
+  torch::Tensor neck;             ///< B x 6, 6D (`neck`)
+  torch::Tensor eyes;             ///< B x 12, two 6D rotations (`eyes`)
+  torch::Tensor eyelids;          ///< B x 2 (`eyelids`)
+  torch::Tensor rotation;         ///< B x 6 head rotation, 6D (`R`)
+  torch::Tensor translation;      ///< B x 3 head translation, metres (`t`)
+  torch::Tensor focal;            ///< 1 x 1 normalised focal length (`fl`)
+  torch::Tensor principal_point;  ///< 1 x 2 normalised principal point (`pp`)
+
+  /// The official initialisation: zeros, identity rotations, focal `focal_init`, for B images.
+  static FitParams initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init);
+  /// A detached deep copy.
+  FitParams clone() const;
+  /// Name -> tensor, official names (shape, exp, jaw, neck, eyes, eyelids, R, t, fl, pp).
+  std::map<std::string, torch::Tensor> named() const;
+  int64_t batch_size() const { return expression.size(0); }
+};
+
+/// One logged optimisation step.
+struct FitLogEntry {
+  std::string stage;                    ///< "camera" or "full"
+  int step = 0;
+  double total = 0.0;
+  std::map<std::string, double> terms;  ///< weighted loss terms
+};
+
+/// The outcome of a fit.
+struct FitResult {
+  FitParams params;
+  render::Camera camera;         ///< the fitted camera at FitConfig::image_size
+  torch::Tensor vertices;        ///< B x V x 3 world (head pose applied): what the camera sees
+  torch::Tensor vertices_flame;  ///< B x V x 3 FLAME space, posed, no head R / t (the official mesh/*.ply)
+  torch::Tensor canonical;       ///< 1 x V x 3 template + identity, neutral (the official canonical.ply)
+  torch::Tensor landmarks2d;     ///< B x 68 x 2 projected model landmarks (analytic projection, pixels at S)
+  std::vector<FitLogEntry> log;
+  double seconds = 0.0;
+  int iterations = 0;            ///< optimisation steps taken, both stages
+};
+
+/// The per-vertex data the losses need besides FLAME itself, derived from the FLAME model's masks.
+struct FitAssets {
+  torch::Tensor uv_vertices;    ///< N int64: vertices of the UV-correspondence loss (official VALID_VERTS)
+  torch::Tensor uv_vertex_uv;   ///< N x 2 their canonical (u, 1 - v)
+  torch::Tensor eye_vertices;   ///< eyeball vertices (normal-loss exclusion, eye region masks)
+  torch::Tensor iris_vertices;  ///< 2: image-left pupil vertex, image-right pupil vertex (official 4597, 4051)
+  torch::Tensor mirror_index;   ///< V (undefined: no mirror regulariser)
+
+  /// From a FLAME model: uv_vertices = mask "uv_valid" if present, else (face \ eye_region) + ears + neck;
+  /// eye_vertices = left_eyeball + right_eyeball; iris = masks "iris_image_left"/"iris_image_right" if present,
+  /// else the front-most rest-pose vertex of right_eyeball / left_eyeball (the subject's right eye appears on
+  /// the image's left). Throws ValueError naming what the model lacks (per-vertex UVs, face or eyeball masks).
+  static FitAssets from_model(const flame::FlameModel& model);
+};
+
+/// Called after every step with the log entry; return false to stop early.
+using FitCallback = std::function<bool(const FitLogEntry&)>;
+
+class Fitter {
+ public:
+  Fitter(flame::Flame flame, FitConfig config = {});
+
+  /// Fits one image (or, with several targets, one person in several images: shared identity, per-image
+  /// expression, pose and head placement, one camera).
+  FitResult fit(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
+  FitResult fit(const FitTarget& target, const FitCallback& on_step = {}) const {
+    return fit(std::vector<FitTarget>{target}, on_step);
+  }
+
+  /// Landmark-only baseline with the same schedule: UV, normal and silhouette terms off; 68 landmarks (not only
+  /// the eyes) drive the full stage. For comparisons (benchmark), not the method.
+  FitResult fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
+
+  /// Evaluates the model for parameters: vertices (world and FLAME space), normals-mesh, landmarks.
+  struct Evaluation {
+    flame::FlameOutput flame;  ///< FLAME-space outputs
+    torch::Tensor vertices;    ///< B x V x 3 world
+    torch::Tensor noneck;      ///< B x V x 3 world, neck at rest, no eyelids (normals of the normal loss)
+    torch::Tensor landmarks;   ///< B x 68 x 3 world
+    torch::Tensor rotation;    ///< B x 3 x 3 head rotation
+  };
+  Evaluation evaluate(const FitParams& params) const;
+
+  /// The camera for parameters at the fit resolution.
+  render::Camera camera(const FitParams& params) const;
+
+  const FitConfig& config() const { return config_; }
+  const FitAssets& assets() const { return assets_; }
+  const render::MeshRenderer& renderer() const { return renderer_; }
+  flame::Flame flame() const { return flame_; }
+
+ private:
+  struct Prepared;  // targets resized to S, correspondences
+  Prepared prepare(const std::vector<FitTarget>& targets) const;
+  FitResult run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only) const;
+
+  flame::Flame flame_;
+  FitConfig config_;
+  FitAssets assets_;
+  render::MeshRenderer renderer_;
+};
+
+}  // namespace pixel3dmm::fit

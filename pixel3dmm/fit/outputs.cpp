@@ -1,0 +1,221 @@
+#include "pixel3dmm/fit/outputs.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <opencv2/imgproc.hpp>
+
+#include "pixel3dmm/core/atomic_file.h"
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/flame/rotation.h"
+#include "pixel3dmm/io/config.h"
+#include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/mesh.h"
+#include "pixel3dmm/io/safetensors.h"
+
+namespace pixel3dmm::fit {
+namespace F = torch::nn::functional;
+
+namespace {
+
+FitParams select_image(const FitParams& p, int64_t i) {
+  FitParams q = p.clone();
+  for (auto* t : {&q.expression, &q.jaw, &q.neck, &q.eyes, &q.eyelids, &q.rotation, &q.translation})
+    *t = t->slice(0, i, i + 1);
+  return q;
+}
+
+FitParams padded(const Fitter& fitter, FitParams q) {
+  auto pad = [](const torch::Tensor& x, int64_t n) {
+    return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)})}, 1);
+  };
+  q.shape = pad(q.shape, fitter.flame()->n_shape());
+  q.expression = pad(q.expression, fitter.flame()->n_expr());
+  return q;
+}
+
+torch::Tensor resized(const torch::Tensor& img, int64_t s) {
+  if (img.size(2) == s && img.size(3) == s) return img;
+  return F::interpolate(img, F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{s, s})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false)
+                                 .antialias(true));
+}
+
+torch::Tensor uv_picture(const torch::Tensor& uv) {  // 1 x 2 x H x W -> RGB (u, 1 - v, 0)
+  return torch::cat({uv, torch::zeros_like(uv.slice(1, 0, 1))}, 1).clamp(0, 1);
+}
+
+torch::Tensor normal_picture(const torch::Tensor& n) { return ((n + 1) * 0.5).clamp(0, 1); }
+
+struct Rendered {
+  render::RenderOutput out;
+  torch::Tensor normals_flame;  // 1 x 3 x S x S
+};
+
+Rendered render_image(const Fitter& fitter, const FitResult& result, int64_t index) {
+  torch::NoGradGuard no_grad;
+  const FitParams q = padded(fitter, select_image(result.params, index));
+  const Fitter::Evaluation ev = fitter.evaluate(q);
+  render::RenderRequest req;
+  req.normal_vertices = ev.noneck;
+  Rendered r{fitter.renderer().render(ev.vertices, fitter.camera(q), req), {}};
+  r.normals_flame = torch::einsum("bxy,bxhw->byhw", {ev.rotation, r.out.normals});
+  return r;
+}
+
+io::Mesh make_mesh(const Fitter& fitter, const torch::Tensor& vertices) {
+  const auto& model = fitter.flame()->model();
+  io::Mesh m;
+  m.vertices = vertices.to(torch::kFloat).contiguous();
+  m.faces = model.faces.to(torch::kLong);
+  if (model.uv_coords.defined() && model.uv_faces.defined()) {
+    m.uvs = model.uv_coords.to(torch::kFloat);
+    m.uv_faces = model.uv_faces.to(torch::kLong);
+  } else if (model.vertex_uv.defined()) {
+    m.uvs = model.vertex_uv.to(torch::kFloat);
+  }
+  return m;
+}
+
+io::json tensor_json(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kDouble).contiguous();
+  io::json values = std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  return {{"shape", t.sizes().vec()}, {"values", values}};
+}
+
+}  // namespace
+
+torch::Tensor fit_overlay_image(const Fitter& fitter, const FitResult& result, const FitTarget& target,
+                                int64_t index) {
+  const Rendered r = render_image(fitter, result, index);
+  const int64_t s = fitter.config().image_size;
+  const auto input = target.image.defined() ? resized(target.image.to(torch::kFloat), s) : torch::full({1, 3, s, s}, 0.5);
+  const auto coverage = r.out.raster.coverage().to(torch::kFloat).unsqueeze(1);
+  // Official result.mp4 middle panel: 30% RGB + 70% normal shading inside the rendered mask.
+  const auto shading = normal_picture(r.normals_flame);
+  const auto blend = input * (1 - coverage) + (0.3 * input + 0.7 * shading) * coverage;
+  return torch::cat({input, blend, shading * coverage}, 3).clamp(0, 1);
+}
+
+torch::Tensor fit_maps_image(const Fitter& fitter, const FitResult& result, const FitTarget& target, int64_t index) {
+  const Rendered r = render_image(fitter, result, index);
+  const int64_t s = fitter.config().image_size;
+  const auto coverage = r.out.raster.coverage().to(torch::kFloat).unsqueeze(1);
+  const auto pred_uv = uv_picture(resized(target.uv.to(torch::kFloat), s));
+  const auto pred_n = normal_picture(resized(target.normals.to(torch::kFloat), s));
+  const auto top = torch::cat({pred_uv, uv_picture(r.out.uv) * coverage}, 3);
+  const auto bottom = torch::cat({pred_n, normal_picture(r.normals_flame) * coverage}, 3);
+  return torch::cat({top, bottom}, 2);
+}
+
+torch::Tensor loss_curve_image(const std::vector<FitLogEntry>& log, int64_t width, int64_t height) {
+  cv::Mat img(static_cast<int>(height), static_cast<int>(width), CV_8UC3, cv::Scalar(255, 255, 255));
+  const int left = 60, right = 15, top = 25, bottom = 40;
+  const cv::Rect plot(left, top, int(width) - left - right, int(height) - top - bottom);
+  cv::rectangle(img, plot, cv::Scalar(0, 0, 0));
+  std::vector<double> y;
+  for (const auto& e : log) y.push_back(std::log10(std::max(e.total, 1e-12)));
+  if (!y.empty()) {
+    const double lo = std::floor(*std::min_element(y.begin(), y.end()));
+    const double hi = std::max(lo + 1.0, std::ceil(*std::max_element(y.begin(), y.end())));
+    auto to_px = [&](size_t i, double v) {
+      const double x = y.size() > 1 ? double(i) / double(y.size() - 1) : 0.0;
+      return cv::Point(plot.x + int(x * plot.width), plot.y + int((hi - v) / (hi - lo) * plot.height));
+    };
+    for (double d = lo; d <= hi + 1e-9; d += 1.0) {
+      const cv::Point p = to_px(0, d);
+      cv::line(img, {plot.x, p.y}, {plot.x + plot.width, p.y}, cv::Scalar(220, 220, 220));
+      cv::putText(img, "1e" + std::to_string(int(d)), {4, p.y + 4}, cv::FONT_HERSHEY_SIMPLEX, 0.4,
+                  cv::Scalar(0, 0, 0));
+    }
+    for (size_t i = 1; i < y.size(); ++i) {
+      const bool camera = log[i].stage == "camera";
+      cv::line(img, to_px(i - 1, y[i - 1]), to_px(i, y[i]),
+               camera ? cv::Scalar(200, 120, 0) : cv::Scalar(0, 60, 220), 1, cv::LINE_AA);
+    }
+  }
+  cv::putText(img, "total loss per step (blue: camera stage, red: full stage)", {left, 16},
+              cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::putText(img, "step", {left + plot.width / 2 - 15, int(height) - 12}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
+              cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+  return torch::from_blob(img.data, {1, height, width, 3}, torch::kUInt8)
+      .permute({0, 3, 1, 2})
+      .to(torch::kFloat)
+      .div(255.0)
+      .contiguous();
+}
+
+void write_fit_outputs(const std::string& folder, const Fitter& fitter, const FitResult& result,
+                       const FitTarget& target, int64_t index, const FitOutputOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  PIXEL3DMM_CHECK_T(Error, fs::is_directory(folder), folder, ": cannot create the output folder");
+  const auto path = [&](const char* name) { return (fs::path(folder) / name).string(); };
+  const int64_t i = index;
+  if (options.meshes) {
+    io::write_ply(path("mesh.ply"), make_mesh(fitter, result.vertices_flame[i]));
+    io::write_obj(path("mesh.obj"), make_mesh(fitter, result.vertices_flame[i]));
+    io::write_ply(path("mesh_world.ply"), make_mesh(fitter, result.vertices[i]));
+    io::write_ply(path("canonical.ply"), make_mesh(fitter, result.canonical[0]));
+  }
+  if (options.params) {
+    const FitParams p = select_image(result.params, i);
+    const auto R = flame::rotation_6d_to_matrix(p.rotation);
+    io::TensorMap t{{"flame.exp", p.expression},
+                    {"flame.shape", p.shape},
+                    {"flame.eyes", p.eyes},
+                    {"flame.eyelids", p.eyelids},
+                    {"flame.jaw", p.jaw},
+                    {"flame.neck", p.neck},
+                    {"flame.R", p.rotation},
+                    {"flame.R_rotation_matrix", R},
+                    {"flame.t", p.translation},
+                    {"camera.R_base_0", result.camera.rotation},
+                    {"camera.t_base_0", result.camera.translation},
+                    {"camera.fl", p.focal},
+                    {"camera.pp", p.principal_point}};
+    for (auto& [k, v] : t) v = v.detach().to(torch::kFloat).contiguous();
+    const int64_t s = fitter.config().image_size;
+    io::write_safetensors(path("params.safetensors"), t,
+                          {{"img_size", std::to_string(s)}, {"format", "pixel3dmm fit parameters"}});
+    io::json j;
+    for (const auto& [k, v] : t) j[k] = tensor_json(v);
+    j["img_size"] = {s, s};
+    j["iterations"] = result.iterations;
+    j["seconds"] = result.seconds;
+    io::write_json(path("params.json"), j);
+  }
+  if (options.pictures) {
+    io::write_image(path("overlay.png"), fit_overlay_image(fitter, result, target, i));
+    io::write_image(path("maps.png"), fit_maps_image(fitter, result, target, i));
+    io::write_image(path("loss.png"), loss_curve_image(result.log));
+  }
+  if (options.log) {
+    std::set<std::string> names;
+    for (const auto& e : result.log)
+      for (const auto& [k, v] : e.terms) names.insert(k);
+    std::ostringstream csv;
+    csv << "stage,step,total";
+    for (const auto& n : names) csv << "," << n;
+    csv << "\n";
+    for (const auto& e : result.log) {
+      csv << e.stage << "," << e.step << "," << e.total;
+      for (const auto& n : names) {
+        const auto it = e.terms.find(n);
+        csv << ",";
+        if (it != e.terms.end()) csv << it->second;
+      }
+      csv << "\n";
+    }
+    write_file_atomically(path("loss.csv"), csv.str());
+  }
+}
+
+}  // namespace pixel3dmm::fit

@@ -1,0 +1,112 @@
+#include "pixel3dmm/fit/synthetic_target.h"
+
+#include <cmath>
+
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/flame/rotation.h"
+
+namespace pixel3dmm::fit {
+
+namespace {
+
+constexpr double kDeg = M_PI / 180.0;
+
+torch::Tensor uniform(torch::Generator& g, std::vector<int64_t> shape, double lo, double hi) {
+  return torch::rand(shape, g) * (hi - lo) + lo;
+}
+
+}  // namespace
+
+FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
+                        const RandomParamsOptions& o) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  FitParams p = FitParams::initial(batch, n_shape, n_expr, 0.5 * (o.focal_min + o.focal_max));
+  p.shape = torch::randn({1, n_shape}, g) * o.shape_std;
+  p.expression = torch::randn({batch, n_expr}, g) * o.expr_std;
+  // Head rotation from yaw (y), pitch (x), roll (z), as axis-angle products.
+  const auto yaw = uniform(g, {batch}, -o.yaw_deg * kDeg, o.yaw_deg * kDeg);
+  const auto pitch = uniform(g, {batch}, -o.pitch_deg * kDeg, o.pitch_deg * kDeg);
+  const auto roll = uniform(g, {batch}, -o.roll_deg * kDeg, o.roll_deg * kDeg);
+  auto axis = [&](const torch::Tensor& angle, int k) {
+    auto aa = torch::zeros({batch, 3});
+    aa.select(1, k).copy_(angle);
+    return flame::axis_angle_to_matrix(aa);
+  };
+  const auto R = torch::matmul(torch::matmul(axis(yaw, 1), axis(pitch, 0)), axis(roll, 2));
+  p.rotation = flame::matrix_to_rotation_6d(R);
+  auto jaw = torch::zeros({batch, 3});
+  jaw.select(1, 0).copy_(uniform(g, {batch}, 0.0, o.jaw_deg * kDeg));
+  p.jaw = flame::axis_angle_to_rotation_6d(jaw);
+  p.eyelids = uniform(g, {batch, 2}, 0.0, o.eyelid_max);
+  auto t = uniform(g, {batch, 3}, -o.translation_m, o.translation_m);
+  t.select(1, 2).mul_(2.0);
+  p.translation = t;
+  p.focal = uniform(g, {1, 1}, o.focal_min, o.focal_max);
+  return p;
+}
+
+SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& truth, int64_t index,
+                                        const SyntheticTargetOptions& o) {
+  torch::NoGradGuard no_grad;
+  PIXEL3DMM_CHECK(index >= 0 && index < truth.batch_size(), "render_synthetic_target: image index ", index,
+                  " out of range for ", truth.batch_size(), " images");
+  FitParams one = truth.clone();
+  auto pick = [&](torch::Tensor& t) { t = t.slice(0, index, index + 1); };
+  for (auto* t : {&one.expression, &one.jaw, &one.neck, &one.eyes, &one.eyelids, &one.rotation, &one.translation})
+    pick(*t);
+  auto pad = [](const torch::Tensor& x, int64_t n) {
+    return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)})}, 1);
+  };
+  one.shape = pad(one.shape, fitter.flame()->n_shape());
+  one.expression = pad(one.expression, fitter.flame()->n_expr());
+  const Fitter::Evaluation ev = fitter.evaluate(one);
+
+  render::Camera cam = fitter.camera(one);
+  cam.width = cam.height = o.size;
+  render::RenderRequest req;
+  req.normal_vertices = ev.noneck;
+  const render::RenderOutput out = fitter.renderer().render(ev.vertices, cam, req);
+  const auto coverage = out.raster.coverage().to(torch::kFloat);  // 1 x S x S
+  const auto eyes = out.regions.select(1, 0);
+  auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+
+  auto uv = out.uv.clone();
+  auto normals = torch::einsum("bxy,bxhw->byhw", {ev.rotation, out.normals});
+  uv += torch::randn(uv.sizes(), g) * o.uv_noise;
+  normals += torch::randn(normals.sizes(), g) * o.normal_noise;
+  // Outliers: uniform garbage on a random share of the pixels.
+  const auto outliers = (torch::rand({1, 1, o.size, o.size}, g) < o.outlier_fraction).to(torch::kFloat);
+  uv = uv * (1 - outliers) + torch::rand(uv.sizes(), g) * outliers;
+  normals = normals * (1 - outliers) + (torch::rand(normals.sizes(), g) * 2 - 1) * outliers;
+
+  SyntheticTarget st;
+  FitTarget& t = st.target;
+  t.uv = uv.clamp(0, 1);
+  t.normals = normals.clamp(-1, 1);
+  const auto face = coverage * (1 - eyes);
+  t.uv_mask = face;
+  t.normal_mask = face;
+  t.fg_mask = coverage;
+  t.valid_bg = 1 - coverage;
+  const auto lmk = cam.project(ev.landmarks).slice(-1, 0, 2);
+  t.landmarks = lmk + torch::randn(lmk.sizes(), g) * o.landmark_noise;
+  t.iris = cam.project(ev.vertices.index_select(1, fitter.assets().iris_vertices)).slice(-1, 0, 2);
+  // A shaded picture of the head, for overlays.
+  const auto shade = (normals.select(1, 2).clamp(0, 1) * 0.8 + 0.1).unsqueeze(1) * coverage.unsqueeze(1);
+  t.image = torch::cat({shade * 0.95, shade * 0.8, shade * 0.7}, 1) + (1 - coverage.unsqueeze(1)) * 0.3;
+  st.vertices = ev.vertices;
+  st.vertices_flame = ev.flame.vertices;
+  flame::FlameParams neutral;
+  neutral.shape = one.shape;
+  st.canonical = fitter.flame()->forward(neutral).v_shaped;
+  return st;
+}
+
+double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices) {
+  PIXEL3DMM_CHECK(a.sizes() == b.sizes(), "mean_vertex_error: shapes differ");
+  auto d = (a - b).norm(2, -1);
+  if (vertices.defined()) d = d.index_select(1, vertices);
+  return d.mean().item<double>();
+}
+
+}  // namespace pixel3dmm::fit

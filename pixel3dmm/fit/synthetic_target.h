@@ -1,0 +1,52 @@
+#pragma once
+/// Ground truth for the fitter: random FLAME parameters, and the maps a perfect network would predict for them
+/// (rendered UV and FLAME-frame normals, masks, projected landmarks and pupils), optionally corrupted with noise
+/// and outlier pixels. Used by the tests, the fitting benchmark and the demo.
+
+#include <torch/torch.h>
+
+#include "pixel3dmm/fit/fitter.h"
+
+namespace pixel3dmm::fit {
+
+struct RandomParamsOptions {
+  double shape_std = 1.0;       ///< identity coefficients ~ N(0, shape_std^2)
+  double expr_std = 0.8;        ///< expression coefficients ~ N(0, expr_std^2)
+  double yaw_deg = 30.0;        ///< head yaw uniform in [-yaw, yaw]
+  double pitch_deg = 15.0;      ///< head pitch uniform in [-pitch, pitch]
+  double roll_deg = 8.0;        ///< head roll uniform in [-roll, roll]
+  double jaw_deg = 12.0;        ///< jaw opening uniform in [0, jaw]
+  double translation_m = 0.02;  ///< x, y uniform in [-t, t]; z in [-2t, 2t]
+  double focal_min = 3.4, focal_max = 4.4;  ///< normalised focal (fit at the official 3.90625 start)
+  double eyelid_max = 0.5;      ///< eyelids uniform in [0, max]
+};
+
+/// Random parameters for `batch` images of one identity (shape shared), deterministic in `seed`.
+FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
+                        const RandomParamsOptions& options = {});
+
+struct SyntheticTargetOptions {
+  int64_t size = 256;             ///< map resolution
+  double uv_noise = 0.003;        ///< Gaussian noise on UV predictions (UV units)
+  double normal_noise = 0.05;     ///< Gaussian noise on normals
+  double outlier_fraction = 0.1;  ///< share of foreground pixels replaced by uniform garbage
+  double landmark_noise = 1.0;    ///< Gaussian landmark noise (pixels at `size`)
+  uint64_t seed = 0;
+};
+
+/// A target and its ground truth.
+struct SyntheticTarget {
+  FitTarget target;
+  torch::Tensor vertices;        ///< 1 x V x 3 world-space ground truth
+  torch::Tensor vertices_flame;  ///< 1 x V x 3 FLAME-space posed ground truth
+  torch::Tensor canonical;       ///< 1 x V x 3 neutral ground truth (template + identity)
+};
+
+/// Renders image `index` of `truth` with the fitter's model and renderer at `options.size`.
+SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& truth, int64_t index,
+                                        const SyntheticTargetOptions& options = {});
+
+/// Mean per-vertex Euclidean distance (metres) between two B x V x 3 vertex sets, over `vertices` (undefined = all).
+double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
+
+}  // namespace pixel3dmm::fit

@@ -1,0 +1,95 @@
+#include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/flame/synthetic.h"
+#include "test_util.h"
+
+using namespace pixel3dmm;
+using namespace pixel3dmm::fit;
+
+namespace {
+
+/// A small synthetic FLAME-layout model and a short schedule, so that a fit takes a few seconds.
+Fitter small_fitter(int iters = 80) {
+  flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
+  FitConfig config;
+  config.image_size = 96;
+  config.iters = iters;
+  config.n_shape = 20;
+  config.n_expr = 10;
+  config.camera.steps = 80;
+  config.camera.landmark_steps = 40;
+  config.camera.lr_decay_at = 0.75;
+  config.loss.dist_uv = 20.0 * 96 / 256;  // the official gate is in pixels at 256
+  return Fitter(flame::Flame(std::move(model), flame::FlameOptions()), config);
+}
+
+}  // namespace
+
+TEST_CASE("FitAssets come from the model's masks", "[fit]") {
+  const auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(5).n_expr(5));
+  const FitAssets a = FitAssets::from_model(model);
+  REQUIRE(a.uv_vertices.numel() > 50);
+  REQUIRE(a.uv_vertex_uv.size(0) == a.uv_vertices.size(0));
+  REQUIRE(a.iris_vertices.numel() == 2);
+  // The image-left pupil belongs to the subject's right eyeball.
+  const auto right = model.masks.at("right_eyeball");
+  REQUIRE((right == a.iris_vertices[0]).any().item<bool>());
+  flame::FlameModel no_masks = model;
+  no_masks.masks.erase("left_eyeball");
+  pixel3dmm::test::require_throws_with<ValueError>([&] { FitAssets::from_model(no_masks); },
+                                                   {"left_eyeball"});
+}
+
+TEST_CASE("Fitter recovers a synthetic head from exact maps better than from the neutral start", "[fit]") {
+  torch::manual_seed(0);
+  Fitter fitter = small_fitter();
+  RandomParamsOptions ro;
+  ro.yaw_deg = 15;
+  ro.expr_std = 0.5;
+  const FitParams truth = random_params(1, 20, 10, 7, ro);
+  SyntheticTargetOptions so;
+  so.size = 96;
+  so.outlier_fraction = 0.1;
+  so.uv_noise = 0.002;
+  so.normal_noise = 0.03;
+  so.landmark_noise = 0.3;
+  const SyntheticTarget st = render_synthetic_target(fitter, truth, 0, so);
+
+  const FitParams start = FitParams::initial(1, 20, 10, fitter.config().focal_init);
+  const double start_error = mean_vertex_error(fitter.evaluate(start).vertices.detach(), st.vertices);
+  int steps = 0;
+  const FitResult r = fitter.fit(st.target, [&](const FitLogEntry&) { return ++steps > 0; });
+  const double error = mean_vertex_error(r.vertices, st.vertices);
+  INFO("start error " << start_error * 1000 << " mm, fitted " << error * 1000 << " mm");
+  REQUIRE(steps == r.iterations);
+  REQUIRE(r.iterations == 160);
+  REQUIRE(error < 0.4 * start_error);
+  // The full stage lowered its own loss.
+  const auto first = std::find_if(r.log.begin(), r.log.end(), [](const FitLogEntry& e) { return e.stage == "full"; });
+  REQUIRE(first != r.log.end());
+  REQUIRE(r.log.back().total < first->total);
+  REQUIRE(r.log.back().terms.count("uv") == 1);
+  REQUIRE(r.log.back().terms.count("normal") == 1);
+  REQUIRE(r.log.back().terms.count("sil") == 1);
+}
+
+TEST_CASE("Fitter rejects malformed targets with the field name", "[fit]") {
+  Fitter fitter = small_fitter(1);
+  FitTarget t;
+  t.uv = torch::zeros({1, 2, 32, 32});
+  t.normals = torch::zeros({1, 3, 32, 16});
+  t.uv_mask = torch::ones({1, 32, 32});
+  t.normal_mask = torch::ones({1, 32, 32});
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(t); }, {"target 0 normals", "[1, 3, 32, 32]"});
+  t.normals = torch::zeros({1, 3, 32, 32});
+  t.uv[0][0][3][3] = std::numeric_limits<float>::quiet_NaN();
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(t); }, {"target 0 uv", "non-finite"});
+}
+
+TEST_CASE("An early stop from the callback ends the fit", "[fit]") {
+  Fitter fitter = small_fitter(50);
+  const SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});
+  const FitResult r = fitter.fit(st.target, [](const FitLogEntry& e) { return !(e.stage == "full" && e.step == 4); });
+  REQUIRE(r.log.back().stage == "full");
+  REQUIRE(r.log.back().step == 4);
+}
