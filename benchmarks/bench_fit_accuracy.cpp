@@ -29,13 +29,13 @@ int main(int argc, char** argv) {
     const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
     const auto head = st.vertices[0];
     const double size = (std::get<0>(head.max(0)) - std::get<0>(head.min(0))).norm().item<double>();
-    const double start = fit::mean_vertex_error(
+    const double start = fit::aligned_vertex_error(
         fitter.evaluate(fit::FitParams::initial(1, 300, 100, config.focal_init)).vertices.detach(), st.vertices);
     const fit::FitResult lmk = fitter.fit_landmarks_only({st.target});
     const fit::FitResult full = fitter.fit(st.target);
     seconds += full.seconds;
-    const double e_lmk = fit::mean_vertex_error(lmk.vertices, st.vertices);
-    const double e_full = fit::mean_vertex_error(full.vertices, st.vertices);
+    const double e_lmk = fit::aligned_vertex_error(lmk.vertices, st.vertices);
+    const double e_full = fit::aligned_vertex_error(full.vertices, st.vertices);
     const double n_full = fit::mean_vertex_error(full.canonical, st.canonical);
     const double n_lmk = fit::mean_vertex_error(lmk.canonical, st.canonical);
     sum_lmk += e_lmk, sum_full += e_full, sum_pct += e_full / size, sum_neutral += n_full, sum_lmk_neutral += n_lmk;

@@ -109,4 +109,21 @@ double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const t
   return d.mean().item<double>();
 }
 
+double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices) {
+  PIXEL3DMM_CHECK(a.sizes() == b.sizes() && a.dim() == 3 && a.size(2) == 3,
+                  "aligned_vertex_error: expected two B x V x 3 tensors of the same shape");
+  auto x = a.detach().to(torch::kDouble), y = b.detach().to(torch::kDouble);
+  if (vertices.defined()) x = x.index_select(1, vertices), y = y.index_select(1, vertices);
+  const auto cx = x.mean(1, true), cy = y.mean(1, true);
+  const auto h = torch::matmul((x - cx).transpose(1, 2), y - cy);  // B x 3 x 3
+  auto [u, s, vh] = torch::linalg_svd(h, false);
+  // Proper rotation: flip the last singular direction where det < 0.
+  const auto d = torch::det(torch::matmul(vh.transpose(1, 2), u.transpose(1, 2)));
+  auto fix = torch::ones({x.size(0), 3}, x.options());
+  fix.select(1, 2).copy_(d.sign());
+  const auto r = torch::matmul(vh.transpose(1, 2) * fix.unsqueeze(1), u.transpose(1, 2));  // B x 3 x 3: x -> y
+  const auto aligned = torch::matmul(x - cx, r.transpose(1, 2)) + cy;
+  return (aligned - y).norm(2, -1).mean().item<double>();
+}
+
 }  // namespace pixel3dmm::fit

@@ -49,4 +49,10 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
 /// Mean per-vertex Euclidean distance (metres) between two B x V x 3 vertex sets, over `vertices` (undefined = all).
 double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
 
+/// Mean per-vertex distance (metres) after the rigid motion (Kabsch) that best aligns `a` onto `b`, per batch item.
+/// The measure for posed geometry: a single image fixes the head's depth only up to the focal length (a head 10%
+/// farther away under a 10% longer lens looks nearly the same), so raw world-space errors mostly measure that
+/// ambiguity, not the reconstruction.
+double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
+
 }  // namespace pixel3dmm::fit
