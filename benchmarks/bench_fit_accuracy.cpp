@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   fit::FitConfig config;
   if (argc > 2) config.iters = std::atoi(argv[2]);
   const fit::Fitter fitter(flame, config);
+  const auto measured = fit::non_eyeball_vertices(flame->model());
   std::printf("%-5s %12s %12s %12s %12s %12s %9s\n", "case", "head (mm)", "start (mm)", "landmk (mm)", "full (mm)",
               "full neutral", "full (%)");
   double sum_lmk = 0, sum_full = 0, sum_pct = 0, sum_neutral = 0, sum_lmk_neutral = 0, seconds = 0;
@@ -30,12 +31,12 @@ int main(int argc, char** argv) {
     const auto head = st.vertices[0];
     const double size = (std::get<0>(head.max(0)) - std::get<0>(head.min(0))).norm().item<double>();
     const double start = fit::aligned_vertex_error(
-        fitter.evaluate(fit::FitParams::initial(1, 300, 100, config.focal_init)).vertices.detach(), st.vertices);
+        fitter.evaluate(fit::FitParams::initial(1, 300, 100, config.focal_init)).vertices.detach(), st.vertices, measured);
     const fit::FitResult lmk = fitter.fit_landmarks_only({st.target});
     const fit::FitResult full = fitter.fit(st.target);
     seconds += full.seconds;
-    const double e_lmk = fit::aligned_vertex_error(lmk.vertices, st.vertices);
-    const double e_full = fit::aligned_vertex_error(full.vertices, st.vertices);
+    const double e_lmk = fit::aligned_vertex_error(lmk.vertices, st.vertices, measured);
+    const double e_full = fit::aligned_vertex_error(full.vertices, st.vertices, measured);
     const double n_full = fit::mean_vertex_error(full.canonical, st.canonical);
     const double n_lmk = fit::mean_vertex_error(lmk.canonical, st.canonical);
     sum_lmk += e_lmk, sum_full += e_full, sum_pct += e_full / size, sum_neutral += n_full, sum_lmk_neutral += n_lmk;

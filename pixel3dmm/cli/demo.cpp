@@ -72,10 +72,11 @@ int run_demo(const std::vector<std::string>& argv) {
 
   const auto head = st.vertices[0];
   const double head_size = (std::get<0>(head.max(0)) - std::get<0>(head.min(0))).norm().item<double>();
+  const auto measured = fit::non_eyeball_vertices(flame->model());
   const double start_error = fit::aligned_vertex_error(
       fitter.evaluate(fit::FitParams::initial(1, flame->n_shape(), flame->n_expr(), config.focal_init)).vertices,
-      st.vertices);
-  const double world_error = fit::aligned_vertex_error(result.vertices, st.vertices);
+      st.vertices, measured);
+  const double world_error = fit::aligned_vertex_error(result.vertices, st.vertices, measured);
   const double flame_error = fit::mean_vertex_error(result.vertices_flame, st.vertices_flame);
   const double neutral_error = fit::mean_vertex_error(result.canonical, st.canonical);
   io::json report = {{"seed", seed},

@@ -281,20 +281,38 @@ Fitter::Evaluation Fitter::evaluate(const FitParams& p) const {
 }
 
 FitResult Fitter::fit(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
-  return run(targets, on_step, false);
+  return run(targets, on_step, false, nullptr);
+}
+
+FitResult Fitter::fit_from(const std::vector<FitTarget>& targets, const FitParams& start,
+                           const FitCallback& on_step) const {
+  const int64_t b = static_cast<int64_t>(targets.size());
+  check_shape(start.shape, {1, config_.n_shape}, "fit_from: start.shape");
+  check_shape(start.expression, {b, config_.n_expr}, "fit_from: start.expression");
+  check_shape(start.jaw, {b, 6}, "fit_from: start.jaw");
+  check_shape(start.neck, {b, 6}, "fit_from: start.neck");
+  check_shape(start.eyes, {b, 12}, "fit_from: start.eyes");
+  check_shape(start.eyelids, {b, 2}, "fit_from: start.eyelids");
+  check_shape(start.rotation, {b, 6}, "fit_from: start.rotation");
+  check_shape(start.translation, {b, 3}, "fit_from: start.translation");
+  check_shape(start.focal, {1, 1}, "fit_from: start.focal");
+  check_shape(start.principal_point, {1, 2}, "fit_from: start.principal_point");
+  return run(targets, on_step, false, &start);
 }
 
 FitResult Fitter::fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
-  return run(targets, on_step, true);
+  return run(targets, on_step, true, nullptr);
 }
 
-FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only) const {
+FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only,
+                      const FitParams* start_params) const {
   const auto start = std::chrono::steady_clock::now();
   const Prepared data = prepare(targets);
   PIXEL3DMM_CHECK(!landmarks_only || data.landmarks.defined(), "landmark-only fit: the targets have no landmarks");
   const int64_t s = data.size, b = data.batch;
   const FitLossConfig& w = config_.loss;
-  FitParams p = FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
+  FitParams p = start_params ? start_params->clone()
+                             : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
   // Unused components of the module's bases stay zero.
   auto pad = [](const torch::Tensor& x, int64_t n) {
     return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)}, x.options())}, 1);

@@ -110,6 +110,10 @@ class Fitter {
     return fit(std::vector<FitTarget>{target}, on_step);
   }
 
+  /// Fits starting from `start` (e.g. the previous video frame's result) instead of the official neutral start;
+  /// `start` must have as many images as `targets` and the configured component counts.
+  FitResult fit_from(const std::vector<FitTarget>& targets, const FitParams& start,
+                     const FitCallback& on_step = {}) const;
   /// Landmark-only baseline with the same schedule: UV, normal and silhouette terms off; 68 landmarks (not only
   /// the eyes) drive the full stage. For comparisons (benchmark), not the method.
   FitResult fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
@@ -135,7 +139,8 @@ class Fitter {
  private:
   struct Prepared;  // targets resized to S, correspondences
   Prepared prepare(const std::vector<FitTarget>& targets) const;
-  FitResult run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only) const;
+  FitResult run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only,
+                const FitParams* start) const;
 
   flame::Flame flame_;
   FitConfig config_;

@@ -109,6 +109,15 @@ double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const t
   return d.mean().item<double>();
 }
 
+torch::Tensor non_eyeball_vertices(const flame::FlameModel& model) {
+  auto keep = torch::ones({model.n_vertices()}, torch::kBool);
+  for (const char* name : {"left_eyeball", "right_eyeball"}) {
+    const auto it = model.masks.find(name);
+    if (it != model.masks.end()) keep.index_fill_(0, it->second.to(torch::kLong), false);
+  }
+  return keep.nonzero().squeeze(1);
+}
+
 double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices) {
   PIXEL3DMM_CHECK(a.sizes() == b.sizes() && a.dim() == 3 && a.size(2) == 3,
                   "aligned_vertex_error: expected two B x V x 3 tensors of the same shape");

@@ -49,6 +49,11 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
 /// Mean per-vertex Euclidean distance (metres) between two B x V x 3 vertex sets, over `vertices` (undefined = all).
 double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
 
+/// The vertices geometry errors are measured over: all but the eyeballs. An eyeball spinning about its centre leaves
+/// the surface unchanged yet moves its vertices, and only the pupil constrains that spin (the official fit does not
+/// regularise it beyond a weak prior), so eyeball vertices would measure an invisible degree of freedom.
+torch::Tensor non_eyeball_vertices(const flame::FlameModel& model);
+
 /// Mean per-vertex distance (metres) after the rigid motion (Kabsch) that best aligns `a` onto `b`, per batch item.
 /// The measure for posed geometry: a single image fixes the head's depth only up to the focal length (a head 10%
 /// farther away under a 10% longer lens looks nearly the same), so raw world-space errors mostly measure that

@@ -9,15 +9,15 @@ using namespace pixel3dmm::fit;
 namespace {
 
 /// A small synthetic FLAME-layout model and a short schedule, so that a fit takes a few seconds.
-Fitter small_fitter(int iters = 80) {
+Fitter small_fitter(int iters = 80, int camera_steps = 80) {
   flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
   FitConfig config;
   config.image_size = 96;
   config.iters = iters;
   config.n_shape = 20;
   config.n_expr = 10;
-  config.camera.steps = 80;
-  config.camera.landmark_steps = 40;
+  config.camera.steps = camera_steps;
+  config.camera.landmark_steps = camera_steps / 2;
   config.camera.lr_decay_at = 0.75;
   config.loss.dist_uv = 20.0 * 96 / 256;  // the official gate is in pixels at 256
   return Fitter(flame::Flame(std::move(model), flame::FlameOptions()), config);
@@ -42,14 +42,17 @@ TEST_CASE("FitAssets come from the model's masks", "[fit]") {
 
 TEST_CASE("Fitter recovers a synthetic head from exact maps better than from the neutral start", "[fit]") {
   torch::manual_seed(0);
-  Fitter fitter = small_fitter();
+  // The official learning rates move a coefficient by at most lr per step, so the easy case keeps the identity and
+  // expression moderate and the schedule at 400 + 500 steps (official: 500 + 500..800).
+  Fitter fitter = small_fitter(500, 400);
   RandomParamsOptions ro;
   ro.yaw_deg = 15;
-  ro.expr_std = 0.5;
+  ro.shape_std = 0.3;
+  ro.expr_std = 0.3;
   const FitParams truth = random_params(1, 20, 10, 7, ro);
   SyntheticTargetOptions so;
   so.size = 96;
-  so.outlier_fraction = 0.1;
+  so.outlier_fraction = 0.0;  // outliers are the benchmark's business (bench_fit_accuracy)
   so.uv_noise = 0.002;
   so.normal_noise = 0.03;
   so.landmark_noise = 0.3;
@@ -57,23 +60,30 @@ TEST_CASE("Fitter recovers a synthetic head from exact maps better than from the
 
   const FitParams start = FitParams::initial(1, 20, 10, fitter.config().focal_init);
   const auto start_vertices = fitter.evaluate(start).vertices.detach();
-  const double start_error = aligned_vertex_error(start_vertices, st.vertices);
+  const auto measured = non_eyeball_vertices(fitter.flame()->model());
+  const double start_error = aligned_vertex_error(start_vertices, st.vertices, measured);
   int steps = 0;
   const FitResult r = fitter.fit(st.target, [&](const FitLogEntry&) { return ++steps > 0; });
-  const double error = aligned_vertex_error(r.vertices, st.vertices);
+  const double error = aligned_vertex_error(r.vertices, st.vertices, measured);
   const double neutral_error = mean_vertex_error(r.canonical, st.canonical);
   const double start_neutral = mean_vertex_error(fitter.evaluate(start).flame.v_shaped.detach(), st.canonical);
-  // Image-space agreement: where the fitted head's vertices land vs the truth's, in pixels.
+  // Image-space agreement on the face: where the fitted face's vertices land vs the truth's, in pixels (the
+  // official UV-vertex term alone would settle half a pixel off: spec 2.5).
+  const auto face = fitter.flame()->model().masks.at("face");
   const auto cam_truth = fitter.camera(truth);
-  const auto reprojection = (r.camera.project(r.vertices) - cam_truth.project(st.vertices)).slice(-1, 0, 2)
-                                .norm(2, -1).mean().item<double>();
+  const auto reprojection = (r.camera.project(r.vertices.index_select(1, face)) -
+                             cam_truth.project(st.vertices.index_select(1, face)))
+                                .slice(-1, 0, 2)
+                                .norm(2, -1)
+                                .mean()
+                                .item<double>();
   INFO("aligned error: start " << start_error * 1000 << " mm, fitted " << error * 1000 << " mm; neutral: start "
        << start_neutral * 1000 << " mm, fitted " << neutral_error * 1000 << " mm; reprojection " << reprojection
        << " px; focal " << r.params.focal.item<double>() << " vs " << truth.focal.item<double>());
   REQUIRE(steps == r.iterations);
-  REQUIRE(r.iterations == 160);
+  REQUIRE(r.iterations == 900);
   REQUIRE(error < 0.4 * start_error);
-  REQUIRE(neutral_error < 0.6 * start_neutral);
+  REQUIRE(neutral_error < 0.5 * start_neutral);
   REQUIRE(reprojection < 1.0);
   // The full stage lowered its own loss.
   const auto first = std::find_if(r.log.begin(), r.log.end(), [](const FitLogEntry& e) { return e.stage == "full"; });
