@@ -1,7 +1,9 @@
 // Fit accuracy on synthetic ground truth: random identity, expression, pose and camera of the synthetic
 // FLAME-layout model; its rendered UV and normal maps with noise and 10% outlier pixels stand in for the network's
-// predictions. Full fit vs landmark-only fit from the neutral start, over N cases (default 20):
-//   bench_fit_accuracy [cases] [full-stage iterations]
+// predictions. Full fit vs landmark-only fit from the neutral start, over N cases (default 20), with the official
+// settings or those of a config file (e.g. configs/fit-robust.json):
+//   bench_fit_accuracy [cases] [config.json]
+// Posed errors are mean vertex distances after rigid alignment, eyeballs excluded (see aligned_vertex_error).
 #include <cstdio>
 #include <cstdlib>
 
@@ -9,14 +11,15 @@
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/io/config.h"
 
 int main(int argc, char** argv) {
   using namespace pixel3dmm;
   const int cases = argc > 1 ? std::atoi(argv[1]) : 20;
   bench::print_header("FLAME fit accuracy on synthetic ground truth (noise + 10% outliers)");
   flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
-  fit::FitConfig config;
-  if (argc > 2) config.iters = std::atoi(argv[2]);
+  const fit::FitConfig config = argc > 2 ? io::load_config<fit::FitConfig>(argv[2]) : fit::FitConfig{};
+  std::printf("settings: %s\n", argc > 2 ? argv[2] : "official defaults");
   const fit::Fitter fitter(flame, config);
   const auto measured = fit::non_eyeball_vertices(flame->model());
   std::printf("%-5s %12s %12s %12s %12s %12s %9s\n", "case", "head (mm)", "start (mm)", "landmk (mm)", "full (mm)",

@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh -DPIXEL3DMM_BUILD_TESTS=OFF -DPIXEL3DMM_BUILD_BENCHMARKS=OFF
 "${PIXEL3DMM_BUILD_DIR:-build}/bin/pixel3dmm" info
+"${PIXEL3DMM_BUILD_DIR:-build}/bin/pixel3dmm" demo "$@"

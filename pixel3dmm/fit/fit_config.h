@@ -42,6 +42,7 @@ struct FitLossConfig {
   double delta_uv = 5e-5;      ///< squared-UV gate of the correspondences
   double dist_uv = 20.0;       ///< pixel outlier gate (at 256 px)
   bool uv_l2 = true;
+  double uv_pixel_gate = 0.0;  ///< not official (0 = off): drop UV pixels with |du| + |dv| >= gate from uv_pixel
   double delta_n = 0.33;       ///< normal outlier gate
   bool normal_l2 = false;
   int normal_mask_ksize = 13;  ///< eye-region dilation excluded from the normal loss
@@ -49,7 +50,7 @@ struct FitLossConfig {
 };
 PIXEL3DMM_CONFIG(FitLossConfig, uv, normal, silhouette, landmarks_eyes, landmarks_eyelids, landmarks_iris,
                  landmarks_mouth, landmarks_mouth_closure, reg_exp, reg_sym, reg_jaw, reg_neck, reg_eyes, reg_shape,
-                 reg_shape_general, reg_mirror, reg_pp, delta_uv, dist_uv, uv_l2, delta_n, normal_l2,
+                 reg_shape_general, reg_mirror, reg_pp, delta_uv, dist_uv, uv_l2, uv_pixel_gate, delta_n, normal_l2,
                  normal_mask_ksize, occlusion_filter)
 
 struct FitConfig {

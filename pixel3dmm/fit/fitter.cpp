@@ -466,7 +466,7 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
         torch::Tensor visible;
         if (w.occlusion_filter) visible = render::vertex_visibility(proj.detach(), out.depth.detach());
         terms["uv"] = uv_vertex_loss(proj.slice(-1, 0, 2), data.corr, visible, s, uv_gates) * w.uv;
-        terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2) * w.uv;
+        terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2, w.uv_pixel_gate) * w.uv;
         // Rendered normals rotated back into the FLAME frame (official: einsum('bxy,bxhw->byhw', R, n)).
         const auto n_flame = torch::einsum("bxy,bxhw->byhw", {ev.rotation, out.normals});
         terms["normal"] = normal_loss(data.normals, n_flame, data.normal_mask, out.regions.select(1, 0),

@@ -136,11 +136,13 @@ torch::Tensor uv_vertex_loss(const torch::Tensor& projected, const UVCorresponde
 }
 
 torch::Tensor uv_pixel_loss(const torch::Tensor& pred_uv, const torch::Tensor& rendered_uv, const torch::Tensor& mask,
-                            bool l2) {
+                            bool l2, double gate) {
   check_shape(pred_uv, {-1, 2, -1, -1}, "predicted UV map");
   check_shape(rendered_uv, pred_uv.sizes(), "rendered UV map");
   check_shape(mask, {pred_uv.size(0), pred_uv.size(2), pred_uv.size(3)}, "UV mask");
-  const auto diff = (pred_uv - rendered_uv) * as_float_mask(mask).unsqueeze(1);
+  auto weight = as_float_mask(mask).unsqueeze(1);
+  if (gate > 0) weight = weight * ((pred_uv - rendered_uv).detach().abs().sum(1, true) < gate).to(weight.dtype());
+  const auto diff = (pred_uv - rendered_uv) * weight;
   return l2 ? diff.pow(2).mean() * 100.0 : diff.abs().mean();
 }
 

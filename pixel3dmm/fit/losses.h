@@ -40,8 +40,10 @@ torch::Tensor uv_vertex_loss(const torch::Tensor& projected, const UVCorresponde
 
 /// Dense UV pixel loss (official `loss/uv_pixel` before its weight): mean over (B, 2, H, W) of
 /// ((pred_uv - rendered_uv) * mask)^2 * 100 (L2) or |.| (L1). pred_uv, rendered_uv: B x 2 x H x W; mask: B x H x W.
+/// gate > 0 (not official; the official loss has no outlier rejection) also drops pixels whose UV error
+/// |du| + |dv| is gate or more, as the normal loss drops its outliers.
 torch::Tensor uv_pixel_loss(const torch::Tensor& pred_uv, const torch::Tensor& rendered_uv, const torch::Tensor& mask,
-                            bool l2 = true);
+                            bool l2 = true, double gate = 0.0);
 
 /// Options of the dense normal loss; defaults are the official ones.
 struct NormalLossOptions {

@@ -69,6 +69,20 @@ TEST_CASE("uv_pixel_loss counts only masked pixels", "[fit][losses]") {
   REQUIRE(uv_pixel_loss(pred, rendered, mask).item<double>() == Approx(0.04 / 8 * 100));
 }
 
+TEST_CASE("uv_pixel_loss with a gate drops outlier pixels; without one (official) it keeps them", "[fit][losses]") {
+  const auto pred = torch::full({1, 2, 2, 2}, 0.5);
+  auto rendered = torch::full({1, 2, 2, 2}, 0.5);
+  rendered.index_put_({0, 0, 0, 0}, 0.52);  // |du| + |dv| = 0.02: an inlier
+  rendered.index_put_({0, 0, 1, 1}, 0.9);   // |du| + |dv| = 0.4: an outlier
+  const auto mask = torch::ones({1, 2, 2});
+  const double inlier = 0.02 * 0.02 / 8 * 100, outlier = 0.4 * 0.4 / 8 * 100;
+  REQUIRE(uv_pixel_loss(pred, rendered, mask).item<double>() == Approx(inlier + outlier));
+  REQUIRE(uv_pixel_loss(pred, rendered, mask, true, 0.1).item<double>() == Approx(inlier));
+  // The gate decides per pixel, on both channels together.
+  rendered.index_put_({0, 1, 0, 0}, 0.38);  // now |du| + |dv| = 0.02 + 0.12 at (0, 0): rejected too
+  REQUIRE(uv_pixel_loss(pred, rendered, mask, true, 0.1).item<double>() == Approx(0.0).margin(1e-12));
+}
+
 TEST_CASE("normal_loss rejects outliers and the dilated eye region", "[fit][losses]") {
   const int64_t s = 32;
   const auto pred = torch::zeros({1, 3, s, s});
