@@ -29,30 +29,28 @@ torch::Dtype to_dtype(const py::object& dtype) {
   return torch::python::detail::py_object_to_dtype(dtype);
 }
 
-py::object tensor_or_none(const torch::Tensor& t) { return t.defined() ? py::cast(t) : py::none(); }
-
 py::dict output_dict(const FlameOutput& o) {
   py::dict d;
-  d["vertices"] = tensor_or_none(o.vertices);
-  d["vertices_noneck"] = tensor_or_none(o.vertices_noneck);
-  d["v_shaped"] = tensor_or_none(o.v_shaped);
-  d["joints"] = tensor_or_none(o.joints);
-  d["transforms"] = tensor_or_none(o.transforms);
-  d["landmarks"] = tensor_or_none(o.landmarks);
-  d["contour_bin"] = tensor_or_none(o.contour_bin);
+  d["vertices"] = from_tensor(o.vertices);
+  d["vertices_noneck"] = from_tensor(o.vertices_noneck);
+  d["v_shaped"] = from_tensor(o.v_shaped);
+  d["joints"] = from_tensor(o.joints);
+  d["transforms"] = from_tensor(o.transforms);
+  d["landmarks"] = from_tensor(o.landmarks);
+  d["contour_bin"] = from_tensor(o.contour_bin);
   return d;
 }
 
 py::dict params_dict(const FlameParams& p) {
   py::dict d;
-  d["shape"] = tensor_or_none(p.shape);
-  d["expression"] = tensor_or_none(p.expression);
-  d["global_rotation"] = tensor_or_none(p.global_rotation);
-  d["neck_pose"] = tensor_or_none(p.neck_pose);
-  d["jaw_pose"] = tensor_or_none(p.jaw_pose);
-  d["eye_pose"] = tensor_or_none(p.eye_pose);
-  d["eyelids"] = tensor_or_none(p.eyelids);
-  d["translation"] = tensor_or_none(p.translation);
+  d["shape"] = from_tensor(p.shape);
+  d["expression"] = from_tensor(p.expression);
+  d["global_rotation"] = from_tensor(p.global_rotation);
+  d["neck_pose"] = from_tensor(p.neck_pose);
+  d["jaw_pose"] = from_tensor(p.jaw_pose);
+  d["eye_pose"] = from_tensor(p.eye_pose);
+  d["eyelids"] = from_tensor(p.eyelids);
+  d["translation"] = from_tensor(p.translation);
   return d;
 }
 
@@ -177,22 +175,22 @@ void bind_flame(py::module_& m) {
       .def_readonly("kintree_table", &FlameModel::kintree_table, "2 x J int64")
       .def_readonly("lbs_weights", &FlameModel::lbs_weights, "V x J")
       .def_property_readonly(
-          "vertex_uv", [](const FlameModel& s) { return tensor_or_none(s.vertex_uv); }, "V x 2")
+          "vertex_uv", [](const FlameModel& s) { return from_tensor(s.vertex_uv); }, "V x 2")
       .def_property_readonly(
-          "uv_coords", [](const FlameModel& s) { return tensor_or_none(s.uv_coords); }, "T x 2 (vt)")
+          "uv_coords", [](const FlameModel& s) { return from_tensor(s.uv_coords); }, "T x 2 (vt)")
       .def_property_readonly(
-          "uv_faces", [](const FlameModel& s) { return tensor_or_none(s.uv_faces); }, "F x 3 (ft)")
+          "uv_faces", [](const FlameModel& s) { return from_tensor(s.uv_faces); }, "F x 3 (ft)")
       .def_property_readonly("static_lmk_faces_idx",
-                             [](const FlameModel& s) { return tensor_or_none(s.static_lmk_faces_idx); })
+                             [](const FlameModel& s) { return from_tensor(s.static_lmk_faces_idx); })
       .def_property_readonly("static_lmk_bary_coords",
-                             [](const FlameModel& s) { return tensor_or_none(s.static_lmk_bary_coords); })
+                             [](const FlameModel& s) { return from_tensor(s.static_lmk_bary_coords); })
       .def_property_readonly("dynamic_lmk_faces_idx",
-                             [](const FlameModel& s) { return tensor_or_none(s.dynamic_lmk_faces_idx); })
+                             [](const FlameModel& s) { return from_tensor(s.dynamic_lmk_faces_idx); })
       .def_property_readonly("dynamic_lmk_bary_coords",
-                             [](const FlameModel& s) { return tensor_or_none(s.dynamic_lmk_bary_coords); })
-      .def_property_readonly("l_eyelid", [](const FlameModel& s) { return tensor_or_none(s.l_eyelid); })
-      .def_property_readonly("r_eyelid", [](const FlameModel& s) { return tensor_or_none(s.r_eyelid); })
-      .def_property_readonly("mirror_index", [](const FlameModel& s) { return tensor_or_none(s.mirror_index); })
+                             [](const FlameModel& s) { return from_tensor(s.dynamic_lmk_bary_coords); })
+      .def_property_readonly("l_eyelid", [](const FlameModel& s) { return from_tensor(s.l_eyelid); })
+      .def_property_readonly("r_eyelid", [](const FlameModel& s) { return from_tensor(s.r_eyelid); })
+      .def_property_readonly("mirror_index", [](const FlameModel& s) { return from_tensor(s.mirror_index); })
       .def_property_readonly(
           "masks",
           [](const FlameModel& s) {

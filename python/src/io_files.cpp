@@ -10,18 +10,6 @@ namespace pixel3dmm::python {
 
 namespace {
 
-/// None -> undefined tensor; anything torch.as_tensor accepts (tensor, NumPy array, nested lists) -> tensor.
-torch::Tensor to_tensor(const py::object& obj) {
-  if (obj.is_none()) return torch::Tensor();
-  if (THPVariable_Check(obj.ptr())) return obj.cast<torch::Tensor>();
-  return py::module_::import("torch").attr("as_tensor")(obj).cast<torch::Tensor>();
-}
-
-py::object from_tensor(const torch::Tensor& t) {
-  if (!t.defined()) return py::none();
-  return py::cast(t);
-}
-
 /// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
 io::json to_json(const py::object& obj) {
   const std::string text =

@@ -21,18 +21,6 @@ using render::MeshRenderer;
 using render::RasterOutput;
 using render::RenderOutput;
 
-/// None -> undefined tensor; anything torch.as_tensor accepts -> tensor.
-torch::Tensor to_tensor(const py::object& obj) {
-  if (obj.is_none()) return torch::Tensor();
-  if (THPVariable_Check(obj.ptr())) return obj.cast<torch::Tensor>();
-  return py::module_::import("torch").attr("as_tensor")(obj).cast<torch::Tensor>();
-}
-
-py::object from_tensor(const torch::Tensor& t) {
-  if (!t.defined()) return py::none();
-  return py::cast(t);
-}
-
 std::string shape_or_none(const torch::Tensor& t) { return t.defined() ? shape_string(t.sizes()) : "None"; }
 
 }  // namespace
