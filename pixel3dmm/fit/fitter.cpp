@@ -340,6 +340,7 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
     return cam.project(pts).slice(-1, 0, 2);
   };
 
+  bool stopped = false;
   // ---- stage A: camera warm-up (official optimize_camera) ----
   {
     const CameraStageConfig& c = config_.camera;
@@ -382,12 +383,15 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
       opt.zero_grad();
       total.backward();
       opt.step();
-      if (!log_step("camera", k, terms, total)) break;
+      if (!log_step("camera", k, terms, total)) {
+        stopped = true;  // the callback ends the whole fit, not just this stage
+        break;
+      }
     }
   }
 
   // ---- stage B: full fit (official optimize_color on the first / only frame) ----
-  {
+  if (!stopped) {
     const FitLearningRates& lr = config_.lr;
     for (auto* t : {&p.shape, &p.expression, &p.jaw, &p.neck, &p.eyes, &p.eyelids}) t->requires_grad_(true);
     std::vector<torch::optim::OptimizerParamGroup> groups;

@@ -11,6 +11,7 @@ from . import flame
 from . import nn
 from . import predict
 from . import render
+from . import fit
 
 _C.init_runtime()
 
@@ -25,4 +26,5 @@ __all__ = [
     "nn",
     "predict",
     "render",
+    "fit",
 ]

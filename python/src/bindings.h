@@ -3,6 +3,8 @@
 // The bindings only translate: argument conversion, docstrings, exceptions. No algorithm lives here.
 #include <torch/extension.h>
 
+#include "pixel3dmm/io/config.h"
+
 namespace pixel3dmm::python {
 namespace py = pybind11;
 
@@ -14,6 +16,7 @@ void bind_flame(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_predict(py::module_& m);
 void bind_render(py::module_& m);
+void bind_fit(py::module_& m);
 
 /// None -> undefined tensor; anything torch.as_tensor accepts (tensor, NumPy array, nested lists) -> tensor.
 inline torch::Tensor to_tensor(const py::object& obj) {
@@ -22,10 +25,27 @@ inline torch::Tensor to_tensor(const py::object& obj) {
   return py::module_::import("torch").attr("as_tensor")(obj).cast<torch::Tensor>();
 }
 
+/// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
+inline io::json to_json(const py::object& obj) {
+  const std::string text =
+      py::module_::import("json").attr("dumps")(obj, py::arg("allow_nan") = false).cast<std::string>();
+  return io::json::parse(text);
+}
+
+inline py::object from_json(const io::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+
 /// Undefined tensor -> None.
 inline py::object from_tensor(const torch::Tensor& t) {
   if (!t.defined()) return py::none();
   return py::cast(t);
+}
+
+/// A read/write tensor property of a bound struct: None <-> undefined, NumPy arrays and lists converted.
+template <typename Class, typename... Extra>
+void def_tensor_field(py::class_<Class>& cls, const char* name, torch::Tensor Class::*field, const Extra&... extra) {
+  cls.def_property(
+      name, [field](const Class& self) { return from_tensor(self.*field); },
+      [field](Class& self, const py::object& v) { self.*field = to_tensor(v); }, extra...);
 }
 
 }  // namespace pixel3dmm::python

@@ -10,15 +10,6 @@ namespace pixel3dmm::python {
 
 namespace {
 
-/// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
-io::json to_json(const py::object& obj) {
-  const std::string text =
-      py::module_::import("json").attr("dumps")(obj, py::arg("allow_nan") = false).cast<std::string>();
-  return io::json::parse(text);
-}
-
-py::object from_json(const io::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
-
 std::string mesh_repr(const io::Mesh& m) {
   auto rows = [](const torch::Tensor& t) { return t.defined() ? std::to_string(t.size(0)) : std::string("None"); };
   std::string s = "Mesh(vertices=" + rows(m.vertices) + ", faces=" + rows(m.faces);
@@ -50,17 +41,13 @@ void bind_io_files(py::module_& m) {
            }),
            py::arg("vertices") = py::none(), py::arg("faces") = py::none(), py::arg("normals") = py::none(),
            py::arg("colors") = py::none(), py::arg("uvs") = py::none(), py::arg("uv_faces") = py::none());
-#define PIXEL3DMM_MESH_FIELD(name, doc)                                                                   \
-  mesh.def_property(                                                                                      \
-      #name, [](const io::Mesh& self) { return from_tensor(self.name); },                                 \
-      [](io::Mesh& self, const py::object& v) { self.name = to_tensor(v); }, doc)
-  PIXEL3DMM_MESH_FIELD(vertices, "V x 3 float32 positions");
-  PIXEL3DMM_MESH_FIELD(faces, "F x 3 int64 vertex indices (0-based)");
-  PIXEL3DMM_MESH_FIELD(normals, "V x 3 float32 per-vertex normals, or None");
-  PIXEL3DMM_MESH_FIELD(colors, "V x 3 float32 per-vertex colours in [0, 1], or None");
-  PIXEL3DMM_MESH_FIELD(uvs, "T x 2 float32 texture coordinates (u, v), v up; or None");
-  PIXEL3DMM_MESH_FIELD(uv_faces, "F x 3 int64 indices into uvs per face corner, or None (per-vertex UVs)");
-#undef PIXEL3DMM_MESH_FIELD
+  def_tensor_field(mesh, "vertices", &io::Mesh::vertices, "V x 3 float32 positions");
+  def_tensor_field(mesh, "faces", &io::Mesh::faces, "F x 3 int64 vertex indices (0-based)");
+  def_tensor_field(mesh, "normals", &io::Mesh::normals, "V x 3 float32 per-vertex normals, or None");
+  def_tensor_field(mesh, "colors", &io::Mesh::colors, "V x 3 float32 per-vertex colours in [0, 1], or None");
+  def_tensor_field(mesh, "uvs", &io::Mesh::uvs, "T x 2 float32 texture coordinates (u, v), v up; or None");
+  def_tensor_field(mesh, "uv_faces", &io::Mesh::uv_faces,
+                   "F x 3 int64 indices into uvs per face corner, or None (per-vertex UVs)");
   mesh.def("validate", &io::validate_mesh, "Checks shapes, dtypes, index ranges and finiteness (ValueError).");
   mesh.def("__repr__", &mesh_repr);
 

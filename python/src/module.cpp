@@ -42,4 +42,6 @@ PYBIND11_MODULE(_C, m) {
   auto render = m.def_submodule("render", "Camera, differentiable rasteriser (rasterize, interpolate, antialias), "
                                           "MeshRenderer");
   bind_render(render);
+  auto fit = m.def_submodule("fit", "Fitting FLAME and the camera to UV and normal maps");
+  bind_fit(fit);
 }

@@ -8,12 +8,6 @@
 namespace pixel3dmm::python {
 
 namespace {
-nlohmann::json to_json(const py::object& obj) {
-  const std::string text = py::module_::import("json").attr("dumps")(obj).cast<std::string>();
-  return nlohmann::json::parse(text);
-}
-
-py::object from_json(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
 
 nn::NetworkConfig config_from(const py::object& obj) {
   return nn::NetworkConfig::from_json(to_json(obj), "config");

@@ -113,4 +113,8 @@ TEST_CASE("An early stop from the callback ends the fit", "[fit]") {
   const FitResult r = fitter.fit(st.target, [](const FitLogEntry& e) { return !(e.stage == "full" && e.step == 4); });
   REQUIRE(r.log.back().stage == "full");
   REQUIRE(r.log.back().step == 4);
+  // A stop during the camera warm-up ends the whole fit, not only that stage.
+  const FitResult c = fitter.fit(st.target, [](const FitLogEntry& e) { return e.step < 2; });
+  REQUIRE(c.iterations == 3);
+  REQUIRE(c.log.back().stage == "camera");
 }
