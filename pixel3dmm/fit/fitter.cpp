@@ -464,15 +464,17 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
       if (!landmarks_only) {
         render::RenderRequest req;
         req.mask = data.valid_bg.defined();
-        req.normal_vertices = ev.noneck;
+        // Normals straight in the FLAME frame: the official code renders the normals of the world-space neck-free
+        // mesh and rotates them back per pixel (einsum('bxy,bxhw->byhw', R, n)); vertex normals turn with the mesh,
+        // so the normals of the FLAME-space neck-free mesh are the same numbers without a 3 x 3 product per pixel.
+        req.normal_vertices = ev.flame.vertices_noneck;
         const render::RenderOutput out = renderer_.render(ev.vertices, cam, req);
         const auto proj = cam.project(ev.vertices.index_select(1, assets_.uv_vertices));
         torch::Tensor visible;
         if (w.occlusion_filter) visible = render::vertex_visibility(proj.detach(), out.depth.detach());
         terms["uv"] = uv_vertex_loss(proj.slice(-1, 0, 2), data.corr, visible, s, uv_gates) * w.uv;
         terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2, w.uv_pixel_gate) * w.uv;
-        // Rendered normals rotated back into the FLAME frame (official: einsum('bxy,bxhw->byhw', R, n)).
-        const auto n_flame = torch::einsum("bxy,bxhw->byhw", {ev.rotation, out.normals});
+        const auto& n_flame = out.normals;
         terms["normal"] = normal_loss(data.normals, n_flame, data.normal_mask, out.regions.select(1, 0),
                                       {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
                           w.normal;

@@ -62,9 +62,9 @@ Rendered render_image(const Fitter& fitter, const FitResult& result, int64_t ind
   const FitParams q = padded(fitter, select_image(result.params, index));
   const Fitter::Evaluation ev = fitter.evaluate(q);
   render::RenderRequest req;
-  req.normal_vertices = ev.noneck;
+  req.normal_vertices = ev.flame.vertices_noneck;  // FLAME-frame normals, as Fitter::run renders them
   Rendered r{fitter.renderer().render(ev.vertices, fitter.camera(q), req), {}};
-  r.normals_flame = torch::einsum("bxy,bxhw->byhw", {ev.rotation, r.out.normals});
+  r.normals_flame = r.out.normals;
   return r;
 }
 

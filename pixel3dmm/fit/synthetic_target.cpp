@@ -64,14 +64,14 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
   render::Camera cam = fitter.camera(one);
   cam.width = cam.height = o.size;
   render::RenderRequest req;
-  req.normal_vertices = ev.noneck;
+  req.normal_vertices = ev.flame.vertices_noneck;  // FLAME-frame normals, as Fitter::run renders them
   const render::RenderOutput out = fitter.renderer().render(ev.vertices, cam, req);
   const auto coverage = out.raster.coverage().to(torch::kFloat);  // 1 x S x S
   const auto eyes = out.regions.select(1, 0);
   auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed);
 
   auto uv = out.uv.clone();
-  auto normals = torch::einsum("bxy,bxhw->byhw", {ev.rotation, out.normals});
+  auto normals = out.normals.clone();
   uv += torch::randn(uv.sizes(), g) * o.uv_noise;
   normals += torch::randn(normals.sizes(), g) * o.normal_noise;
   // Outliers: uniform garbage on a random share of the pixels.
