@@ -18,16 +18,18 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   // head stay cache-sized instead of B*H*N*M floats, and each head's output lands in its columns of a B x N x H x d
   // tensor, so the caller's transpose back to B x N x (H*d) costs nothing.
   auto out = at::empty({B, N, H, d}, q.options());
-  auto scores = at::empty({N, M}, q.options());
-  auto probs = at::empty({N, M}, q.options());
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t h = 0; h < H; ++h) {
+  // Heads run in parallel, each with its own scratch: one head's GEMMs (N x d x M) are too thin to split well.
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    auto scores = at::empty({N, M}, q.options());
+    auto probs = at::empty({N, M}, q.options());
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / H, h = i % H;
       at::addmm_out(scores, scores, q[b][h], k[b][h].t(), /*beta=*/0, /*alpha=*/scale);
       at::_softmax_out(probs, scores, 1, false);
       auto dst = out[b].select(1, h);  // N x d, row stride H*d
       at::mm_out(dst, probs, v[b][h]);
     }
-  }
+  });
   return out.permute({0, 2, 1, 3});
 }
 
