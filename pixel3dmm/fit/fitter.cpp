@@ -275,7 +275,6 @@ Fitter::Evaluation Fitter::evaluate(const FitParams& p) const {
     return torch::matmul(x, rotation.transpose(1, 2)) + p.translation.unsqueeze(1);
   };
   e.vertices = to_world(e.flame.vertices);
-  e.noneck = to_world(e.flame.vertices_noneck);
   e.landmarks = to_world(e.flame.landmarks);
   return e;
 }

@@ -122,7 +122,6 @@ class Fitter {
   struct Evaluation {
     flame::FlameOutput flame;  ///< FLAME-space outputs
     torch::Tensor vertices;    ///< B x V x 3 world
-    torch::Tensor noneck;      ///< B x V x 3 world, neck at rest, no eyelids (normals of the normal loss)
     torch::Tensor landmarks;   ///< B x 68 x 3 world
     torch::Tensor rotation;    ///< B x 3 x 3 head rotation
   };

@@ -172,13 +172,14 @@ void bind_fit(py::module_& m) {
             const auto e = f.evaluate(p);
             py::dict d;
             d["vertices"] = e.vertices;
-            d["vertices_noneck"] = e.noneck;
+            d["vertices_noneck_flame"] = e.flame.vertices_noneck;
             d["landmarks"] = e.landmarks;
             d["rotation"] = e.rotation;
             d["vertices_flame"] = e.flame.vertices;
             return d;
           },
-          py::arg("params"), "FLAME and the head pose for parameters (world-space vertices and landmarks).")
+          py::arg("params"), "FLAME and the head pose for parameters: world-space vertices and landmarks, FLAME-space vertices and the\n"
+          "neck-free FLAME-space mesh whose normals the normal loss compares.")
       .def("camera", &Fitter::camera, py::arg("params"), "The camera of parameters at the fit resolution.");
 
   // --- outputs ---

@@ -60,7 +60,10 @@ def test_fit_runs_logs_and_improves_on_the_start(scene):
     named = r.params.named()
     assert set(named) == {"shape", "exp", "jaw", "neck", "eyes", "eyelids", "R", "t", "fl", "pp"}
     # Even this short schedule brings the face's image positions closer to the truth than the neutral start.
-    face = fitter.evaluate(truth)["vertices"]
+    ev = fitter.evaluate(truth)
+    assert set(ev) == {"vertices", "vertices_flame", "vertices_noneck_flame", "landmarks", "rotation"}
+    assert ev["vertices_noneck_flame"].shape == (1, 1200, 3)
+    face = ev["vertices"]
     start = fit.FitParams.initial(1, 10, 5)
     def image_error(params, vertices):
         return (fitter.camera(params).project(vertices) - fitter.camera(truth).project(face))[..., :2].norm(dim=-1).mean()
