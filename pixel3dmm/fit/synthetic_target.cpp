@@ -118,6 +118,21 @@ torch::Tensor non_eyeball_vertices(const flame::FlameModel& model) {
   return keep.nonzero().squeeze(1);
 }
 
+torch::Tensor face_region_vertices(const flame::FlameModel& model) {
+  auto keep = torch::zeros({model.n_vertices()}, torch::kBool);
+  for (const char* name : {"face", "forehead", "eye_region", "nose", "lips", "left_ear", "right_ear"}) {
+    const auto it = model.masks.find(name);
+    PIXEL3DMM_CHECK_T(ValueError, it != model.masks.end(), model.source, ": the FLAME model has no vertex mask '",
+                      name, "' (face_region_vertices)");
+    keep.index_fill_(0, it->second.to(torch::kLong), true);
+  }
+  for (const char* name : {"left_eyeball", "right_eyeball"}) {
+    const auto it = model.masks.find(name);
+    if (it != model.masks.end()) keep.index_fill_(0, it->second.to(torch::kLong), false);
+  }
+  return keep.nonzero().squeeze(1);
+}
+
 double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices) {
   PIXEL3DMM_CHECK(a.sizes() == b.sizes() && a.dim() == 3 && a.size(2) == 3,
                   "aligned_vertex_error: expected two B x V x 3 tensors of the same shape");

@@ -54,6 +54,12 @@ double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const t
 /// regularise it beyond a weak prior), so eyeball vertices would measure an invisible degree of freedom.
 torch::Tensor non_eyeball_vertices(const flame::FlameModel& model);
 
+/// The vertices a frontal-to-three-quarter photo shows: FLAME's masks face, forehead, eye_region, nose, lips,
+/// left_ear and right_ear, eyeballs excluded. The region the paper's benchmark scores (it crops its scans to the
+/// face); the scalp and neck (60% of the non-eyeball vertices) are never seen from the front, so a single image
+/// constrains them only through the identity basis. Throws ValueError naming a missing mask.
+torch::Tensor face_region_vertices(const flame::FlameModel& model);
+
 /// Mean per-vertex distance (metres) after the rigid motion (Kabsch) that best aligns `a` onto `b`, per batch item.
 /// The measure for posed geometry: a single image fixes the head's depth only up to the focal length (a head 10%
 /// farther away under a 10% longer lens looks nearly the same), so raw world-space errors mostly measure that

@@ -78,6 +78,9 @@ def test_callback_stops_and_warm_start(scene):
     r = fitter.fit([st["target"]], start=truth)
     measured = fit.non_eyeball_vertices(flame.synthetic_flame(vertices=1200, n_shape=10, n_expr=5))
     assert 0 < measured.numel() < 1200
+    face = fit.face_region_vertices(flame.synthetic_flame(vertices=1200, n_shape=10, n_expr=5))
+    assert 0 < face.numel() < measured.numel()
+    assert bool(torch.isin(face, measured).all())
     assert fit.aligned_vertex_error(r.vertices, st["vertices"], measured) < 0.002
 
 
