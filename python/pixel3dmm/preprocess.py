@@ -5,11 +5,14 @@ pupils and the uv / normal / foreground / valid-background masks (dlib detection
     r.crop, r.landmarks, r.iris, r.uv_mask, r.affine                  # 1x3x512x512, 1x68x2, 1x2x2, 1x512x512, 2x3
     faces = pixel3dmm.preprocess.preprocess_file("group.jpg", all_faces=True)
     pixel3dmm.preprocess.write_preprocessed_png("check.png", r)       # look at it
+    p = pixel3dmm.preprocess.Preprocessor({"crop_size": 512})        # load the detector once for many photos
+    results = [p.file(path) for path in paths]
 """
 from ._C import preprocess as _pp
 
 PreprocessOptions = _pp.PreprocessOptions
 Preprocessed = _pp.Preprocessed
+Preprocessor = _pp.Preprocessor
 preprocess_image = _pp.preprocess_image
 preprocess_file = _pp.preprocess_file
 detect_faces = _pp.detect_faces
@@ -26,6 +29,7 @@ default_landmark_model_path = _pp.default_landmark_model_path
 __all__ = [
     "PreprocessOptions",
     "Preprocessed",
+    "Preprocessor",
     "preprocess_image",
     "preprocess_file",
     "detect_faces",

@@ -35,6 +35,18 @@ py::object faces_or_face(std::vector<Preprocessed> all, bool all_faces) {
   return py::cast(std::move(all.front()));
 }
 
+py::list faces_list(const std::vector<preprocess::Face>& faces) {
+  py::list out;
+  for (const auto& f : faces) {
+    py::dict d;
+    d["box"] = f.box;
+    d["score"] = f.score;
+    d["landmarks"] = f.landmarks;
+    out.append(d);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_preprocess(py::module_& m) {
@@ -98,10 +110,54 @@ void bind_preprocess(py::module_& m) {
         return s.str();
       });
 
+  py::class_<preprocess::Preprocessor>(m, "Preprocessor",
+                                      "Holds the loaded dlib detector (about a second to load): reuse it for many "
+                                      "photos.")
+      .def(py::init([](const py::object& options) { return preprocess::Preprocessor(options_from(options)); }),
+           py::arg("options") = py::none(), "options: PreprocessOptions or a dict of its fields.")
+      .def(
+          "image",
+          [](const preprocess::Preprocessor& p, const py::object& image, bool all_faces, const std::string& source) {
+            const torch::Tensor t = to_tensor(image);
+            py::gil_scoped_release release;
+            auto r = all_faces ? p.image_all(t, source) : std::vector<Preprocessed>{p.image(t, source)};
+            py::gil_scoped_acquire acquire;
+            return faces_or_face(std::move(r), all_faces);
+          },
+          py::arg("image"), py::arg("all_faces") = false, py::arg("source") = "",
+          "As preprocess_image, with this object's detector and options.")
+      .def(
+          "file",
+          [](const preprocess::Preprocessor& p, const std::string& path, bool all_faces) {
+            py::gil_scoped_release release;
+            auto r = all_faces ? p.file_all(path) : std::vector<Preprocessed>{p.file(path)};
+            py::gil_scoped_acquire acquire;
+            return faces_or_face(std::move(r), all_faces);
+          },
+          py::arg("path"), py::arg("all_faces") = false, "As preprocess_file, with this object's detector and options.")
+      .def(
+          "detect",
+          [](const preprocess::Preprocessor& p, const py::object& image) {
+            const torch::Tensor t = preprocess::normalize_image(to_tensor(image));
+            std::vector<preprocess::Face> faces;
+            {
+              py::gil_scoped_release release;
+              faces = p.detector().detect(t);
+            }
+            return faces_list(faces);
+          },
+          py::arg("image"), "dlib faces (as detect_faces) with this object's detector.")
+      .def_property_readonly("options", &preprocess::Preprocessor::options)
+      .def("__repr__", [](const preprocess::Preprocessor& p) {
+        return "<Preprocessor landmark_model='" + p.detector().landmark_model_path() + "' crop_size=" +
+               std::to_string(p.options().crop_size) + " mask_method='" + p.options().mask_method + "'>";
+      });
+
   m.def(
       "preprocess_image",
       [](const py::object& image, const py::object& options, bool all_faces, const std::string& source) {
-        const torch::Tensor t = to_tensor(image);
+        // Check the image before the second it takes to load the landmark model.
+        const torch::Tensor t = preprocess::normalize_image(to_tensor(image), source.empty() ? "image" : source);
         const PreprocessOptions o = options_from(options);
         py::gil_scoped_release release;
         preprocess::Preprocessor p(o);
@@ -139,15 +195,7 @@ void bind_preprocess(py::module_& m) {
         py::gil_scoped_release release;
         auto faces = preprocess::FaceDetector(o).detect(t);
         py::gil_scoped_acquire acquire;
-        py::list out;
-        for (const auto& f : faces) {
-          py::dict d;
-          d["box"] = f.box;
-          d["score"] = f.score;
-          d["landmarks"] = f.landmarks;
-          out.append(d);
-        }
-        return out;
+        return faces_list(faces);
       },
       py::arg("image"), py::arg("landmark_model") = "", py::arg("detect_max_side") = 1024, py::arg("upsample") = -1,
       py::arg("min_score") = 0.0,

@@ -71,7 +71,9 @@ def test_pupils_on_a_synthetic_eye():
 
 @pytest.mark.skipif(not have_photos(), reason="libdlib19.1 example photos or dlib landmark model missing")
 def test_photo_end_to_end(tmp_path):
-    r = pp.preprocess_file(PHOTO, {"crop_size": 256})
+    p = pp.Preprocessor({"crop_size": 256})
+    assert "crop_size=256" in repr(p) and p.options.crop_size == 256
+    r = p.file(PHOTO)
     assert r.source == PHOTO and "Preprocessed" in repr(r)
     assert r.crop.shape == (1, 3, 256, 256)
     assert r.landmarks.shape == (1, 68, 2) and r.iris.shape == (1, 2, 2)
@@ -79,7 +81,7 @@ def test_photo_end_to_end(tmp_path):
         assert m.shape == (1, 256, 256) and m.sum() > 100
     assert (r.uv_mask * (1 - r.fg_mask)).sum() == 0
     assert (r.valid_bg * r.fg_mask).sum() == 0
-    faces = pp.detect_faces(pixel3dmm.io.load_image(PHOTO))
+    faces = p.detect(pixel3dmm.io.load_image(PHOTO))
     mapped = pp.apply_affine(faces[0]["landmarks"], r.affine)
     assert torch.allclose(mapped, r.landmarks[0], atol=1e-3)
     back = pp.apply_affine(r.landmarks[0].double(), pp.invert_affine(r.affine))
@@ -87,6 +89,9 @@ def test_photo_end_to_end(tmp_path):
     out = tmp_path / "check.png"
     pp.write_preprocessed_png(str(out), r)
     assert out.stat().st_size > 1000
+    # The same from an in-memory 1 x 3 x H x W uint8 tensor.
+    img8 = (pixel3dmm.io.load_image(PHOTO) * 255).round().to(torch.uint8)
+    assert torch.allclose(p.image(img8, source="mem").landmarks, r.landmarks)
     # Segmentation masks through the pipeline: a label image of the photo's size, all skin except a background
     # column on the left, gives uv_mask = the photo's pixels inside the crop.
     img = pixel3dmm.io.load_image(PHOTO)
@@ -104,4 +109,9 @@ def test_no_face_names_the_file_and_all_faces():
     dogs = os.path.join(FACES, "dogs.jpg")
     with pytest.raises(ValueError, match="no face found in .*dogs.jpg"):
         pp.preprocess_file(dogs, {"mask_method": "landmarks"})
-    assert pp.preprocess_file(dogs, {"mask_method": "landmarks"}, all_faces=True) == []
+    p = pp.Preprocessor({"mask_method": "landmarks", "crop_size": 128})
+    assert p.file(dogs, all_faces=True) == []
+    faces = p.file(PHOTO, all_faces=True)
+    assert len(faces) == 3 and all(f.crop.shape == (1, 3, 128, 128) for f in faces)
+    areas = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
+    assert areas == sorted(areas, reverse=True)
