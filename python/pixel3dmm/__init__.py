@@ -12,6 +12,7 @@ from . import nn
 from . import predict
 from . import render
 from . import fit
+from . import preprocess
 
 _C.init_runtime()
 
@@ -27,4 +28,5 @@ __all__ = [
     "predict",
     "render",
     "fit",
+    "preprocess",
 ]

@@ -17,6 +17,7 @@ void bind_nn(py::module_& m);
 void bind_predict(py::module_& m);
 void bind_render(py::module_& m);
 void bind_fit(py::module_& m);
+void bind_preprocess(py::module_& m);
 
 /// None -> undefined tensor; anything torch.as_tensor accepts (tensor, NumPy array, nested lists) -> tensor.
 inline torch::Tensor to_tensor(const py::object& obj) {

@@ -44,4 +44,6 @@ PYBIND11_MODULE(_C, m) {
   bind_render(render);
   auto fit = m.def_submodule("fit", "Fitting FLAME and the camera to UV and normal maps");
   bind_fit(fit);
+  auto preprocess = m.def_submodule("preprocess", "Photo -> face crop, 68 landmarks, pupils and masks (dlib)");
+  bind_preprocess(preprocess);
 }

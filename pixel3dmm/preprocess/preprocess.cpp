@@ -1,0 +1,254 @@
+// The preprocessing pipeline: detect -> crop square -> landmarks and pupils in the crop -> masks. Everything after
+// detection happens at crop resolution, so the cost past the detector does not depend on the photo's size.
+#include "pixel3dmm/preprocess/preprocess.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/core/shape.h"
+#include "pixel3dmm/io/image.h"
+
+namespace pixel3dmm::preprocess {
+
+using ::pixel3dmm::detail::concat;
+
+namespace {
+
+FaceDetectorOptions detector_options(const PreprocessOptions& o) {
+  FaceDetectorOptions d;
+  d.landmark_model = o.landmark_model;
+  d.detect_max_side = o.detect_max_side;
+  d.upsample = o.upsample;
+  d.min_score = o.min_score;
+  return d;
+}
+
+void check_options(const PreprocessOptions& o) {
+  PIXEL3DMM_CHECK(o.crop_size >= 16 && o.crop_size <= 8192, "PreprocessOptions.crop_size: expected 16..8192, found ",
+                  o.crop_size);
+  PIXEL3DMM_CHECK(o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" ||
+                      o.mask_method == "segmentation",
+                  "PreprocessOptions.mask_method: expected 'landmarks+grabcut', 'landmarks' or 'segmentation', "
+                  "found '", o.mask_method, "'");
+  PIXEL3DMM_CHECK(o.mask_method != "segmentation" || !o.segmentation.empty(),
+                  "PreprocessOptions: mask_method 'segmentation' needs a label image path in `segmentation`");
+  PIXEL3DMM_CHECK(o.pupil_dark_fraction > 0 && o.pupil_dark_fraction <= 1,
+                  "PreprocessOptions.pupil_dark_fraction: expected (0, 1], found ", o.pupil_dark_fraction);
+}
+
+/// 2 x 3 float64 affines: a after b.
+torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
+  auto row = torch::tensor({0.0, 0.0, 1.0}, torch::kDouble).view({1, 3});
+  return torch::matmul(torch::cat({a, row}), torch::cat({b, row})).slice(0, 0, 2).contiguous();
+}
+
+/// Label image -> crop-frame labels (S x S int64), nearest label; outside the photo is background (0).
+torch::Tensor segmentation_in_crop(const std::string& path, const torch::Tensor& affine, int64_t src_h,
+                                   int64_t src_w, int64_t size) {
+  torch::Tensor labels = read_segmentation(path);
+  const int64_t h = labels.size(0), w = labels.size(1);
+  cv::Mat src;
+  cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_64F,
+          labels.to(torch::kDouble).contiguous().data_ptr<double>())
+      .convertTo(src, CV_32F);
+  cv::Mat dst;
+  if (h == src_h && w == src_w) {
+    auto A = affine.contiguous();
+    cv::Mat M(2, 3, CV_64F, A.data_ptr<double>());
+    cv::warpAffine(src, dst, M, cv::Size(static_cast<int>(size), static_cast<int>(size)), cv::INTER_NEAREST,
+                   cv::BORDER_CONSTANT, cv::Scalar(0));
+  } else if (h == w) {
+    cv::resize(src, dst, cv::Size(static_cast<int>(size), static_cast<int>(size)), 0, 0, cv::INTER_NEAREST);
+  } else {
+    throw ValueError(concat(path, ": segmentation of ", w, " x ", h, " pixels fits neither the photo (", src_w,
+                            " x ", src_h, ") nor a square crop"));
+  }
+  auto out = torch::empty({size, size}, torch::kFloat);
+  std::memcpy(out.data_ptr<float>(), dst.ptr<float>(), sizeof(float) * dst.total());
+  return out.round().to(torch::kLong);
+}
+
+}  // namespace
+
+torch::Tensor normalize_image(const torch::Tensor& image, const std::string& what) {
+  PIXEL3DMM_CHECK(image.defined(), what, ": undefined tensor");
+  torch::Tensor t = image;
+  if (t.dim() == 2) t = t.unsqueeze(0);
+  if (t.dim() == 3) t = t.unsqueeze(0);
+  PIXEL3DMM_CHECK(t.dim() == 4 && t.size(0) == 1, what, ": expected H x W, C x H x W or 1 x C x H x W, found ",
+                  shape_string(image.sizes()));
+  const int64_t C = t.size(1);
+  PIXEL3DMM_CHECK(C == 1 || C == 3 || C == 4, what, ": expected 1, 3 or 4 channels, found ", C, " (shape ",
+                  shape_string(image.sizes()), ")");
+  PIXEL3DMM_CHECK(t.size(2) > 0 && t.size(3) > 0, what, ": empty image ", shape_string(image.sizes()));
+  if (t.scalar_type() == torch::kByte) {
+    t = t.to(torch::kFloat) / 255.0f;
+  } else {
+    PIXEL3DMM_CHECK(t.is_floating_point(), what, ": expected float in [0, 1] or uint8, found ", t.scalar_type());
+    t = t.to(torch::kCPU, torch::kFloat);
+    check_finite(t, what);
+  }
+  if (C == 1) t = t.expand({1, 3, t.size(2), t.size(3)});
+  if (C == 4) t = t.slice(1, 0, 3);
+  return t.to(torch::kCPU).contiguous();
+}
+
+Preprocessor::Preprocessor(const PreprocessOptions& options)
+    : options_(options), detector_((check_options(options), detector_options(options))) {}
+
+std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const std::string& source, bool all) const {
+  const std::string name = source.empty() ? "the image" : source;
+  torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
+  const int64_t H0 = img.size(2), W0 = img.size(3);
+  const auto& o = options_;
+
+  // Very large photos: shrink once; `shrink` maps source pixels to working pixels.
+  torch::Tensor work = img;
+  torch::Tensor shrink = torch::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0}, torch::kDouble).view({2, 3});
+  if (o.max_image_side > 0 && std::max(H0, W0) > o.max_image_side) {
+    const double f = static_cast<double>(o.max_image_side) / static_cast<double>(std::max(H0, W0));
+    const int w = std::max(1, static_cast<int>(std::lround(W0 * f))), h = std::max(1, static_cast<int>(std::lround(H0 * f)));
+    torch::Tensor hwc = img[0].permute({1, 2, 0}).contiguous();
+    auto out = torch::empty({h, w, 3}, torch::kFloat);
+    cv::Mat dst(h, w, CV_32FC3, out.data_ptr<float>());
+    cv::resize(cv::Mat(static_cast<int>(H0), static_cast<int>(W0), CV_32FC3, hwc.data_ptr<float>()), dst,
+               dst.size(), 0, 0, cv::INTER_AREA);
+    work = out.permute({2, 0, 1}).unsqueeze(0).contiguous();
+    const double sx = static_cast<double>(w) / W0, sy = static_cast<double>(h) / H0;
+    shrink = torch::tensor({sx, 0.0, 0.5 * sx - 0.5, 0.0, sy, 0.5 * sy - 0.5}, torch::kDouble).view({2, 3});
+  }
+  const int64_t H = work.size(2), W = work.size(3);
+
+  std::vector<Face> faces = detector_.detect(work);
+  if (faces.empty()) {
+    if (all) return {};
+    throw ValueError(concat("no face found in ", name, " (", W0, " x ", H0, " pixels; dlib's frontal face "
+                            "detector needs a roughly frontal face of at least about 40 pixels)"));
+  }
+  if (!all) faces.resize(1);
+
+  CropOptions copt;
+  copt.size = o.crop_size;
+  copt.scale = o.crop_scale;
+  copt.shift_up = o.crop_shift_up;
+  copt.keep_inside = o.keep_inside;
+  PupilOptions popt;
+  popt.dark_fraction = o.pupil_dark_fraction;
+  LandmarkMaskOptions mopt;
+  mopt.forehead = o.forehead;
+  mopt.grabcut = o.mask_method == "landmarks+grabcut";
+  mopt.grabcut_iterations = o.grabcut_iterations;
+  mopt.seed = o.seed;
+  const auto back = torch::tensor({1.0 / shrink[0][0].item<double>(), 1.0 / shrink[1][1].item<double>()})
+                        .to(torch::kFloat);
+
+  std::vector<Preprocessed> results;
+  for (const Face& face : faces) {
+    Preprocessed p;
+    p.crop_box = crop_box_from_landmarks(face.landmarks, H, W, copt);
+    const torch::Tensor to_crop = crop_affine(p.crop_box, o.crop_size);
+    p.crop = crop_image(work, p.crop_box, o.crop_size);
+    torch::Tensor lm = apply_affine(face.landmarks, to_crop);
+    p.landmarks = lm.unsqueeze(0);
+    p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
+    p.affine = compose(to_crop, shrink);
+    FaceMasks m;
+    if (o.mask_method == "segmentation") {
+      m = masks_from_segmentation(segmentation_in_crop(o.segmentation, p.affine, H0, W0, o.crop_size),
+                                  o.big_normal_mask);
+    } else {
+      m = masks_from_landmarks(p.crop, lm, mopt);
+    }
+    p.uv_mask = m.uv_mask;
+    p.normal_mask = m.normal_mask;
+    p.fg_mask = m.fg_mask;
+    p.valid_bg = m.valid_bg;
+    p.box = (face.box.view({2, 2}) * back).view({4});
+    p.score = face.score;
+    p.image_height = H0;
+    p.image_width = W0;
+    p.source = source;
+    p.mask_method = o.mask_method;
+    results.push_back(std::move(p));
+  }
+  return results;
+}
+
+Preprocessed Preprocessor::image(const torch::Tensor& image, const std::string& source) const {
+  return std::move(run(image, source, false).front());
+}
+
+std::vector<Preprocessed> Preprocessor::image_all(const torch::Tensor& image, const std::string& source) const {
+  return run(image, source, true);
+}
+
+Preprocessed Preprocessor::file(const std::string& path) const { return image(io::read_image(path), path); }
+
+std::vector<Preprocessed> Preprocessor::file_all(const std::string& path) const {
+  return image_all(io::read_image(path), path);
+}
+
+Preprocessed preprocess_image(const torch::Tensor& image, const PreprocessOptions& options) {
+  return Preprocessor(options).image(image);
+}
+
+Preprocessed preprocess_file(const std::string& path, const PreprocessOptions& options) {
+  // Read first: a missing photo should be reported before a missing landmark model is looked for.
+  torch::Tensor img = io::read_image(path);
+  return Preprocessor(options).image(img, path);
+}
+
+std::vector<Preprocessed> preprocess_file_all(const std::string& path, const PreprocessOptions& options) {
+  torch::Tensor img = io::read_image(path);
+  return Preprocessor(options).image_all(img, path);
+}
+
+torch::Tensor draw_preprocessed(const Preprocessed& p) {
+  check_shape(p.crop, {1, 3, -1, -1}, "draw_preprocessed: crop");
+  const int S = static_cast<int>(p.crop.size(2)), SW = static_cast<int>(p.crop.size(3));
+  torch::Tensor rgb = p.crop[0].to(torch::kCPU, torch::kFloat).clamp(0, 1);
+  if (p.fg_mask.defined()) {
+    check_shape(p.fg_mask, {1, S, SW}, "draw_preprocessed: fg_mask");
+    rgb = rgb * (0.45f + 0.55f * p.fg_mask.to(torch::kFloat));
+  }
+  torch::Tensor hwc = (rgb * 255.0f).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  cv::Mat canvas(S, SW, CV_8UC3, hwc.data_ptr());
+  const int thick = std::max(1, S / 256);
+  auto outline = [&](const torch::Tensor& mask, const cv::Scalar& colour) {
+    if (!mask.defined()) return;
+    check_shape(mask, {1, S, SW}, "draw_preprocessed: mask");
+    torch::Tensor m8 = (mask[0].to(torch::kCPU, torch::kFloat) > 0.5f).to(torch::kUInt8).mul(255).contiguous();
+    cv::Mat m(S, SW, CV_8U, m8.data_ptr());
+    std::vector<std::vector<cv::Point>> contours;
+    cv::findContours(m.clone(), contours, cv::RETR_LIST, cv::CHAIN_APPROX_SIMPLE);
+    cv::drawContours(canvas, contours, -1, colour, thick, cv::LINE_AA);
+  };
+  outline(p.valid_bg, cv::Scalar(60, 110, 255));
+  outline(p.fg_mask, cv::Scalar(0, 230, 230));
+  outline(p.uv_mask, cv::Scalar(255, 220, 0));
+  if (p.landmarks.defined()) {
+    auto l = p.landmarks.reshape({-1, 2}).to(torch::kCPU, torch::kDouble).contiguous();
+    auto a = l.accessor<double, 2>();
+    for (int64_t i = 0; i < l.size(0); ++i) {
+      cv::circle(canvas, cv::Point(cvRound(a[i][0] * 16), cvRound(a[i][1] * 16)), 16 * (thick + 1),
+                 cv::Scalar(40, 230, 40), -1, cv::LINE_AA, 4);
+    }
+  }
+  if (p.iris.defined()) {
+    auto l = p.iris.reshape({-1, 2}).to(torch::kCPU, torch::kDouble).contiguous();
+    auto a = l.accessor<double, 2>();
+    for (int64_t i = 0; i < l.size(0); ++i) {
+      cv::drawMarker(canvas, cv::Point(cvRound(a[i][0]), cvRound(a[i][1])), cv::Scalar(255, 30, 30),
+                     cv::MARKER_CROSS, 6 * thick + 4, thick, cv::LINE_AA);
+    }
+  }
+  return hwc.to(torch::kFloat).div(255.0f).permute({2, 0, 1}).unsqueeze(0).contiguous();
+}
+
+}  // namespace pixel3dmm::preprocess

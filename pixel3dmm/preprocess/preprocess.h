@@ -1,0 +1,104 @@
+#pragma once
+/// From a photo to what the fitter consumes: the face crop in the official framing, 68 landmarks, the two
+/// pupils and the four masks, all in crop pixels, plus the affine back to the photo.
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pixel3dmm/preprocess/crop.h"
+#include "pixel3dmm/preprocess/face_detector.h"
+#include "pixel3dmm/preprocess/masks.h"
+#include "pixel3dmm/preprocess/pupils.h"
+
+namespace pixel3dmm::preprocess {
+
+struct PreprocessOptions {
+  /// Crop side (pixels), scale and centring: see CropOptions.
+  int64_t crop_size = 512;
+  double crop_scale = 1.77;
+  double crop_shift_up = 0.15;
+  bool keep_inside = true;
+  /// Images whose long side exceeds this are shrunk to it (area averaging) before anything else: bounds the
+  /// memory and time of very large photos; results still map to the original pixels through `affine`.
+  /// <= 0: no limit. (io::read_image separately refuses files above io::max_image_pixels().)
+  int64_t max_image_side = 4096;
+  /// Face detector: landmark model (empty = default_landmark_model_path()), detection size, upsampling, score.
+  std::string landmark_model;
+  int64_t detect_max_side = 1024;
+  int upsample = -1;
+  double min_score = 0.0;
+  /// "landmarks+grabcut" (default), "landmarks", or "segmentation" (labels from `segmentation`).
+  std::string mask_method = "landmarks+grabcut";
+  /// Label image in the official facer/celebm layout, for mask_method "segmentation": either of the source
+  /// image's size (warped into the crop, nearest label) or square (taken as the crop, resized nearest).
+  std::string segmentation;
+  /// The official big_normal_mask switch (adds neck and ears to normal_mask), segmentation masks only.
+  bool big_normal_mask = false;
+  /// LandmarkMaskOptions::forehead, grabcut_iterations, seed.
+  double forehead = 0.4;
+  int grabcut_iterations = 4;
+  uint64_t seed = 0;
+  /// See PupilOptions.
+  double pupil_dark_fraction = 0.2;
+};
+
+/// One face, ready for fitting. All pixel coordinates are crop pixels (S = crop_size) unless said otherwise.
+struct Preprocessed {
+  torch::Tensor crop;         ///< 1 x 3 x S x S float32 RGB in [0, 1]
+  torch::Tensor landmarks;    ///< 1 x 68 x 2 float32 (x, y), iBUG order
+  torch::Tensor iris;         ///< 1 x 2 x 2 float32 pupils, image-left eye first (WFLW 96, 97)
+  torch::Tensor uv_mask;      ///< 1 x S x S float32 {0, 1}
+  torch::Tensor normal_mask;  ///< 1 x S x S float32 {0, 1}
+  torch::Tensor fg_mask;      ///< 1 x S x S float32 {0, 1}
+  torch::Tensor valid_bg;     ///< 1 x S x S float32 {0, 1}
+  torch::Tensor affine;       ///< 2 x 3 float64: source image pixels -> crop pixels
+  torch::Tensor box;          ///< 4 float32: detector box x0, y0, x1, y1 in source image pixels
+  double score = 0.0;         ///< detector score
+  CropBox crop_box;           ///< the square in (possibly shrunk) working-image pixels; see `affine` for the map
+  int64_t image_height = 0;   ///< source image size
+  int64_t image_width = 0;
+  std::string source;         ///< file path, or empty for an in-memory image
+  std::string mask_method;    ///< how the masks were made
+};
+
+/// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, C x H x W or 1 x C x H x W with C in {1, 3,
+/// 4} (gray replicated, alpha dropped), float (taken as [0, 1]) or uint8 (/ 255). `what` names it in errors.
+torch::Tensor normalize_image(const torch::Tensor& image, const std::string& what = "image");
+
+/// Holds the loaded detector: use one for many images (loading the landmark model takes about a second).
+class Preprocessor {
+ public:
+  explicit Preprocessor(const PreprocessOptions& options = {});
+
+  /// The largest face. image: see normalize_image; `source` names the image in errors and results.
+  /// Throws ValueError "no face found in <source>" when there is none.
+  Preprocessed image(const torch::Tensor& image, const std::string& source = "") const;
+  /// Every face, largest first (empty when there is none).
+  std::vector<Preprocessed> image_all(const torch::Tensor& image, const std::string& source = "") const;
+  /// Reads the file with io::read_image (EXIF orientation, gray / RGBA / 16-bit) and runs image().
+  Preprocessed file(const std::string& path) const;
+  std::vector<Preprocessed> file_all(const std::string& path) const;
+
+  const PreprocessOptions& options() const { return options_; }
+  const FaceDetector& detector() const { return detector_; }
+
+ private:
+  std::vector<Preprocessed> run(const torch::Tensor& image, const std::string& source, bool all) const;
+  PreprocessOptions options_;
+  FaceDetector detector_;
+};
+
+/// One-shot versions (load the detector each call).
+Preprocessed preprocess_image(const torch::Tensor& image, const PreprocessOptions& options = {});
+Preprocessed preprocess_file(const std::string& path, const PreprocessOptions& options = {});
+std::vector<Preprocessed> preprocess_file_all(const std::string& path, const PreprocessOptions& options = {});
+
+/// A picture to check the result by eye: the crop, darkened outside fg_mask's face, with the outlines of uv_mask
+/// (yellow), fg_mask (cyan) and valid_bg (blue), the 68 landmarks (green) and the pupils (red crosses).
+/// -> 1 x 3 x S x S float32 in [0, 1].
+torch::Tensor draw_preprocessed(const Preprocessed& p);
+
+}  // namespace pixel3dmm::preprocess
