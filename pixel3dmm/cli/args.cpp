@@ -80,6 +80,36 @@ std::string Args::get(const std::string& name) const {
   return s->second.default_value;
 }
 
+int64_t Args::get_int(const std::string& name, int64_t min) const {
+  const std::string s = get(name);
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || v < min)
+    throw UsageError("--" + name + ": expected an integer" + (min > INT64_MIN ? " >= " + std::to_string(min) : "") +
+                     ", found '" + s + "'");
+  return v;
+}
+
+double Args::get_double(const std::string& name, double min) const {
+  const std::string s = get(name);
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || !(v >= min))
+    throw UsageError("--" + name + ": expected a number" + (min > -1e308 ? " >= " + std::to_string(min) : "") +
+                     ", found '" + s + "'");
+  return v;
+}
+
 bool Args::has(const std::string& name) const { return values_.count(name) > 0; }
 
 bool Args::flag_set(const std::string& name) const { return values_.count(name) > 0; }

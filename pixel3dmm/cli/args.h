@@ -2,6 +2,7 @@
 /// A small, strict argument parser for the subcommands: `--name value`, `--name=value`, boolean `--flag`,
 /// repeated `--set a.b=value`, positional arguments, and a generated `--help`.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +27,9 @@ class Args {
   bool parse(const std::vector<std::string>& args);
 
   std::string get(const std::string& name) const;  ///< value or declared default
+  /// The value as an integer / number no smaller than `min`; throws UsageError naming the option otherwise.
+  int64_t get_int(const std::string& name, int64_t min = INT64_MIN) const;
+  double get_double(const std::string& name, double min = -1e308) const;
   bool has(const std::string& name) const;          ///< given explicitly
   bool flag_set(const std::string& name) const;
   std::vector<std::string> all(const std::string& name) const;  ///< repeated option values

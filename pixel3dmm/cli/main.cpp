@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << "pixel3dmm " << it->name << ": " << e.what() << "\n";
     return kUsage;
+  } catch (const NoFaceFound& e) {
+    std::cerr << "pixel3dmm " << it->name << ": error: " << e.what() << "\n";
+    return kNoFace;
   } catch (const FileNotFound& e) {
     std::cerr << "pixel3dmm " << it->name << ": error: " << e.what() << "\n";
     return kBadInput;

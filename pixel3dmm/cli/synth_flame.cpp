@@ -11,17 +11,6 @@
 namespace pixel3dmm::cli {
 namespace {
 
-int64_t parse_int(const Args& args, const std::string& name) {
-  const std::string s = args.get(name);
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(s, &used);
-    if (used == s.size()) return v;
-  } catch (const std::exception&) {
-  }
-  throw UsageError("--" + name + ": expected an integer, found '" + s + "'");
-}
-
 int run_synth_flame(const std::vector<std::string>& argv) {
   Args args("pixel3dmm synth-flame",
             "Writes a deterministic synthetic head model with FLAME's exact array layout (docs/flame.md) to .npz "
@@ -37,12 +26,11 @@ int run_synth_flame(const std::vector<std::string>& argv) {
     return kOk;
   }
   if (!args.has("out")) throw UsageError("--out is required");
-  const int64_t seed = parse_int(args, "seed");
-  if (seed < 0) throw UsageError("--seed: expected a non-negative integer, found " + std::to_string(seed));
+  const int64_t seed = args.get_int("seed", 0);
   const auto options = flame::SyntheticOptions()
-                           .vertices(parse_int(args, "vertices"))
-                           .n_shape(parse_int(args, "shape"))
-                           .n_expr(parse_int(args, "expr"))
+                           .vertices(args.get_int("vertices"))
+                           .n_shape(args.get_int("shape"))
+                           .n_expr(args.get_int("expr"))
                            .seed(static_cast<uint64_t>(seed));
   const flame::FlameModel model = flame::synthetic_flame(options);
   model.save(args.get("out"), args.flag_set("float32") ? torch::kFloat : torch::kDouble);

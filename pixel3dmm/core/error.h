@@ -34,6 +34,13 @@ class FormatError : public ValueError {
   using ValueError::ValueError;
 };
 
+/// No face was found in an input image (the message names the image). A ValueError for Python; the command line
+/// exits with its own code for it.
+class NoFaceFound : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
 namespace detail {
 template <typename... Args>
 std::string concat(Args&&... args) {

@@ -128,7 +128,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   std::vector<Face> faces = detector_.detect(work);
   if (faces.empty()) {
     if (all) return {};
-    throw ValueError(concat("no face found in ", name, " (", W0, " x ", H0, " pixels; dlib's frontal face "
+    throw NoFaceFound(concat("no face found in ", name, " (", W0, " x ", H0, " pixels; dlib's frontal face "
                             "detector needs a roughly frontal face of at least about 40 pixels)"));
   }
   if (!all) faces.resize(1);

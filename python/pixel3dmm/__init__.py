@@ -13,6 +13,14 @@ from . import predict
 from . import render
 from . import fit
 from . import preprocess
+from . import reconstruct
+
+# The objects a notebook reaches for first, at the top level.
+from .reconstruct import Reconstructor
+from .predict import Predictor
+from .fit import Fitter
+from .flame import Flame, FlameModel
+from .render import Camera, rasterize, interpolate
 
 _C.init_runtime()
 
@@ -29,4 +37,13 @@ __all__ = [
     "render",
     "fit",
     "preprocess",
+    "reconstruct",
+    "Reconstructor",
+    "Predictor",
+    "Fitter",
+    "Flame",
+    "FlameModel",
+    "Camera",
+    "rasterize",
+    "interpolate",
 ]

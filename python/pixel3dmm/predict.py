@@ -17,6 +17,7 @@ normals_png = _predict.normals_png
 side_by_side_png = _predict.side_by_side_png
 write_png_rgb8 = _predict.write_png_rgb8
 unmirror = _predict.unmirror
+Predictions = _predict.Predictions
 
 
 class Predictor:
@@ -54,4 +55,4 @@ class Predictor:
         return repr(self._p)
 
 
-__all__ = ["Predictor", "uv_png", "normals_png", "side_by_side_png", "write_png_rgb8", "unmirror"]
+__all__ = ["Predictor", "Predictions", "uv_png", "normals_png", "side_by_side_png", "write_png_rgb8", "unmirror"]

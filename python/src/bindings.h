@@ -3,6 +3,8 @@
 // The bindings only translate: argument conversion, docstrings, exceptions. No algorithm lives here.
 #include <torch/extension.h>
 
+#include "pixel3dmm/fit/fit_config.h"
+#include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/io/config.h"
 
 namespace pixel3dmm::python {
@@ -18,6 +20,12 @@ void bind_predict(py::module_& m);
 void bind_render(py::module_& m);
 void bind_fit(py::module_& m);
 void bind_preprocess(py::module_& m);
+void bind_reconstruct(py::module_& m);
+
+/// A dict with keys of configs/fit.json (None = the official defaults) -> FitConfig (fit.cpp).
+fit::FitConfig fit_config_from(const py::object& config);
+/// A Python callable(entry: dict) -> bool-or-None as a FitCallback; None from Python means "go on" (fit.cpp).
+fit::FitCallback fit_callback_from(const py::object& fn);
 
 /// None -> undefined tensor; anything torch.as_tensor accepts (tensor, NumPy array, nested lists) -> tensor.
 inline torch::Tensor to_tensor(const py::object& obj) {

@@ -19,10 +19,6 @@ using fit::FitResult;
 using fit::FitTarget;
 using fit::Fitter;
 
-fit::FitConfig config_from(const py::object& config) {
-  return config.is_none() ? fit::FitConfig{} : io::parse_config<fit::FitConfig>(to_json(config), "config");
-}
-
 py::dict log_entry_dict(const fit::FitLogEntry& e) {
   py::dict d;
   d["stage"] = e.stage;
@@ -32,8 +28,18 @@ py::dict log_entry_dict(const fit::FitLogEntry& e) {
   return d;
 }
 
-/// A Python callable(dict) -> bool-or-None as a FitCallback (None from Python means "go on").
-fit::FitCallback callback_from(const py::object& fn) {
+std::vector<FitTarget> targets_from(const py::object& targets) {
+  if (py::isinstance<FitTarget>(targets)) return {targets.cast<FitTarget>()};
+  return targets.cast<std::vector<FitTarget>>();
+}
+
+}  // namespace
+
+fit::FitConfig fit_config_from(const py::object& config) {
+  return config.is_none() ? fit::FitConfig{} : io::parse_config<fit::FitConfig>(to_json(config), "config");
+}
+
+fit::FitCallback fit_callback_from(const py::object& fn) {
   if (fn.is_none()) return {};
   return [fn](const fit::FitLogEntry& e) {
     py::gil_scoped_acquire acquire;
@@ -41,13 +47,6 @@ fit::FitCallback callback_from(const py::object& fn) {
     return r.is_none() ? true : r.cast<bool>();
   };
 }
-
-std::vector<FitTarget> targets_from(const py::object& targets) {
-  if (py::isinstance<FitTarget>(targets)) return {targets.cast<FitTarget>()};
-  return targets.cast<std::vector<FitTarget>>();
-}
-
-}  // namespace
 
 void bind_fit(py::module_& m) {
   m.def(
@@ -140,7 +139,7 @@ void bind_fit(py::module_& m) {
                      "Fits FLAME (a pixel3dmm.flame.Flame with 6D rotations, float32) and the camera to targets.\n"
                      "config: a dict with any keys of configs/fit.json (missing keys keep the official defaults).")
       .def(py::init([](const std::shared_ptr<flame::FlameImpl>& flame, const py::object& config) {
-             return Fitter(flame::Flame(flame), config_from(config));
+             return Fitter(flame::Flame(flame), fit_config_from(config));
            }),
            py::arg("flame"), py::arg("config") = py::none())
       .def_property_readonly("config", [](const Fitter& f) { return from_json(io::json(f.config())); })
@@ -148,7 +147,7 @@ void bind_fit(py::module_& m) {
           "fit",
           [](const Fitter& f, const py::object& targets, const py::object& start, const py::object& on_step) {
             const auto t = targets_from(targets);
-            const auto cb = callback_from(on_step);
+            const auto cb = fit_callback_from(on_step);
             std::optional<FitParams> s;
             if (!start.is_none()) s = start.cast<FitParams>();
             py::gil_scoped_release release;
@@ -244,6 +243,8 @@ void bind_fit(py::module_& m) {
       "Mean vertex distance (m) after the best rigid alignment of a onto b (B x V x 3), over `vertices` (ids).");
   m.def("non_eyeball_vertices", &fit::non_eyeball_vertices, py::arg("model"),
         "The vertex ids geometry errors are measured over (all but the eyeballs).");
+  m.def("face_region_vertices", &fit::face_region_vertices, py::arg("model"),
+        "The vertex ids a photo shows (FLAME masks face, forehead, eye_region, nose, lips, ears; no eyeballs).");
 }
 
 }  // namespace pixel3dmm::python

@@ -46,4 +46,6 @@ PYBIND11_MODULE(_C, m) {
   bind_fit(fit);
   auto preprocess = m.def_submodule("preprocess", "Photo -> face crop, 68 landmarks, pupils and masks (dlib)");
   bind_preprocess(preprocess);
+  auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
+  bind_reconstruct(reconstruct);
 }

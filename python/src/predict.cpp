@@ -1,11 +1,26 @@
 // Bindings of pixel3dmm/predict: the Predictor and the official PNG encodings.
 #include "bindings.h"
+#include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/nn/network.h"
 #include "pixel3dmm/predict/predictor.h"
 
 namespace pixel3dmm::python {
 
 void bind_predict(py::module_& m) {
+  py::class_<predict::Predictions> predictions(
+      m, "Predictions",
+      "The maps for a batch of crops (Predictor.predict returns the same tensors as a dict): uv B x 2 x H x W\n"
+      "(u, 1 - v) in [0, 1]; normals B x 3 x H x W (FLAME frame, unit); uv_raw, normals_raw: averaged raw outputs.");
+  predictions.def(py::init<>());
+  def_tensor_field(predictions, "uv", &predict::Predictions::uv);
+  def_tensor_field(predictions, "normals", &predict::Predictions::normals);
+  def_tensor_field(predictions, "uv_raw", &predict::Predictions::uv_raw);
+  def_tensor_field(predictions, "normals_raw", &predict::Predictions::normals_raw);
+  predictions.def("__repr__", [](const predict::Predictions& p) {
+    auto shape = [](const torch::Tensor& t) { return t.defined() ? shape_string(t.sizes()) : std::string("None"); };
+    return "Predictions(uv=" + shape(p.uv) + ", normals=" + shape(p.normals) + ")";
+  });
+
   py::class_<predict::Predictor>(m, "Predictor", "Face crop -> UV and normal maps with mirror averaging.")
       .def(py::init([](const std::string& uv, const std::string& normals, bool mirror, bool batch_mirror) {
              return predict::Predictor::load(uv, normals, {mirror, batch_mirror});

@@ -1,0 +1,176 @@
+#include "pixel3dmm/cli/pipeline.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "pixel3dmm/cli/command.h"
+#include "pixel3dmm/cli/progress.h"
+#include "pixel3dmm/core/error.h"
+#include "pixel3dmm/io/config.h"
+
+namespace pixel3dmm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* e : {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+    if (ext == e) return true;
+  return false;
+}
+
+}  // namespace
+
+void declare_pipeline_options(Args& args, bool networks) {
+  args.option("flame", "FLAME model (.npz/.safetensors, see `pixel3dmm convert`); default: the synthetic model");
+  if (networks) {
+    args.option("uv-weights", "converted UV network (.safetensors, its .json beside)")
+        .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
+        .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
+        .option("masks", "how to make the fit masks: landmarks+grabcut, landmarks, segmentation", "landmarks+grabcut")
+        .option("segmentation", "label image in the official facer/celebm layout (with --masks segmentation)")
+        .option("max-side", "shrink larger photos to this long side first (pixels; 0 = no limit)", "4096");
+  }
+  args.option("config", "fit config JSON (fields of configs/fit.json; missing fields keep the official defaults)")
+      .repeated("set", "override one fit setting, e.g. --set iters=300 --set loss.normal=500");
+}
+
+reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
+  reconstruct::ReconstructorOptions o;
+  o.flame = args.get("flame");
+  io::json cfg = args.has("config") ? io::read_json(args.get("config")) : io::json(fit::FitConfig{});
+  io::apply_overrides(cfg, args.all("set"));
+  o.fit = io::parse_config<fit::FitConfig>(cfg, args.has("config") ? args.get("config") : "fit settings");
+  if (args.has("uv-weights") || args.has("normal-weights")) {
+    o.uv_weights = args.get("uv-weights");
+    o.normal_weights = args.get("normal-weights");
+  }
+  if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
+  if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
+  if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
+  if (args.has("max-side")) o.preprocess.max_image_side = std::stoll(args.get("max-side"));
+  return o;
+}
+
+std::vector<std::string> collect_images(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    const fs::path p(in);
+    PIXEL3DMM_CHECK_T(FileNotFound, fs::exists(p), in, ": no such file or folder");
+    if (fs::is_directory(p)) {
+      std::vector<std::string> found;
+      for (const auto& e : fs::directory_iterator(p))
+        if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path().string());
+      std::sort(found.begin(), found.end());
+      PIXEL3DMM_CHECK(!found.empty(), in, ": the folder holds no images (.jpg, .png, .bmp, .tif, .webp, .pgm, .ppm)");
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(in);
+    }
+  }
+  PIXEL3DMM_CHECK(!out.empty(), "no input images");
+  return out;
+}
+
+void prepare_output_folder(const std::string& folder) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  const fs::path probe = fs::path(folder) / ".pixel3dmm-write-test";
+  bool ok = !ec && fs::is_directory(folder);
+  if (ok) {
+    std::ofstream f(probe);
+    ok = static_cast<bool>(f << "ok");
+  }
+  fs::remove(probe, ec);
+  PIXEL3DMM_CHECK_T(FileNotFound, ok, folder, ": the output folder cannot be created or written to");
+}
+
+fit::FitCallback fit_progress(const std::string& label, int total) {
+  auto bar = std::make_shared<Progress>(label, total);
+  auto done = std::make_shared<int>(0);
+  return [bar, done, total](const fit::FitLogEntry& e) {
+    ++*done;
+    if (*done % 10 == 0 || *done == total) {
+      char status[64];
+      std::snprintf(status, sizeof status, "%s loss %.4g", e.stage.c_str(), e.total);
+      bar->update(std::min(*done, total), status);
+    }
+    return true;
+  };
+}
+
+ItemOutcome run_item(const std::string& input, const std::string& output, const std::function<double()>& work) {
+  ItemOutcome r;
+  r.input = input;
+  r.output = output;
+  const auto start = std::chrono::steady_clock::now();
+  auto fail = [&](int code, const std::exception& e) {
+    r.exit_code = code;
+    r.status = e.what();
+    std::fprintf(stderr, "pixel3dmm: error: %s\n", e.what());
+  };
+  try {
+    r.final_loss = work();
+  } catch (const NoFaceFound& e) {
+    fail(kNoFace, e);
+  } catch (const FileNotFound& e) {
+    fail(kBadInput, e);
+  } catch (const ValueError& e) {
+    fail(kBadInput, e);
+  } catch (const std::exception& e) {
+    fail(kFailure, e);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+int print_summary(const std::vector<ItemOutcome>& items) {
+  size_t width = 5;
+  for (const auto& i : items) width = std::max(width, i.input.size());
+  width = std::min<size_t>(width, 48);
+  std::printf("\n%-*s %8s %11s  %s\n", static_cast<int>(width), "input", "seconds", "final loss", "result");
+  int code = kOk, failed = 0;
+  for (const auto& i : items) {
+    std::string name = i.input.size() > width ? "..." + i.input.substr(i.input.size() - width + 3) : i.input;
+    if (i.exit_code == kOk)
+      std::printf("%-*s %8.1f %11.4g  %s\n", static_cast<int>(width), name.c_str(), i.seconds, i.final_loss,
+                  i.output.c_str());
+    else
+      std::printf("%-*s %8.1f %11s  FAILED (exit %d): %s\n", static_cast<int>(width), name.c_str(), i.seconds, "-",
+                  i.exit_code, i.status.c_str());
+    if (i.exit_code != kOk && code == kOk) code = i.exit_code;
+    failed += i.exit_code != kOk;
+  }
+  std::printf("%zu done, %d failed\n", items.size() - failed, failed);
+  return code;
+}
+
+void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write) {
+  const fs::path target(folder);
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".partial");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    write(tmp.string());
+    fs::remove_all(target, ec);
+    fs::rename(tmp, target);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+std::string item_folder(const std::string& out, const std::string& input, std::vector<std::string>& used) {
+  const std::string stem = fs::path(input).stem().string();
+  std::string name = stem;
+  for (int k = 2; std::find(used.begin(), used.end(), name) != used.end(); ++k) name = stem + "-" + std::to_string(k);
+  used.push_back(name);
+  return (fs::path(out) / name).string();
+}
+
+}  // namespace pixel3dmm::cli

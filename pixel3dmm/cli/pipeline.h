@@ -1,0 +1,50 @@
+#pragma once
+/// Options and helpers the photo commands share (`reconstruct`, `predict`, `fit`): the model files, the
+/// preprocessing and fit settings, the list of input images, the output folder and the per-image summary.
+
+#include <string>
+#include <vector>
+
+#include "pixel3dmm/cli/args.h"
+#include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/reconstruct/reconstructor.h"
+
+namespace pixel3dmm::cli {
+
+/// --flame, --uv-weights, --normal-weights (networks: only when `networks`), --landmark-model, --masks,
+/// --segmentation, --max-side, --config, --set.
+void declare_pipeline_options(Args& args, bool networks);
+/// The options those flags describe (fit config: defaults, then --config, then each --set).
+reconstruct::ReconstructorOptions pipeline_options(const Args& args);
+
+/// Input paths -> image files: a folder contributes its images (by extension, sorted); a file is taken as it is.
+/// Throws FileNotFound naming a path that does not exist, ValueError for an empty result.
+std::vector<std::string> collect_images(const std::vector<std::string>& inputs);
+
+/// Creates `folder` and checks that a file can be written in it; throws FileNotFound (exit code 3) naming it.
+void prepare_output_folder(const std::string& folder);
+
+/// A progress callback for a fit of `total` steps, redrawing a progress bar labelled `label`.
+fit::FitCallback fit_progress(const std::string& label, int total);
+
+/// One row of the summary table printed at the end of a batch.
+struct ItemOutcome {
+  std::string input, output, status = "ok";
+  int exit_code = 0;
+  double seconds = 0.0, final_loss = 0.0;
+};
+/// Prints the table and returns the batch's exit code: 0 if every item succeeded, else the first failure's code.
+int print_summary(const std::vector<ItemOutcome>& items);
+
+/// Runs `work` for one item, turning pixel3dmm's exceptions into a status line and an exit code (as main does),
+/// so one bad image does not stop a batch.
+ItemOutcome run_item(const std::string& input, const std::string& output, const std::function<double()>& work);
+
+/// Writes one item's folder whole or not at all: `write(tmp)` fills a hidden sibling folder, which then replaces
+/// `folder` (a failed write leaves no folder behind and an older result untouched).
+void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write);
+
+/// The output folder of an input image: <out>/<file stem> (a numeric suffix when two inputs share a stem).
+std::string item_folder(const std::string& out, const std::string& input, std::vector<std::string>& used);
+
+}  // namespace pixel3dmm::cli
