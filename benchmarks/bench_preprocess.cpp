@@ -22,8 +22,7 @@ int main() {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const Preprocessor grabcut{PreprocessOptions{}};
-  const double load_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   PreprocessOptions lo;
   lo.mask_method = "landmarks";
   const Preprocessor landmarks_only(lo);

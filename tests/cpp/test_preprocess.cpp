@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <set>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/io/image.h"
@@ -189,14 +189,15 @@ TEST_CASE("preprocess: the crop affine maps image pixels onto crop pixels", "[pr
   CHECK(crop[0][0][5][15].item<float>() == 1.0f);
 }
 
-TEST_CASE("preprocess: pupils: the dark iris inside a synthetic eye, contour centroid for a blank eye", "[preprocess][pupils]") {
+TEST_CASE("preprocess: pupils: the dark iris inside a synthetic eye, contour centroid for a blank eye",
+          "[preprocess][pupils]") {
   const auto lm = synthetic_landmarks(100, 100, 200);
   auto image = torch::full({1, 3, 220, 220}, 0.8f);
   // Dark discs (radius 6) off the eye centres: image-left eye at +5 px in x, right eye blank.
   auto ys = torch::arange(220, torch::kFloat).view({-1, 1}), xs = torch::arange(220, torch::kFloat).view({1, -1});
   const float ex = lm[36][0].item<float>() * 0.5f + lm[39][0].item<float>() * 0.5f + 5.0f, ey = lm[36][1].item<float>();
-  image.index_put_({0, torch::indexing::Slice()}, torch::where(((xs - ex).pow(2) + (ys - ey).pow(2)) < 36.0f,
-                                                               torch::full({}, 0.1f), image[0][0]));
+  image.index_put_({0, torch::indexing::Slice()},
+                   torch::where(((xs - ex).pow(2) + (ys - ey).pow(2)) < 36.0f, torch::full({}, 0.1f), image[0][0]));
   PupilMethod methods[2];
   const auto pupils = locate_pupils(image, lm, {}, methods);
   REQUIRE(pupils.sizes() == torch::IntArrayRef({2, 2}));
@@ -283,10 +284,10 @@ TEST_CASE("preprocess: photos: faces sorted largest first, landmarks inside thei
   const auto& pp = shared_preprocessor();
   // A crowd, shrunk to 500 px wide to keep the test fast (dlib then finds about 20 faces).
   const auto full = io::read_image(kFaces + "bald_guys.jpg");
-  const auto image = torch::nn::functional::interpolate(
-      full, torch::nn::functional::InterpolateFuncOptions()
-                .size(std::vector<int64_t>{full.size(2) * 500 / full.size(3), 500})
-                .mode(torch::kArea));
+  const auto image =
+      torch::nn::functional::interpolate(full, torch::nn::functional::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{full.size(2) * 500 / full.size(3), 500})
+                                                   .mode(torch::kArea));
   const auto faces = pp.detector().detect(image);
   REQUIRE(faces.size() >= 3);
   for (size_t i = 0; i < faces.size(); ++i) {
@@ -407,9 +408,10 @@ TEST_CASE("preprocess: photos: a sideways JPEG with an EXIF orientation is turne
   REQUIRE(cv::imwrite(dir.file("plain.jpg"), sideways, q));
   std::ifstream in(dir.file("plain.jpg"), std::ios::binary);
   std::string jpg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const unsigned char app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0x00, 0x08, 0x00,
-                                0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00,
-                                0x00, 0x00, 0x00, 0x00, 0x00, 0x00};  // one IFD entry: 0x0112 (orientation) = 6
+  const unsigned char
+      app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,    'I',  'I',  0x2A,
+                0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00,
+                0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};  // one IFD entry: 0x0112 (orientation) = 6
   jpg.insert(2, reinterpret_cast<const char*>(app1), sizeof(app1));
   std::ofstream(dir.file("rotated.jpg"), std::ios::binary) << jpg;
   const auto ref = pp.file(dir.file("upright.jpg"));
@@ -432,17 +434,18 @@ TEST_CASE("preprocess: photos: no face is an error naming the file", "[preproces
   require_throws_with<FileNotFound>([&] { preprocess_file(kFaces + "no-such-photo.jpg"); }, {"no-such-photo.jpg"});
 }
 
-TEST_CASE("preprocess: photos: a large photo shrunk to max_image_side maps back to its own pixels", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: a large photo shrunk to max_image_side maps back to its own pixels",
+          "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   const std::string path = kFaces + "Tom_Cruise_avp_2014_4.jpg";
   const auto image = io::read_image(path);
   // Twice as large as the file: a "big" photo with a known answer (the file's own result, doubled).
-  const auto big = torch::nn::functional::interpolate(
-      image, torch::nn::functional::InterpolateFuncOptions()
-                 .size(std::vector<int64_t>{image.size(2) * 2, image.size(3) * 2})
-                 .mode(torch::kBilinear)
-                 .align_corners(false));
+  const auto big =
+      torch::nn::functional::interpolate(image, torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{image.size(2) * 2, image.size(3) * 2})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false));
   PreprocessOptions o;
   o.max_image_side = image.size(2);  // exactly the file's size again
   o.mask_method = "landmarks";
@@ -454,7 +457,8 @@ TEST_CASE("preprocess: photos: a large photo shrunk to max_image_side maps back 
   // Landmarks back in the big photo's pixels = the reference's, doubled (pixel centres: 2x + 0.5).
   const auto back = apply_affine(r.landmarks[0], invert_affine(r.affine));
   const auto expect = apply_affine(ref.landmarks[0], invert_affine(ref.affine)) * 2 + 0.5;
-  // dlib's landmarks are whole pixels, and the blur of the up-and-down sampling moves the weak jaw and brow points by a few.
+  // dlib's landmarks are whole pixels, and the blur of the up-and-down sampling moves the weak jaw and brow points by a
+  // few.
   CHECK((back - expect).abs().mean().item<double>() < 2.5);
   CHECK((back - expect).slice(0, 27).abs().max().item<double>() < 5.0);
   CHECK(max_abs_diff(r.box, ref.box * 2) < 4.0);
