@@ -63,8 +63,7 @@ torch::Tensor crop_affine(const CropBox& box, int64_t size) {
 
 torch::Tensor crop_image(const torch::Tensor& image, const CropBox& box, int64_t size) {
   check_shape(image, {1, -1, -1, -1}, "crop_image: image");
-  PIXEL3DMM_CHECK(image.is_floating_point(), "crop_image: image: expected a float tensor, found ",
-                  image.scalar_type());
+  PIXEL3DMM_CHECK(image.is_floating_point(), "crop_image: image: expected a float tensor, found ", image.scalar_type());
   PIXEL3DMM_CHECK(box.side > 0 && size > 0, "crop_image: expected a positive box side and size, found ", box.side,
                   " and ", size);
   const int64_t C = image.size(1), H = image.size(2), W = image.size(3);
@@ -75,15 +74,10 @@ torch::Tensor crop_image(const torch::Tensor& image, const CropBox& box, int64_t
   const int64_t ix1 = std::min(box.x0 + box.side, W), iy1 = std::min(box.y0 + box.side, H);
   cv::Mat square = cv::Mat::zeros(static_cast<int>(box.side), static_cast<int>(box.side), cv_type);
   if (ix1 > ix0 && iy1 > iy0) {
-    torch::Tensor part = image[0]
-                             .slice(1, iy0, iy1)
-                             .slice(2, ix0, ix1)
-                             .to(torch::kCPU, torch::kFloat)
-                             .permute({1, 2, 0})
-                             .contiguous();
+    torch::Tensor part =
+        image[0].slice(1, iy0, iy1).slice(2, ix0, ix1).to(torch::kCPU, torch::kFloat).permute({1, 2, 0}).contiguous();
     cv::Mat src(static_cast<int>(iy1 - iy0), static_cast<int>(ix1 - ix0), cv_type, part.data_ptr<float>());
-    src.copyTo(square(cv::Rect(static_cast<int>(ix0 - box.x0), static_cast<int>(iy0 - box.y0), src.cols,
-                               src.rows)));
+    src.copyTo(square(cv::Rect(static_cast<int>(ix0 - box.x0), static_cast<int>(iy0 - box.y0), src.cols, src.rows)));
   }
   auto out = torch::empty({size, size, C}, torch::kFloat);
   cv::Mat dst(static_cast<int>(size), static_cast<int>(size), cv_type, out.data_ptr<float>());

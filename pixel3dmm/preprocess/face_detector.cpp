@@ -70,13 +70,16 @@ struct FaceDetector::Impl {
 
 FaceDetector::FaceDetector(const FaceDetectorOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
-  PIXEL3DMM_CHECK(options.upsample >= -1 && options.upsample <= 3, "FaceDetectorOptions.upsample: expected -1 "
-                  "(automatic) or 0..3, found ", options.upsample);
+  PIXEL3DMM_CHECK(options.upsample >= -1 && options.upsample <= 3,
+                  "FaceDetectorOptions.upsample: expected -1 "
+                  "(automatic) or 0..3, found ",
+                  options.upsample);
   const std::string path = options.landmark_model.empty() ? default_landmark_model_path() : options.landmark_model;
   impl_->model_path = path;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    throw FileNotFound(concat(path, ": dlib landmark model not found (install Debian's libdlib-data, or name a "
+    throw FileNotFound(concat(path,
+                              ": dlib landmark model not found (install Debian's libdlib-data, or name a "
                               "shape_predictor_68_face_landmarks.dat with landmark_model / "
                               "PIXEL3DMM_DLIB_LANDMARKS)"));
   }
@@ -131,8 +134,8 @@ std::vector<Face> FaceDetector::detect(const torch::Tensor& image) const {
     const double f = std::ldexp(1.0, -upsample);
     for (const auto& d : dets) {
       const auto& r = d.rect;
-      boxes.push_back(dlib::rectangle(std::lround(r.left() * f), std::lround(r.top() * f),
-                                      std::lround(r.right() * f), std::lround(r.bottom() * f)));
+      boxes.push_back(dlib::rectangle(std::lround(r.left() * f), std::lround(r.top() * f), std::lround(r.right() * f),
+                                      std::lround(r.bottom() * f)));
       scores.push_back(d.detection_confidence);
     }
   }
@@ -145,8 +148,8 @@ std::vector<Face> FaceDetector::detect(const torch::Tensor& image) const {
     const double x0 = r.left() / sx, y0 = r.top() / sy, x1 = (r.right() + 1) / sx, y1 = (r.bottom() + 1) / sy;
     const dlib::rectangle full_box(std::lround(x0), std::lround(y0), std::lround(x1) - 1, std::lround(y1) - 1);
     Face f;
-    f.box = torch::tensor({static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1),
-                           static_cast<float>(y1)});
+    f.box =
+        torch::tensor({static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1), static_cast<float>(y1)});
     f.score = scores[i];
     f.landmarks = shape_to_tensor(impl_->predictor(full, full_box));
     faces.push_back(std::move(f));

@@ -105,13 +105,15 @@ FaceMasks masks_from_segmentation(const torch::Tensor& labels, bool big_normal_m
     check_finite(l, "masks_from_segmentation: labels");
     PIXEL3DMM_CHECK(torch::equal(l, l.round()), "masks_from_segmentation: labels: expected whole-number labels");
   } else {
-    PIXEL3DMM_CHECK(l.scalar_type() != torch::kBool, "masks_from_segmentation: labels: expected integer labels, "
+    PIXEL3DMM_CHECK(l.scalar_type() != torch::kBool,
+                    "masks_from_segmentation: labels: expected integer labels, "
                     "found bool");
   }
   l = l.to(torch::kLong);
   FaceMasks m;
   m.uv_mask = in_set(l, {2, 6, 7, 10, 12, 13, 1, 4, 5});
-  m.normal_mask = big_normal_mask ? in_set(l, {2, 6, 7, 10, 12, 13, 11, 1, 4, 5}) : in_set(l, {2, 6, 7, 10, 12, 13, 11});
+  m.normal_mask =
+      big_normal_mask ? in_set(l, {2, 6, 7, 10, 12, 13, 11, 1, 4, 5}) : in_set(l, {2, 6, 7, 10, 12, 13, 11});
   m.fg_mask = in_set(l, {2, 6, 7, 8, 9, 10, 12, 13});
   m.valid_bg = (l <= 1).to(torch::kFloat).unsqueeze(0);
   return m;
@@ -151,8 +153,7 @@ torch::Tensor read_segmentation(const std::string& path) {
 torch::Tensor face_region(const torch::Tensor& landmarks, int64_t height, int64_t width, double forehead) {
   check_landmarks(landmarks, "face_region");
   PIXEL3DMM_CHECK(height > 0 && width > 0, "face_region: expected a positive size, found ", height, " x ", width);
-  PIXEL3DMM_CHECK(std::isfinite(forehead) && forehead >= 0, "face_region: forehead: expected >= 0, found ",
-                  forehead);
+  PIXEL3DMM_CHECK(std::isfinite(forehead) && forehead >= 0, "face_region: forehead: expected >= 0, found ", forehead);
   cv::Mat m = cv::Mat::zeros(static_cast<int>(height), static_cast<int>(width), CV_8U);
   fill_hull(m, region_polygon(points(landmarks), forehead), 255);
   return to_mask_tensor(m);
@@ -189,7 +190,8 @@ FaceMasks masks_from_landmarks(const torch::Tensor& image, const torch::Tensor& 
   if (options.grabcut) {
     // GrabCut at a small working size: its cost grows with the pixel count, the masks need no fine detail.
     const double f = std::min(1.0, static_cast<double>(options.grabcut_size) / std::max(H, W));
-    const int h = std::max(8, static_cast<int>(std::lround(H * f))), w = std::max(8, static_cast<int>(std::lround(W * f)));
+    const int h = std::max(8, static_cast<int>(std::lround(H * f))),
+              w = std::max(8, static_cast<int>(std::lround(W * f)));
     const double fx = static_cast<double>(w) / W, fy = static_cast<double>(h) / H;
     torch::Tensor hwc = (image[0].to(torch::kCPU, torch::kFloat).clamp(0, 1) * 255.0f)
                             .round()

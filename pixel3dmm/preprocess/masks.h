@@ -53,9 +53,10 @@ struct LandmarkMaskOptions {
 torch::Tensor face_region(const torch::Tensor& landmarks, int64_t height, int64_t width, double forehead = 0.4);
 
 /// Masks estimated without a face parser. image: 1 x 3 x H x W float [0, 1] (a crop); landmarks: 68 x 2 in its
-/// pixels. The face region minus the eye polygons (uv, and ... see docs/preprocessing.md), minus the inner-lip
-/// polygon (uv, fg); with GrabCut the region is also cut to the pixels GrabCut keeps as person and valid_bg is
-/// GrabCut's background, else valid_bg is everything outside the region grown by bg_margin.
+/// pixels. uv_mask = face region - eye polygons - inner-lip polygon; normal_mask = region - eyes; fg_mask =
+/// region - inner lips. With GrabCut the region is cut to the pixels GrabCut keeps as person (the landmark hull
+/// always stays) and valid_bg is GrabCut's background, eroded, kept bg_margin away from the region; without,
+/// valid_bg is everything outside the region grown by bg_margin. See docs/preprocessing.md.
 FaceMasks masks_from_landmarks(const torch::Tensor& image, const torch::Tensor& landmarks,
                                const LandmarkMaskOptions& options = {});
 

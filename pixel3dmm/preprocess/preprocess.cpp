@@ -32,10 +32,11 @@ FaceDetectorOptions detector_options(const PreprocessOptions& o) {
 void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop_size >= 16 && o.crop_size <= 8192, "PreprocessOptions.crop_size: expected 16..8192, found ",
                   o.crop_size);
-  PIXEL3DMM_CHECK(o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" ||
-                      o.mask_method == "segmentation",
-                  "PreprocessOptions.mask_method: expected 'landmarks+grabcut', 'landmarks' or 'segmentation', "
-                  "found '", o.mask_method, "'");
+  PIXEL3DMM_CHECK(
+      o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" || o.mask_method == "segmentation",
+      "PreprocessOptions.mask_method: expected 'landmarks+grabcut', 'landmarks' or 'segmentation', "
+      "found '",
+      o.mask_method, "'");
   PIXEL3DMM_CHECK(o.mask_method != "segmentation" || !o.segmentation.empty(),
                   "PreprocessOptions: mask_method 'segmentation' needs a label image path in `segmentation`");
   PIXEL3DMM_CHECK(o.pupil_dark_fraction > 0 && o.pupil_dark_fraction <= 1,
@@ -49,13 +50,12 @@ torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 /// Label image -> crop-frame labels (S x S int64), nearest label; outside the photo is background (0).
-torch::Tensor segmentation_in_crop(const std::string& path, const torch::Tensor& affine, int64_t src_h,
-                                   int64_t src_w, int64_t size) {
+torch::Tensor segmentation_in_crop(const std::string& path, const torch::Tensor& affine, int64_t src_h, int64_t src_w,
+                                   int64_t size) {
   torch::Tensor labels = read_segmentation(path);
   const int64_t h = labels.size(0), w = labels.size(1);
   cv::Mat src;
-  cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_64F,
-          labels.to(torch::kDouble).contiguous().data_ptr<double>())
+  cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_64F, labels.to(torch::kDouble).contiguous().data_ptr<double>())
       .convertTo(src, CV_32F);
   cv::Mat dst;
   if (h == src_h && w == src_w) {
@@ -66,8 +66,8 @@ torch::Tensor segmentation_in_crop(const std::string& path, const torch::Tensor&
   } else if (h == w) {
     cv::resize(src, dst, cv::Size(static_cast<int>(size), static_cast<int>(size)), 0, 0, cv::INTER_NEAREST);
   } else {
-    throw ValueError(concat(path, ": segmentation of ", w, " x ", h, " pixels fits neither the photo (", src_w,
-                            " x ", src_h, ") nor a square crop"));
+    throw ValueError(concat(path, ": segmentation of ", w, " x ", h, " pixels fits neither the photo (", src_w, " x ",
+                            src_h, ") nor a square crop"));
   }
   auto out = torch::empty({size, size}, torch::kFloat);
   std::memcpy(out.data_ptr<float>(), dst.ptr<float>(), sizeof(float) * dst.total());
@@ -113,12 +113,13 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   torch::Tensor shrink = torch::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0}, torch::kDouble).view({2, 3});
   if (o.max_image_side > 0 && std::max(H0, W0) > o.max_image_side) {
     const double f = static_cast<double>(o.max_image_side) / static_cast<double>(std::max(H0, W0));
-    const int w = std::max(1, static_cast<int>(std::lround(W0 * f))), h = std::max(1, static_cast<int>(std::lround(H0 * f)));
+    const int w = std::max(1, static_cast<int>(std::lround(W0 * f))),
+              h = std::max(1, static_cast<int>(std::lround(H0 * f)));
     torch::Tensor hwc = img[0].permute({1, 2, 0}).contiguous();
     auto out = torch::empty({h, w, 3}, torch::kFloat);
     cv::Mat dst(h, w, CV_32FC3, out.data_ptr<float>());
-    cv::resize(cv::Mat(static_cast<int>(H0), static_cast<int>(W0), CV_32FC3, hwc.data_ptr<float>()), dst,
-               dst.size(), 0, 0, cv::INTER_AREA);
+    cv::resize(cv::Mat(static_cast<int>(H0), static_cast<int>(W0), CV_32FC3, hwc.data_ptr<float>()), dst, dst.size(), 0,
+               0, cv::INTER_AREA);
     work = out.permute({2, 0, 1}).unsqueeze(0).contiguous();
     const double sx = static_cast<double>(w) / W0, sy = static_cast<double>(h) / H0;
     shrink = torch::tensor({sx, 0.0, 0.5 * sx - 0.5, 0.0, sy, 0.5 * sy - 0.5}, torch::kDouble).view({2, 3});
@@ -128,7 +129,8 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   std::vector<Face> faces = detector_.detect(work);
   if (faces.empty()) {
     if (all) return {};
-    throw NoFaceFound(concat("no face found in ", name, " (", W0, " x ", H0, " pixels; dlib's frontal face "
+    throw NoFaceFound(concat("no face found in ", name, " (", W0, " x ", H0,
+                             " pixels; dlib's frontal face "
                             "detector needs a roughly frontal face of at least about 40 pixels)"));
   }
   if (!all) faces.resize(1);
@@ -145,8 +147,8 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   mopt.grabcut = o.mask_method == "landmarks+grabcut";
   mopt.grabcut_iterations = o.grabcut_iterations;
   mopt.seed = o.seed;
-  const auto back = torch::tensor({1.0 / shrink[0][0].item<double>(), 1.0 / shrink[1][1].item<double>()})
-                        .to(torch::kFloat);
+  const auto back =
+      torch::tensor({1.0 / shrink[0][0].item<double>(), 1.0 / shrink[1][1].item<double>()}).to(torch::kFloat);
 
   std::vector<Preprocessed> results;
   for (const Face& face : faces) {
@@ -244,8 +246,8 @@ torch::Tensor draw_preprocessed(const Preprocessed& p) {
     auto l = p.iris.reshape({-1, 2}).to(torch::kCPU, torch::kDouble).contiguous();
     auto a = l.accessor<double, 2>();
     for (int64_t i = 0; i < l.size(0); ++i) {
-      cv::drawMarker(canvas, cv::Point(cvRound(a[i][0]), cvRound(a[i][1])), cv::Scalar(255, 30, 30),
-                     cv::MARKER_CROSS, 6 * thick + 4, thick, cv::LINE_AA);
+      cv::drawMarker(canvas, cv::Point(cvRound(a[i][0]), cvRound(a[i][1])), cv::Scalar(255, 30, 30), cv::MARKER_CROSS,
+                     6 * thick + 4, thick, cv::LINE_AA);
     }
   }
   return hwc.to(torch::kFloat).div(255.0f).permute({2, 0, 1}).unsqueeze(0).contiguous();

@@ -60,8 +60,8 @@ struct Preprocessed {
   CropBox crop_box;           ///< the square in (possibly shrunk) working-image pixels; see `affine` for the map
   int64_t image_height = 0;   ///< source image size
   int64_t image_width = 0;
-  std::string source;         ///< file path, or empty for an in-memory image
-  std::string mask_method;    ///< how the masks were made
+  std::string source;       ///< file path, or empty for an in-memory image
+  std::string mask_method;  ///< how the masks were made
 };
 
 /// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, C x H x W or 1 x C x H x W with C in {1, 3,

@@ -51,8 +51,7 @@ cv::Point2d locate_one(const cv::Mat& gray, const std::vector<cv::Point2d>& poly
   const int h = static_cast<int>(std::ceil((maxy - miny + 2 * pad) * s)) + 1;
   cv::Mat M = (cv::Mat_<double>(2, 3) << s, 0, -origin.x * s, 0, s, -origin.y * s);
   cv::Mat patch;
-  cv::warpAffine(gray, patch, M, cv::Size(w, h), cv::INTER_LINEAR,
-                 cv::BORDER_REPLICATE);
+  cv::warpAffine(gray, patch, M, cv::Size(w, h), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
   cv::GaussianBlur(patch, patch, cv::Size(0, 0), 1.5);
 
   std::vector<cv::Point> local;
@@ -104,9 +103,8 @@ torch::Tensor locate_pupils(const torch::Tensor& image, const torch::Tensor& lan
   check_shape(landmarks, {68, 2}, "locate_pupils: landmarks");
   check_finite(landmarks, "locate_pupils: landmarks");
   torch::Tensor img = image[0].to(torch::kCPU, torch::kFloat);
-  torch::Tensor gray = img.size(0) == 3
-                           ? (img * torch::tensor({0.299f, 0.587f, 0.114f}).view({3, 1, 1})).sum(0)
-                           : img[0];
+  torch::Tensor gray =
+      img.size(0) == 3 ? (img * torch::tensor({0.299f, 0.587f, 0.114f}).view({3, 1, 1})).sum(0) : img[0];
   gray = gray.contiguous();
   const cv::Mat g(static_cast<int>(gray.size(0)), static_cast<int>(gray.size(1)), CV_32F, gray.data_ptr<float>());
   auto l = landmarks.to(torch::kCPU, torch::kDouble).contiguous();

@@ -1,11 +1,12 @@
 // Bindings of pixel3dmm/preprocess: photo -> crop, landmarks, pupils, masks (dlib detection).
+#include "pixel3dmm/preprocess/preprocess.h"
+
 #include <pybind11/stl.h>
 
 #include <sstream>
 
 #include "bindings.h"
 #include "pixel3dmm/io/image.h"
-#include "pixel3dmm/preprocess/preprocess.h"
 
 namespace pixel3dmm::python {
 
@@ -105,14 +106,14 @@ void bind_preprocess(py::module_& m) {
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height
-          << " crop=" << (p.crop.defined() ? p.crop.size(3) : 0) << " score=" << p.score << " masks='"
-          << p.mask_method << "'>";
+          << " crop=" << (p.crop.defined() ? p.crop.size(3) : 0) << " score=" << p.score << " masks='" << p.mask_method
+          << "'>";
         return s.str();
       });
 
   py::class_<preprocess::Preprocessor>(m, "Preprocessor",
-                                      "Holds the loaded dlib detector (about a second to load): reuse it for many "
-                                      "photos.")
+                                       "Holds the loaded dlib detector (about a second to load): reuse it for many "
+                                       "photos.")
       .def(py::init([](const py::object& options) { return preprocess::Preprocessor(options_from(options)); }),
            py::arg("options") = py::none(), "options: PreprocessOptions or a dict of its fields.")
       .def(
@@ -149,8 +150,9 @@ void bind_preprocess(py::module_& m) {
           py::arg("image"), "dlib faces (as detect_faces) with this object's detector.")
       .def_property_readonly("options", &preprocess::Preprocessor::options)
       .def("__repr__", [](const preprocess::Preprocessor& p) {
-        return "<Preprocessor landmark_model='" + p.detector().landmark_model_path() + "' crop_size=" +
-               std::to_string(p.options().crop_size) + " mask_method='" + p.options().mask_method + "'>";
+        return "<Preprocessor landmark_model='" + p.detector().landmark_model_path() +
+               "' crop_size=" + std::to_string(p.options().crop_size) + " mask_method='" + p.options().mask_method +
+               "'>";
       });
 
   m.def(
@@ -231,8 +233,7 @@ void bind_preprocess(py::module_& m) {
         d["valid_bg"] = mk.valid_bg;
         return d;
       },
-      py::arg("image"), py::arg("landmarks"), py::arg("grabcut") = true, py::arg("forehead") = 0.4,
-      py::arg("seed") = 0,
+      py::arg("image"), py::arg("landmarks"), py::arg("grabcut") = true, py::arg("forehead") = 0.4, py::arg("seed") = 0,
       "image: 1 x 3 x H x W in [0, 1], landmarks: 68 x 2 (its pixels) -> dict of the four masks estimated from the "
       "landmarks (and GrabCut).");
   m.def(

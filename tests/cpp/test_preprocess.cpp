@@ -3,10 +3,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <iterator>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/io/image.h"
@@ -86,7 +87,7 @@ torch::Tensor synthetic_landmarks(double cx, double cy, double size = 100.0) {
 
 }  // namespace
 
-TEST_CASE("segmentation labels give the official masks exactly", "[preprocess][masks]") {
+TEST_CASE("preprocess: segmentation labels give the official masks exactly", "[preprocess][masks]") {
   // Every label 0..20 once per row, in a 2 x 21 image (second row reversed).
   auto labels = torch::arange(21, torch::kLong).repeat({2, 1});
   labels[1] = labels[1].flip(0);
@@ -116,7 +117,7 @@ TEST_CASE("segmentation labels give the official masks exactly", "[preprocess][m
   require_throws_with<ValueError>([&] { masks_from_segmentation(labels.to(torch::kFloat) + 0.5); }, {"whole-number"});
 }
 
-TEST_CASE("label PNGs: red channel of RGB, missing file named", "[preprocess][masks]") {
+TEST_CASE("preprocess: label PNGs: red channel of RGB, missing file named", "[preprocess][masks]") {
   TempDir dir;
   cv::Mat bgr(3, 4, CV_8UC3, cv::Scalar(9, 7, 2));  // B=9, G=7, R=2: the label is red's 2 (skin)
   bgr.at<cv::Vec3b>(1, 2) = cv::Vec3b(0, 0, 11);
@@ -130,7 +131,7 @@ TEST_CASE("label PNGs: red channel of RGB, missing file named", "[preprocess][ma
   require_throws_with<FormatError>([&] { read_segmentation(dir.file("bad.png")); }, {dir.file("bad.png")});
 }
 
-TEST_CASE("crop square: scale, centring and the official keep-inside rule", "[preprocess][crop]") {
+TEST_CASE("preprocess: crop square: scale, centring and the official keep-inside rule", "[preprocess][crop]") {
   const auto lm = synthetic_landmarks(300, 260);
   const auto lo = std::get<0>(lm.min(0)), hi = std::get<0>(lm.max(0));
   const double extent = std::max((hi[0] - lo[0]).item<double>(), (hi[1] - lo[1]).item<double>());
@@ -159,7 +160,7 @@ TEST_CASE("crop square: scale, centring and the official keep-inside rule", "[pr
   CHECK(big.y0 == -(big.side - 120) / 2);
 }
 
-TEST_CASE("the crop affine maps image pixels onto crop pixels", "[preprocess][crop]") {
+TEST_CASE("preprocess: the crop affine maps image pixels onto crop pixels", "[preprocess][crop]") {
   // A Gaussian spot at a sub-pixel position: its centre of mass lands where the affine says, when shrinking and
   // when enlarging, and padding is black.
   for (int64_t side : {200, 64}) {
@@ -188,14 +189,15 @@ TEST_CASE("the crop affine maps image pixels onto crop pixels", "[preprocess][cr
   CHECK(crop[0][0][5][15].item<float>() == 1.0f);
 }
 
-TEST_CASE("pupils: the dark iris inside a synthetic eye, contour centroid for a blank eye", "[preprocess][pupils]") {
+TEST_CASE("preprocess: pupils: the dark iris inside a synthetic eye, contour centroid for a blank eye",
+          "[preprocess][pupils]") {
   const auto lm = synthetic_landmarks(100, 100, 200);
   auto image = torch::full({1, 3, 220, 220}, 0.8f);
   // Dark discs (radius 6) off the eye centres: image-left eye at +5 px in x, right eye blank.
   auto ys = torch::arange(220, torch::kFloat).view({-1, 1}), xs = torch::arange(220, torch::kFloat).view({1, -1});
   const float ex = lm[36][0].item<float>() * 0.5f + lm[39][0].item<float>() * 0.5f + 5.0f, ey = lm[36][1].item<float>();
-  image.index_put_({0, torch::indexing::Slice()}, torch::where(((xs - ex).pow(2) + (ys - ey).pow(2)) < 36.0f,
-                                                               torch::full({}, 0.1f), image[0][0]));
+  image.index_put_({0, torch::indexing::Slice()},
+                   torch::where(((xs - ex).pow(2) + (ys - ey).pow(2)) < 36.0f, torch::full({}, 0.1f), image[0][0]));
   PupilMethod methods[2];
   const auto pupils = locate_pupils(image, lm, {}, methods);
   REQUIRE(pupils.sizes() == torch::IntArrayRef({2, 2}));
@@ -213,7 +215,7 @@ TEST_CASE("pupils: the dark iris inside a synthetic eye, contour centroid for a 
   require_close(locate_pupils(image, swapped), pupils, 1e-5);
 }
 
-TEST_CASE("landmark masks are nested as the official ones", "[preprocess][masks]") {
+TEST_CASE("preprocess: landmark masks are nested as the official ones", "[preprocess][masks]") {
   const auto lm = synthetic_landmarks(128, 140, 120);
   auto image = torch::full({1, 3, 256, 256}, 0.2f);
   image.index_put_({0, 0}, face_region(lm, 256, 256)[0] * 0.6f + 0.2f);  // a reddish face on a dark background
@@ -247,7 +249,7 @@ TEST_CASE("landmark masks are nested as the official ones", "[preprocess][masks]
   }
 }
 
-TEST_CASE("landmark model errors name the path", "[preprocess][detector]") {
+TEST_CASE("preprocess: landmark model errors name the path", "[preprocess][detector]") {
   TempDir dir;
   FaceDetectorOptions o;
   o.landmark_model = dir.file("missing.dat");
@@ -255,26 +257,37 @@ TEST_CASE("landmark model errors name the path", "[preprocess][detector]") {
   std::ofstream(dir.file("corrupt.dat")) << "this is not a dlib model";
   o.landmark_model = dir.file("corrupt.dat");
   require_throws_with<FormatError>([&] { FaceDetector d(o); }, {dir.file("corrupt.dat")});
-  // The environment variable is the default.
-  ::setenv("PIXEL3DMM_DLIB_LANDMARKS", "/nonexistent/model.dat", 1);
-  CHECK(default_landmark_model_path() == "/nonexistent/model.dat");
-  require_throws_with<FileNotFound>([&] { FaceDetector d; }, {"/nonexistent/model.dat"});
-  ::unsetenv("PIXEL3DMM_DLIB_LANDMARKS");
+  // The environment variable is the default (restored afterwards, also when a check fails).
+  struct EnvGuard {
+    const char* name = "PIXEL3DMM_DLIB_LANDMARKS";
+    bool had = false;
+    std::string old;
+    EnvGuard() {
+      if (const char* v = std::getenv(name)) had = true, old = v;
+      ::setenv(name, "/nonexistent/model.dat", 1);
+    }
+    ~EnvGuard() { had ? ::setenv(name, old.c_str(), 1) : ::unsetenv(name); }
+  };
+  {
+    EnvGuard guard;
+    CHECK(default_landmark_model_path() == "/nonexistent/model.dat");
+    require_throws_with<FileNotFound>([&] { FaceDetector d; }, {"/nonexistent/model.dat"});
+  }
   // Options are checked before anything is loaded.
   PreprocessOptions p;
   p.mask_method = "magic";
   require_throws_with<ValueError>([&] { Preprocessor x(p); }, {"mask_method", "magic"});
 }
 
-TEST_CASE("photos: faces sorted largest first, landmarks inside their boxes", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: faces sorted largest first, landmarks inside their boxes", "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   // A crowd, shrunk to 500 px wide to keep the test fast (dlib then finds about 20 faces).
   const auto full = io::read_image(kFaces + "bald_guys.jpg");
-  const auto image = torch::nn::functional::interpolate(
-      full, torch::nn::functional::InterpolateFuncOptions()
-                .size(std::vector<int64_t>{full.size(2) * 500 / full.size(3), 500})
-                .mode(torch::kArea));
+  const auto image =
+      torch::nn::functional::interpolate(full, torch::nn::functional::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{full.size(2) * 500 / full.size(3), 500})
+                                                   .mode(torch::kArea));
   const auto faces = pp.detector().detect(image);
   REQUIRE(faces.size() >= 3);
   for (size_t i = 0; i < faces.size(); ++i) {
@@ -306,7 +319,7 @@ TEST_CASE("photos: faces sorted largest first, landmarks inside their boxes", "[
   require_close(all[0].landmarks, pp.file(path).landmarks, 0.0);
 }
 
-TEST_CASE("photos: one face preprocessed consistently", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: one face preprocessed consistently", "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   const std::string path = kFaces + "2008_001322.jpg";
@@ -358,7 +371,7 @@ TEST_CASE("photos: one face preprocessed consistently", "[preprocess][photos]") 
   CHECK(total((pic - r.crop).abs()) > 0);
 }
 
-TEST_CASE("photos: gray, RGBA and 16-bit files give the same face", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: gray, RGBA and 16-bit files give the same face", "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   TempDir dir;
@@ -383,7 +396,36 @@ TEST_CASE("photos: gray, RGBA and 16-bit files give the same face", "[preprocess
   }
 }
 
-TEST_CASE("photos: no face is an error naming the file", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: a sideways JPEG with an EXIF orientation is turned upright", "[preprocess][photos]") {
+  if (!have_photos()) return;
+  const auto& pp = shared_preprocessor();
+  TempDir dir;
+  const cv::Mat bgr = cv::imread(kFaces + "2008_001322.jpg");
+  cv::Mat sideways;
+  cv::rotate(bgr, sideways, cv::ROTATE_90_COUNTERCLOCKWISE);  // stored sideways; orientation 6 turns it back
+  const std::vector<int> q = {cv::IMWRITE_JPEG_QUALITY, 98};
+  REQUIRE(cv::imwrite(dir.file("upright.jpg"), bgr, q));
+  REQUIRE(cv::imwrite(dir.file("plain.jpg"), sideways, q));
+  std::ifstream in(dir.file("plain.jpg"), std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const unsigned char
+      app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,    'I',  'I',  0x2A,
+                0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00,
+                0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};  // one IFD entry: 0x0112 (orientation) = 6
+  jpg.insert(2, reinterpret_cast<const char*>(app1), sizeof(app1));
+  std::ofstream(dir.file("rotated.jpg"), std::ios::binary) << jpg;
+  const auto ref = pp.file(dir.file("upright.jpg"));
+  const auto r = pp.file(dir.file("rotated.jpg"));
+  CHECK(r.image_height == bgr.rows);
+  CHECK(r.image_width == bgr.cols);
+  // Same face, compared in photo pixels: JPEG blocks fall differently on the rotated pixels and dlib's landmarks
+  // are whole pixels, so allow a pixel or two. (Without the orientation the sideways face is not found at all.)
+  const auto a = apply_affine(r.landmarks[0], invert_affine(r.affine));
+  const auto b = apply_affine(ref.landmarks[0], invert_affine(ref.affine));
+  CHECK((a - b).abs().mean().item<double>() < 2.0);
+}
+
+TEST_CASE("preprocess: photos: no face is an error naming the file", "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   const std::string path = kFaces + "dogs.jpg";
@@ -392,17 +434,18 @@ TEST_CASE("photos: no face is an error naming the file", "[preprocess][photos]")
   require_throws_with<FileNotFound>([&] { preprocess_file(kFaces + "no-such-photo.jpg"); }, {"no-such-photo.jpg"});
 }
 
-TEST_CASE("photos: a large photo shrunk to max_image_side maps back to its own pixels", "[preprocess][photos]") {
+TEST_CASE("preprocess: photos: a large photo shrunk to max_image_side maps back to its own pixels",
+          "[preprocess][photos]") {
   if (!have_photos()) return;
   const auto& pp = shared_preprocessor();
   const std::string path = kFaces + "Tom_Cruise_avp_2014_4.jpg";
   const auto image = io::read_image(path);
   // Twice as large as the file: a "big" photo with a known answer (the file's own result, doubled).
-  const auto big = torch::nn::functional::interpolate(
-      image, torch::nn::functional::InterpolateFuncOptions()
-                 .size(std::vector<int64_t>{image.size(2) * 2, image.size(3) * 2})
-                 .mode(torch::kBilinear)
-                 .align_corners(false));
+  const auto big =
+      torch::nn::functional::interpolate(image, torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{image.size(2) * 2, image.size(3) * 2})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false));
   PreprocessOptions o;
   o.max_image_side = image.size(2);  // exactly the file's size again
   o.mask_method = "landmarks";
@@ -414,7 +457,8 @@ TEST_CASE("photos: a large photo shrunk to max_image_side maps back to its own p
   // Landmarks back in the big photo's pixels = the reference's, doubled (pixel centres: 2x + 0.5).
   const auto back = apply_affine(r.landmarks[0], invert_affine(r.affine));
   const auto expect = apply_affine(ref.landmarks[0], invert_affine(ref.affine)) * 2 + 0.5;
-  // dlib's landmarks are whole pixels, and the blur of the up-and-down sampling moves the weak jaw and brow points by a few.
+  // dlib's landmarks are whole pixels, and the blur of the up-and-down sampling moves the weak jaw and brow points by a
+  // few.
   CHECK((back - expect).abs().mean().item<double>() < 2.5);
   CHECK((back - expect).slice(0, 27).abs().max().item<double>() < 5.0);
   CHECK(max_abs_diff(r.box, ref.box * 2) < 4.0);
