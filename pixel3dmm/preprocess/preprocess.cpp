@@ -80,8 +80,11 @@ torch::Tensor normalize_image(const torch::Tensor& image, const std::string& wha
   PIXEL3DMM_CHECK(image.defined(), what, ": undefined tensor");
   torch::Tensor t = image;
   if (t.dim() == 2) t = t.unsqueeze(0);
+  // H x W x C (NumPy, OpenCV, PIL order): channels last, and the first side too long to be a channel count.
+  const auto is_channels = [](int64_t n) { return n == 1 || n == 3 || n == 4; };
+  if (t.dim() == 3 && is_channels(t.size(2)) && !is_channels(t.size(0))) t = t.permute({2, 0, 1});
   if (t.dim() == 3) t = t.unsqueeze(0);
-  PIXEL3DMM_CHECK(t.dim() == 4 && t.size(0) == 1, what, ": expected H x W, C x H x W or 1 x C x H x W, found ",
+  PIXEL3DMM_CHECK(t.dim() == 4 && t.size(0) == 1, what, ": expected H x W, H x W x C, C x H x W or 1 x C x H x W, found ",
                   shape_string(image.sizes()));
   const int64_t C = t.size(1);
   PIXEL3DMM_CHECK(C == 1 || C == 3 || C == 4, what, ": expected 1, 3 or 4 channels, found ", C, " (shape ",
@@ -131,7 +134,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     if (all) return {};
     throw NoFaceFound(concat("no face found in ", name, " (", W0, " x ", H0,
                              " pixels; dlib's frontal face "
-                            "detector needs a roughly frontal face of at least about 40 pixels)"));
+                             "detector needs a roughly frontal face of at least about 40 pixels)"));
   }
   if (!all) faces.resize(1);
 

@@ -64,8 +64,8 @@ struct Preprocessed {
   std::string mask_method;  ///< how the masks were made
 };
 
-/// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, C x H x W or 1 x C x H x W with C in {1, 3,
-/// 4} (gray replicated, alpha dropped), float (taken as [0, 1]) or uint8 (/ 255). `what` names it in errors.
+/// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, H x W x C (channels last when the last side
+/// is 1, 3 or 4 and the first is not), C x H x W or 1 x C x H x W with C in {1, 3, 4} (gray replicated, alpha dropped), float (taken as [0, 1]) or uint8 (/ 255). `what` names it in errors.
 torch::Tensor normalize_image(const torch::Tensor& image, const std::string& what = "image");
 
 /// Holds the loaded detector: use one for many images (loading the landmark model takes about a second).

@@ -16,7 +16,7 @@ done
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["iterations"] == 40, r["iterations"]
-for k in ("start_error_mm", "posed_error_mm", "neutral_error_mm", "ms_per_iteration"):
+for k in ("start_error_mm", "posed_error_mm", "face_region_error_mm", "neutral_error_mm", "ms_per_iteration"):
     assert r[k] > 0, (k, r[k])
 PY
 grep -q "mean vertex error, fitted" "$work/log.txt"

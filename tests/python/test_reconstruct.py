@@ -76,7 +76,7 @@ def test_reconstructor_from_python(weights, tmp_path):
     assert torch.allclose(inp.landmarks, r.input.landmarks, atol=1e-5)
     assert torch.equal(pred.uv, r.predictions.uv)
     # an image in memory (NumPy, H x W x 3 uint8) gives the same crop as the file
-    img = (pixel3dmm.io.read_image(str(PHOTO))[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    img = (pixel3dmm.io.load_image(str(PHOTO))[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     r2 = rec.reconstruct(np.ascontiguousarray(img))
     assert torch.allclose(r2.input.landmarks, r.input.landmarks, atol=1.0)
     with pytest.raises(ValueError, match="no face found in image"):
@@ -94,7 +94,7 @@ def test_reconstruct_predict_fit_commands(weights, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(PHOTO, photos / "a.jpg")
-    shutil.copy(PHOTO, photos / "b.jpg")
+    shutil.copy(FACES / "Tom_Cruise_avp_2014_4.jpg", photos / "b.jpg")
     rc, out, err = run("reconstruct", photos, "--out", tmp_path / "out", *net_args(weights), *SHORT)
     assert rc == 0, err
     assert "2 done, 0 failed" in out
@@ -108,7 +108,8 @@ def test_reconstruct_predict_fit_commands(weights, tmp_path):
     assert rc == 0, err
     pa = json.loads((tmp_path / "joint" / "a" / "params.json").read_text())
     pb = json.loads((tmp_path / "joint" / "b" / "params.json").read_text())
-    assert pa["flame"]["shape"] == pb["flame"]["shape"]
+    assert pa["flame.shape"] == pb["flame.shape"]
+    assert pa["flame.exp"] != pb["flame.exp"]
     assert json.loads((tmp_path / "joint" / "b" / "report.json").read_text())["index_in_fit"] == 1
     # predict, then fit from the saved maps
     rc, out, err = run("predict", photos / "a.jpg", "--out", tmp_path / "maps", *net_args(weights))
@@ -163,10 +164,11 @@ def test_bad_inputs(weights, tmp_path, case):
         (tmp_path / "notes.jpg").write_text("not a picture")
         photo, expect_text = str(tmp_path / "notes.jpg"), "notes.jpg"
     elif case == "no face":
-        pixel3dmm.io.write_image(str(tmp_path / "wall.png"), torch.full((1, 3, 240, 320), 0.5))
+        pixel3dmm.io.save_image(str(tmp_path / "wall.png"), torch.full((1, 3, 240, 320), 0.5))
         photo, expect_code, expect_text = str(tmp_path / "wall.png"), 4, "no face found in"
     elif case == "unreadable weights":
         (tmp_path / "uv.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+        shutil.copy(weights["uv"][: -len(".safetensors")] + ".json", tmp_path / "uv.json")  # the config is fine
         nets = ["--uv-weights", str(tmp_path / "uv.safetensors"), "--normal-weights", weights["normals"]]
         expect_text = "uv.safetensors"
     elif case == "wrong FLAME layout":
