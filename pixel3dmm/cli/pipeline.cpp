@@ -150,6 +150,20 @@ int print_summary(const std::vector<ItemOutcome>& items) {
   return code;
 }
 
+std::vector<ItemOutcome> for_each_image(
+    const std::vector<std::string>& images, const std::string& out,
+    const std::function<double(const std::string& image, const std::string& folder)>& work) {
+  std::vector<std::string> used;
+  std::vector<ItemOutcome> outcomes;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string folder = item_folder(out, images[i], used);
+    std::printf("[%zu/%zu] %s\n", i + 1, images.size(), images[i].c_str());
+    std::fflush(stdout);
+    outcomes.push_back(run_item(images[i], folder, [&] { return work(images[i], folder); }));
+  }
+  return outcomes;
+}
+
 void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write) {
   const fs::path target(folder);
   const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".partial");

@@ -40,6 +40,12 @@ int print_summary(const std::vector<ItemOutcome>& items);
 /// so one bad image does not stop a batch.
 ItemOutcome run_item(const std::string& input, const std::string& output, const std::function<double()>& work);
 
+/// For each image: prints "[i/n] image", runs `work(image, folder)` (folder = item_folder(out, image)) through
+/// run_item and collects the outcomes.
+std::vector<ItemOutcome> for_each_image(
+    const std::vector<std::string>& images, const std::string& out,
+    const std::function<double(const std::string& image, const std::string& folder)>& work);
+
 /// Writes one item's folder whole or not at all: `write(tmp)` fills a hidden sibling folder, which then replaces
 /// `folder` (a failed write leaves no folder behind and an older result untouched).
 void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write);

@@ -25,20 +25,13 @@ int run_predict(const std::vector<std::string>& argv) {
   const auto options = pipeline_options(args);
   prepare_output_folder(out);
   const reconstruct::Reconstructor rec(options);
-  std::vector<std::string> used;
-  std::vector<ItemOutcome> outcomes;
-  for (size_t i = 0; i < images.size(); ++i) {
-    const std::string folder = item_folder(out, images[i], used);
-    std::printf("[%zu/%zu] %s\n", i + 1, images.size(), images[i].c_str());
-    std::fflush(stdout);
-    outcomes.push_back(run_item(images[i], folder, [&] {
-      const auto input = rec.preprocess(images[i]);
-      const auto predictions = rec.predict(input);
-      write_folder_atomically(folder,
-                              [&](const std::string& dir) { reconstruct::write_fit_inputs(dir, input, predictions); });
-      return 0.0;
-    }));
-  }
+  const auto outcomes = for_each_image(images, out, [&](const std::string& image, const std::string& folder) {
+    const auto input = rec.preprocess(image);
+    const auto predictions = rec.predict(input);
+    write_folder_atomically(folder,
+                            [&](const std::string& dir) { reconstruct::write_fit_inputs(dir, input, predictions); });
+    return 0.0;
+  });
   return print_summary(outcomes);
 }
 

@@ -44,18 +44,13 @@ int run_reconstruct(const std::vector<std::string>& argv) {
     });
     outcomes.push_back(o);
   } else {
-    for (size_t i = 0; i < images.size(); ++i) {
-      const std::string folder = item_folder(out, images[i], used);
-      std::printf("[%zu/%zu] %s\n", i + 1, images.size(), images[i].c_str());
-      std::fflush(stdout);
-      outcomes.push_back(run_item(images[i], folder, [&] {
-        const auto start = std::chrono::steady_clock::now();
-        const auto r = rec.reconstruct(images[i], fit_progress("fit", steps));
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        write_folder_atomically(folder, [&](const std::string& dir) { rec.write(dir, r, s); });
-        return r.result.log.empty() ? 0.0 : r.result.log.back().total;
-      }));
-    }
+    outcomes = for_each_image(images, out, [&](const std::string& image, const std::string& folder) {
+      const auto start = std::chrono::steady_clock::now();
+      const auto r = rec.reconstruct(image, fit_progress("fit", steps));
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      write_folder_atomically(folder, [&](const std::string& dir) { rec.write(dir, r, s); });
+      return r.result.log.empty() ? 0.0 : r.result.log.back().total;
+    });
   }
   return print_summary(outcomes);
 }
