@@ -57,6 +57,20 @@ Reconstruction Reconstructor::reconstruct(const torch::Tensor& image, const std:
   return r;
 }
 
+std::vector<Reconstruction> Reconstructor::reconstruct_all(const std::string& path,
+                                                           const fit::FitCallback& on_step) const {
+  std::vector<Reconstruction> out;
+  for (auto& input : preprocessor_.file_all(path)) {
+    Reconstruction r;
+    r.input = std::move(input);
+    r.predictions = predict(r.input);
+    r.target = make_target(r.input, r.predictions);
+    r.result = fitter_.fit(r.target, on_step);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::vector<Reconstruction> Reconstructor::reconstruct_set(const std::vector<std::string>& paths,
                                                            const fit::FitCallback& on_step) const {
   PIXEL3DMM_CHECK(!paths.empty(), "reconstruct_set: no images");

@@ -43,6 +43,8 @@ class Reconstructor {
   /// The same for an image in memory (see preprocess::normalize_image); `source` names it in errors.
   Reconstruction reconstruct(const torch::Tensor& image, const std::string& source = "image",
                              const fit::FitCallback& on_step = {}) const;
+  /// Every face of a photo file, largest first, each fitted on its own (empty when the photo shows none).
+  std::vector<Reconstruction> reconstruct_all(const std::string& path, const fit::FitCallback& on_step = {}) const;
   /// Several photos of one person: one identity, per-photo expression and pose (the fitter's image-set mode).
   std::vector<Reconstruction> reconstruct_set(const std::vector<std::string>& paths,
                                               const fit::FitCallback& on_step = {}) const;

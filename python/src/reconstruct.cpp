@@ -63,6 +63,16 @@ void bind_reconstruct(py::module_& m) {
           "The largest face of a photo: a path, or an image tensor / NumPy array (H x W [x C], C x H x W or\n"
           "1 x C x H x W; uint8 or float in [0, 1]). Raises ValueError 'no face found in ...' when there is none.")
       .def(
+          "reconstruct_all",
+          [](const Reconstructor& r, const py::object& path, const py::object& on_step) {
+            const auto cb = fit_callback_from(on_step);
+            const std::string p = py::str(path).cast<std::string>();
+            py::gil_scoped_release release;
+            return r.reconstruct_all(p, cb);
+          },
+          py::arg("path"), py::arg("on_step") = py::none(),
+          "Every face of a photo file, largest first, each fitted on its own -> list (empty: no face).")
+      .def(
           "reconstruct_set",
           [](const Reconstructor& r, const std::vector<std::string>& paths, const py::object& on_step) {
             const auto cb = fit_callback_from(on_step);

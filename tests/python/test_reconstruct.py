@@ -79,6 +79,10 @@ def test_reconstructor_from_python(weights, tmp_path):
     img = (pixel3dmm.io.load_image(str(PHOTO))[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     r2 = rec.reconstruct(np.ascontiguousarray(img))
     assert torch.allclose(r2.input.landmarks, r.input.landmarks, atol=1.0)
+    faces = rec.reconstruct_all(str(PHOTO))
+    assert len(faces) == 3
+    assert faces[0].input.score >= 0 and (faces[0].input.box[2] - faces[0].input.box[0]) >= \
+        (faces[2].input.box[2] - faces[2].input.box[0])
     with pytest.raises(ValueError, match="no face found in image"):
         rec.reconstruct(np.zeros((200, 200, 3), np.uint8))
 
@@ -111,6 +115,13 @@ def test_reconstruct_predict_fit_commands(weights, tmp_path):
     assert pa["flame.shape"] == pb["flame.shape"]
     assert pa["flame.exp"] != pb["flame.exp"]
     assert json.loads((tmp_path / "joint" / "b" / "report.json").read_text())["index_in_fit"] == 1
+    # every face of a photo (2008_001322.jpg shows three), largest first
+    rc, out, err = run("reconstruct", photos / "a.jpg", "--all-faces", "--out", tmp_path / "all", *net_args(weights),
+                       *SHORT)
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path / "all")) == ["a-face1", "a-face2", "a-face3"]
+    rc, _, err = run("reconstruct", photos / "a.jpg", "--all-faces", "--joint", *net_args(weights))
+    assert rc == 2 and "--joint and --all-faces" in err
     # predict, then fit from the saved maps
     rc, out, err = run("predict", photos / "a.jpg", "--out", tmp_path / "maps", *net_args(weights))
     assert rc == 0, err
