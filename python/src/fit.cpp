@@ -143,6 +143,15 @@ void bind_fit(py::module_& m) {
            }),
            py::arg("flame"), py::arg("config") = py::none())
       .def_property_readonly("config", [](const Fitter& f) { return from_json(io::json(f.config())); })
+      .def("__repr__",
+           [](const Fitter& f) {
+             const auto& c = f.config();
+             return "Fitter(vertices=" + std::to_string(f.flame()->model().n_vertices()) +
+                    ", image_size=" + std::to_string(c.image_size) + ", steps=" + std::to_string(c.camera.steps) +
+                    "+" + std::to_string(c.iters) + ", n_shape=" + std::to_string(c.n_shape) +
+                    ", n_expr=" + std::to_string(c.n_expr) + ", lr_shape=" + std::to_string(c.lr.shape) +
+                    ", uv_pixel_gate=" + std::to_string(c.loss.uv_pixel_gate) + "; .config has every setting)";
+           })
       .def(
           "fit",
           [](const Fitter& f, const py::object& targets, const py::object& start, const py::object& on_step) {

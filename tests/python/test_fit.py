@@ -41,6 +41,7 @@ def test_partial_config_keeps_defaults_and_unknown_keys_fail():
     assert f.config["loss"]["uv_pixel_gate"] == pytest.approx(0.1)
     assert f.config["loss"]["normal"] == pytest.approx(1000.0)  # untouched default
     assert f.config["iters"] == 30
+    assert repr(f).startswith("Fitter(vertices=1200, image_size=64, steps=30+30,") and "uv_pixel_gate=0.1" in repr(f)
     with pytest.raises(ValueError, match="nosuch"):
         small_fitter(nosuch=1)
     with pytest.raises(ValueError, match="iters"):
