@@ -53,7 +53,7 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
   if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
   if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
-  if (args.has("max-side")) o.preprocess.max_image_side = std::stoll(args.get("max-side"));
+  if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
 }
 

@@ -38,36 +38,28 @@ fit::FitResult Reconstructor::fit(const std::vector<fit::FitTarget>& targets, co
   return fitter_.fit(targets, on_step);
 }
 
-Reconstruction Reconstructor::reconstruct(const std::string& path, const fit::FitCallback& on_step) const {
+Reconstruction Reconstructor::predict_and_fit(preprocess::Preprocessed input, const fit::FitCallback& on_step) const {
   Reconstruction r;
-  r.input = preprocessor_.file(path);
+  r.input = std::move(input);
   r.predictions = predict(r.input);
   r.target = make_target(r.input, r.predictions);
   r.result = fitter_.fit(r.target, on_step);
   return r;
 }
 
+Reconstruction Reconstructor::reconstruct(const std::string& path, const fit::FitCallback& on_step) const {
+  return predict_and_fit(preprocessor_.file(path), on_step);
+}
+
 Reconstruction Reconstructor::reconstruct(const torch::Tensor& image, const std::string& source,
                                           const fit::FitCallback& on_step) const {
-  Reconstruction r;
-  r.input = preprocessor_.image(image, source);
-  r.predictions = predict(r.input);
-  r.target = make_target(r.input, r.predictions);
-  r.result = fitter_.fit(r.target, on_step);
-  return r;
+  return predict_and_fit(preprocessor_.image(image, source), on_step);
 }
 
 std::vector<Reconstruction> Reconstructor::reconstruct_all(const std::string& path,
                                                            const fit::FitCallback& on_step) const {
   std::vector<Reconstruction> out;
-  for (auto& input : preprocessor_.file_all(path)) {
-    Reconstruction r;
-    r.input = std::move(input);
-    r.predictions = predict(r.input);
-    r.target = make_target(r.input, r.predictions);
-    r.result = fitter_.fit(r.target, on_step);
-    out.push_back(std::move(r));
-  }
+  for (auto& input : preprocessor_.file_all(path)) out.push_back(predict_and_fit(std::move(input), on_step));
   return out;
 }
 

@@ -64,6 +64,9 @@ class Reconstructor {
   const preprocess::Preprocessor& preprocessor() const { return preprocessor_; }
 
  private:
+  /// The stages after preprocessing, for one face fitted on its own.
+  Reconstruction predict_and_fit(preprocess::Preprocessed input, const fit::FitCallback& on_step) const;
+
   ReconstructorOptions options_;
   preprocess::Preprocessor preprocessor_;
   predict::Predictor predictor_;
