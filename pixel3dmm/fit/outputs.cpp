@@ -13,6 +13,7 @@
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/plot.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/safetensors.h"
 
@@ -114,41 +115,18 @@ torch::Tensor fit_maps_image(const Fitter& fitter, const FitResult& result, cons
 }
 
 torch::Tensor loss_curve_image(const std::vector<FitLogEntry>& log, int64_t width, int64_t height) {
-  cv::Mat img(static_cast<int>(height), static_cast<int>(width), CV_8UC3, cv::Scalar(255, 255, 255));
-  const int left = 60, right = 15, top = 25, bottom = 40;
-  const cv::Rect plot(left, top, int(width) - left - right, int(height) - top - bottom);
-  cv::rectangle(img, plot, cv::Scalar(0, 0, 0));
-  std::vector<double> y;
-  for (const auto& e : log) y.push_back(std::log10(std::max(e.total, 1e-12)));
-  if (!y.empty()) {
-    const double lo = std::floor(*std::min_element(y.begin(), y.end()));
-    const double hi = std::max(lo + 1.0, std::ceil(*std::max_element(y.begin(), y.end())));
-    auto to_px = [&](size_t i, double v) {
-      const double x = y.size() > 1 ? double(i) / double(y.size() - 1) : 0.0;
-      return cv::Point(plot.x + int(x * plot.width), plot.y + int((hi - v) / (hi - lo) * plot.height));
-    };
-    for (double d = lo; d <= hi + 1e-9; d += 1.0) {
-      const cv::Point p = to_px(0, d);
-      cv::line(img, {plot.x, p.y}, {plot.x + plot.width, p.y}, cv::Scalar(220, 220, 220));
-      cv::putText(img, "1e" + std::to_string(int(d)), {4, p.y + 4}, cv::FONT_HERSHEY_SIMPLEX, 0.4,
-                  cv::Scalar(0, 0, 0));
-    }
-    for (size_t i = 1; i < y.size(); ++i) {
-      const bool camera = log[i].stage == "camera";
-      cv::line(img, to_px(i - 1, y[i - 1]), to_px(i, y[i]),
-               camera ? cv::Scalar(200, 120, 0) : cv::Scalar(0, 60, 220), 1, cv::LINE_AA);
-    }
+  // One series per stage, so the camera stage (blue) and the full stage (red) read apart.
+  io::PlotSeries camera{"", {}, {}, {0, 120, 200}}, full{"", {}, {}, {220, 60, 0}};
+  for (size_t i = 0; i < log.size(); ++i) {
+    auto& s = log[i].stage == "camera" ? camera : full;
+    s.x.push_back(static_cast<double>(i));
+    s.y.push_back(std::max(log[i].total, 1e-12));
   }
-  cv::putText(img, "total loss per step (blue: camera stage, red: full stage)", {left, 16},
-              cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  cv::putText(img, "step", {left + plot.width / 2 - 15, int(height) - 12}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
-              cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
-  return torch::from_blob(img.data, {1, height, width, 3}, torch::kUInt8)
-      .permute({0, 3, 1, 2})
-      .to(torch::kFloat)
-      .div(255.0)
-      .contiguous();
+  io::PlotOptions options;
+  options.title = "total loss per step (blue: camera stage, red: full stage)";
+  options.width = width;
+  options.height = height;
+  return io::line_plot({camera, full}, options);
 }
 
 void write_fit_outputs(const std::string& folder, const Fitter& fitter, const FitResult& result,
