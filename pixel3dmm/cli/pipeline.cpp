@@ -164,21 +164,6 @@ std::vector<ItemOutcome> for_each_image(
   return outcomes;
 }
 
-void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write) {
-  const fs::path target(folder);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".partial");
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  try {
-    write(tmp.string());
-    fs::remove_all(target, ec);
-    fs::rename(tmp, target);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
-}
-
 std::string item_folder(const std::string& out, const std::string& input, std::vector<std::string>& used) {
   const std::string stem = fs::path(input).stem().string();
   std::string name = stem;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pixel3dmm/cli/args.h"
+#include "pixel3dmm/core/atomic_file.h"  // write_folder_atomically
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
@@ -45,10 +46,6 @@ ItemOutcome run_item(const std::string& input, const std::string& output, const 
 std::vector<ItemOutcome> for_each_image(
     const std::vector<std::string>& images, const std::string& out,
     const std::function<double(const std::string& image, const std::string& folder)>& work);
-
-/// Writes one item's folder whole or not at all: `write(tmp)` fills a hidden sibling folder, which then replaces
-/// `folder` (a failed write leaves no folder behind and an older result untouched).
-void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write);
 
 /// The output folder of an input image: <out>/<file stem> (a numeric suffix when two inputs share a stem).
 std::string item_folder(const std::string& out, const std::string& input, std::vector<std::string>& used);

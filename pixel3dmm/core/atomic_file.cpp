@@ -87,4 +87,20 @@ std::string read_file(const std::string& path) {
   return data;
 }
 
+void write_folder_atomically(const std::string& folder, const std::function<void(const std::string&)>& write) {
+  fs::path target = fs::path(folder).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();  // "out/" names the folder "out"
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".partial");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    write(tmp.string());
+    fs::remove_all(target, ec);
+    fs::rename(tmp, target);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
 }  // namespace pixel3dmm

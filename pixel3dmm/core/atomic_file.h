@@ -14,6 +14,11 @@ namespace pixel3dmm {
 /// Throws pixel3dmm::Error when the folder does not exist or is not writable (naming `path`).
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
 
+/// Writes a whole folder or nothing: `write(tmp)` fills a hidden sibling folder (".<name>.partial"), which then
+/// replaces `folder` (removing an older one). If `write` throws, the partial folder is removed, no folder is left
+/// behind and an older `folder` stays untouched.
+void write_folder_atomically(const std::string& folder, const std::function<void(const std::string& tmp)>& write);
+
 /// Writes `bytes` to `path` atomically (flushed and fsync'ed before the rename).
 void write_file_atomically(const std::string& path, std::string_view bytes);
 

@@ -7,12 +7,16 @@
 /// or a registered mesh and its camera, from which the targets are rendered by our rasteriser
 ///   {"id": "s1", "image": "rgb/s1.png", "mesh": "meshes/s1.ply",
 ///    "camera": {"K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "R": [[...], [...], [...]], "t": [tx, ty, tz]}}
-/// (an OpenCV camera in pixels of the image; mesh vertices in the FLAME frame: the normals are taken in the mesh's
-/// own coordinates, as the official networks predict them). "mask" is optional for mesh samples (then the rendered
-/// coverage); "uv" / "normals" may each be absent from pre-rendered samples (a dataset for one head).
+/// (an OpenCV camera in pixels of the image, optional "znear" / "zfar" clipping distances, default 0.01 and 100;
+/// mesh vertices in the FLAME frame: the normals are taken in the mesh's own coordinates, as the official networks
+/// predict them). "mask" is optional for mesh samples (default the rendered coverage; a given mask is intersected
+/// with it); "uv" / "normals" may each be absent from pre-rendered samples (a dataset for one head), which need a
+/// "mask". A sample has either a mesh or pre-rendered targets. Paths may not be absolute, contain ".." that leaves
+/// the folder, or follow a symbolic link out of it.
 ///
-/// Target files: PNG in the official encodings (uv: channels 0, 1 = 255 (u, 1 - v); normals: 255 (s + 1) / 2) or
-/// .npy float32 H x W x C holding the decoded values (exact). Masks: PNG/.npy, > 0 = a pixel that is trained on.
+/// Target files: PNG in the official encodings (uv: channels 0, 1 = 255 (u, 1 - v); normals: 255 (s + 1) / 2; 16-bit
+/// PNGs use 65535 instead of 255) or .npy float32 H x W x C holding the decoded values (exact). Masks: PNG (channel
+/// 0) or .npy H x W (x 1), > 0 = a pixel that is trained on.
 /// Meshes: .ply, .obj or .npy (V x 3) with the FLAME model's vertex count.
 
 #include <torch/types.h>
@@ -52,6 +56,8 @@ struct DatasetOptions {
   bool cache_renders = true;
 };
 
+struct DatasetProblem;
+
 /// A manifest and the means to load its samples. get() is const and safe to call from several threads.
 class Dataset {
  public:
@@ -71,6 +77,8 @@ class Dataset {
   TrainingSample get(int64_t index) const;
 
  private:
+  friend std::vector<DatasetProblem> check_dataset(const std::string&, const DatasetOptions&,
+                                                          const std::function<void(int64_t, int64_t)>&);
   struct State;
   std::shared_ptr<const State> state_;
 };
@@ -89,5 +97,10 @@ struct DatasetProblem {
 /// A manifest that does not parse yields a single problem with index -1.
 std::vector<DatasetProblem> check_dataset(const std::string& manifest, const DatasetOptions& options = {},
                                           const std::function<void(int64_t, int64_t)>& progress = {});
+
+/// The PNG encodings of targets, as images for io::write_image (values in [0, 1]; 8-bit files store
+/// round(255 x)): uv 2 x H x W (u, 1 - v) -> 3 x H x W (u, 1 - v, 0); normals 3 x H x W in [-1, 1] -> (n + 1) / 2.
+torch::Tensor uv_png_image(const torch::Tensor& uv);
+torch::Tensor normals_png_image(const torch::Tensor& normals);
 
 }  // namespace pixel3dmm::train

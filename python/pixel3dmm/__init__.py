@@ -14,6 +14,7 @@ from . import render
 from . import fit
 from . import preprocess
 from . import reconstruct
+from . import train
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor
@@ -21,6 +22,7 @@ from .predict import Predictor
 from .fit import Fitter
 from .flame import Flame, FlameModel
 from .render import Camera, rasterize, interpolate
+from .train import Dataset, check_dataset
 
 _C.init_runtime()
 
@@ -38,6 +40,7 @@ __all__ = [
     "fit",
     "preprocess",
     "reconstruct",
+    "train",
     "Reconstructor",
     "Predictor",
     "Fitter",
@@ -46,4 +49,6 @@ __all__ = [
     "Camera",
     "rasterize",
     "interpolate",
+    "Dataset",
+    "check_dataset",
 ]

@@ -48,4 +48,6 @@ PYBIND11_MODULE(_C, m) {
   bind_preprocess(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
+  auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator");
+  bind_train(train);
 }

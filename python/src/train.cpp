@@ -1,0 +1,208 @@
+// Bindings of pixel3dmm/train: datasets (manifest, samples, checks) and the synthetic dataset generator.
+// Samples cross as dicts of tensors (the shape a PyTorch DataLoader collates).
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "pixel3dmm/train/dataset.h"
+#include "pixel3dmm/train/synthetic_dataset.h"
+
+namespace pixel3dmm::python {
+
+namespace {
+
+using train::Dataset;
+using train::DatasetProblem;
+
+std::string path_str(const py::object& p) {
+  return py::module_::import("os").attr("fspath")(p).cast<std::string>();
+}
+
+py::dict sample_dict(const train::TrainingSample& s) {
+  py::dict d;
+  d["id"] = s.id;
+  d["image"] = from_tensor(s.image);
+  d["uv"] = from_tensor(s.uv);
+  d["normals"] = from_tensor(s.normals);
+  d["mask"] = from_tensor(s.mask);
+  return d;
+}
+
+py::dict entry_dict(const train::ManifestEntry& e) {
+  py::dict d;
+  d["line"] = e.line;
+  d["id"] = e.id;
+  auto path = [](const std::string& p) -> py::object { return p.empty() ? py::none() : py::str(p); };
+  d["image"] = path(e.image);
+  d["uv"] = path(e.uv);
+  d["normals"] = path(e.normals);
+  d["mask"] = path(e.mask);
+  d["mesh"] = path(e.mesh);
+  d["camera"] = e.camera.is_null() ? py::none() : from_json(e.camera);
+  return d;
+}
+
+train::DatasetOptions dataset_options(const py::object& flame, bool cache_renders) {
+  train::DatasetOptions o;
+  o.flame = flame.is_none() ? "" : path_str(flame);
+  o.cache_renders = cache_renders;
+  return o;
+}
+
+std::function<void(int64_t, int64_t)> progress_from(const py::object& fn) {
+  if (fn.is_none()) return {};
+  return [fn](int64_t done, int64_t total) {
+    py::gil_scoped_acquire acquire;
+    fn(done, total);
+  };
+}
+
+}  // namespace
+
+void bind_train(py::module_& m) {
+  // --- datasets ---
+  py::class_<Dataset>(m, "Dataset",
+                      "A training dataset: a JSON-lines manifest of samples (docs/datasets.md).\n"
+                      "dataset[i] -> {'id': str, 'image': 3 x H x W, 'uv': 2 x H x W or None, 'normals': 3 x H x W "
+                      "or None, 'mask': 1 x H x W} (float32; uv = (u, 1 - v) in [0, 1], normals in the FLAME frame, "
+                      "mask in {0, 1}). Mesh samples are rendered with the FLAME model `flame` (None = the synthetic "
+                      "FLAME-layout model). Loading releases the GIL, so a DataLoader's threads load in parallel.")
+      .def(py::init([](const py::object& manifest, const py::object& flame, bool cache_renders) {
+             return Dataset::open(path_str(manifest), dataset_options(flame, cache_renders));
+           }),
+           py::arg("manifest"), py::arg("flame") = py::none(), py::arg("cache_renders") = true,
+           "Parses the manifest: FileNotFoundError if missing, ValueError naming the line for a bad one.")
+      .def_static(
+          "open",
+          [](const py::object& manifest, const py::object& flame, bool cache_renders) {
+            return Dataset::open(path_str(manifest), dataset_options(flame, cache_renders));
+          },
+          py::arg("manifest"), py::arg("flame") = py::none(), py::arg("cache_renders") = true,
+          "The same as Dataset(manifest, flame, cache_renders).")
+      .def("__len__", &Dataset::size)
+      .def(
+          "__getitem__",
+          [](const Dataset& d, int64_t i) {
+            if (i < 0) i += d.size();
+            if (i < 0 || i >= d.size()) throw py::index_error("Dataset index out of range");
+            train::TrainingSample s;
+            {
+              py::gil_scoped_release release;
+              s = d.get(i);
+            }
+            return sample_dict(s);
+          },
+          py::arg("index"),
+          "Loads sample `index` (negative counts from the end): a dict of tensors (see the class). Errors name the "
+          "file and the manifest line: FileNotFoundError, ValueError.")
+      .def(
+          "entry",
+          [](const Dataset& d, int64_t i) {
+            if (i < 0) i += d.size();
+            if (i < 0 || i >= d.size()) throw py::index_error("Dataset index out of range");
+            return entry_dict(d.entry(i));
+          },
+          py::arg("index"),
+          "The manifest line of sample `index`: {'line', 'id', 'image', 'uv', 'normals', 'mask', 'mesh' "
+          "(absolute paths or None), 'camera' (dict or None)}.")
+      .def_property_readonly("manifest", &Dataset::manifest, "The manifest's path.")
+      .def_property_readonly("root", &Dataset::root, "The folder relative paths are resolved against.")
+      .def("__repr__", [](const Dataset& d) {
+        return "Dataset('" + d.manifest() + "', samples=" + std::to_string(d.size()) + ")";
+      });
+
+  py::class_<DatasetProblem>(m, "DatasetProblem", "A problem check_dataset found with one sample.")
+      .def_readonly("index", &DatasetProblem::index, "Sample index (-1: the manifest as a whole).")
+      .def_readonly("line", &DatasetProblem::line, "Manifest line (1-based; 0 if unknown).")
+      .def_readonly("id", &DatasetProblem::id, "Sample id ('' for the manifest).")
+      .def_readonly("file", &DatasetProblem::file, "The offending file.")
+      .def_readonly("reason", &DatasetProblem::reason, "What is wrong.")
+      .def("__repr__", [](const DatasetProblem& p) {
+        return "DatasetProblem(line=" + std::to_string(p.line) + ", id='" + p.id + "', file='" + p.file +
+               "', reason='" + p.reason + "')";
+      })
+      .def("__str__", [](const DatasetProblem& p) {
+        return "line " + std::to_string(p.line) + (p.id.empty() ? "" : " (" + p.id + ")") + ": " + p.file + ": " +
+               p.reason;
+      });
+
+  m.def(
+      "check_dataset",
+      [](const py::object& manifest, const py::object& flame, const py::object& progress) {
+        const auto options = dataset_options(flame, false);
+        const auto fn = progress_from(progress);
+        const std::string path = path_str(manifest);
+        py::gil_scoped_release release;
+        return train::check_dataset(path, options, fn);
+      },
+      py::arg("manifest"), py::arg("flame") = py::none(), py::arg("progress") = py::none(),
+      "Loads every sample and returns every problem (list of DatasetProblem: index, line, id, file, reason); an "
+      "empty list for a clean dataset. A manifest that does not parse gives one problem with index -1. "
+      "progress(done, total) is called after each sample.");
+
+  // --- synthetic data ---
+  m.def(
+      "render_synthetic_photo",
+      [](const fit::Fitter& fitter, uint64_t seed, int64_t index, int64_t size, double max_noise,
+         double max_specular) {
+        train::SyntheticPhotoOptions o;
+        o.size = size;
+        o.max_noise = max_noise;
+        o.max_specular = max_specular;
+        train::SyntheticPhoto p;
+        {
+          py::gil_scoped_release release;
+          p = train::render_synthetic_photo(fitter, seed, index, o);
+        }
+        py::dict d = sample_dict(p.sample);
+        d["params"] = p.params;
+        d["camera"] = p.camera;
+        py::dict cv;
+        cv["K"] = p.opencv.K;
+        cv["R"] = p.opencv.R;
+        cv["t"] = p.opencv.t;
+        d["opencv_camera"] = cv;
+        d["vertices"] = p.vertices;
+        d["vertices_flame"] = p.vertices_flame;
+        d["landmarks"] = p.landmarks;
+        d["alpha"] = p.alpha;
+        d["albedo"] = p.albedo;
+        return d;
+      },
+      py::arg("fitter"), py::arg("seed") = 0, py::arg("index") = 0, py::arg("size") = 256,
+      py::arg("max_noise") = 0.01, py::arg("max_specular") = 0.15,
+      "Synthetic photo `index` of dataset `seed` (deterministic) with the fitter's FLAME model: a dict with the "
+      "sample ('id', 'image' 3 x S x S, 'uv' 2 x S x S, 'normals' 3 x S x S, 'mask' 1 x S x S, exact targets) "
+      "and the truth: 'params' (FitParams), 'camera' (Camera at S), 'opencv_camera' {'K', 'R', 't'} of the "
+      "FLAME-frame mesh, 'vertices' / 'vertices_flame' 1 x V x 3, 'landmarks' 1 x 68 x 2 pixels, 'alpha' "
+      "1 x S x S antialiased coverage, 'albedo' V x 3.");
+  m.def(
+      "synthetic_albedo",
+      [](const flame::FlameModel& model, uint64_t seed) { return train::synthetic_albedo(model, seed); },
+      py::arg("model"), py::arg("seed") = 0,
+      "Random per-vertex face colours (V x 3 float32 in [0, 1]): skin, brows, hair, lips, eyes.");
+  m.def(
+      "write_synthetic_dataset",
+      [](const py::object& folder, int64_t count, int64_t size, uint64_t seed, bool png_targets, bool meshes,
+         const py::object& flame, const py::object& progress) {
+        train::SyntheticDatasetOptions o;
+        o.count = count;
+        o.photo.size = size;
+        o.seed = seed;
+        o.png_targets = png_targets;
+        o.meshes = meshes;
+        o.flame = flame.is_none() ? "" : path_str(flame);
+        const auto fn = progress_from(progress);
+        const std::string path = path_str(folder);
+        py::gil_scoped_release release;
+        return train::write_synthetic_dataset(path, o, fn);
+      },
+      py::arg("folder"), py::arg("count") = 100, py::arg("size") = 256, py::arg("seed") = 0,
+      py::arg("png_targets") = false, py::arg("meshes") = false, py::arg("flame") = py::none(),
+      py::arg("progress") = py::none(),
+      "Writes a synthetic dataset folder (rgb/, uv/, normals/, mask/, params/, manifest.jsonl; meshes/ and "
+      "manifest_meshes.jsonl with meshes=True) whole or not at all, and returns the manifest's path. uv / normals "
+      "are exact float32 .npy (H x W x C) unless png_targets. progress(done, count) after each chunk.");
+}
+
+}  // namespace pixel3dmm::python
