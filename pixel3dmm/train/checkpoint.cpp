@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <map>
 #include <thread>
-#include <unistd.h>
 
+#include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/config.h"
@@ -71,13 +71,9 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 
 void save_checkpoint(const std::string& folder, const nn::Pixel3DMMNet& net, const torch::optim::AdamW& optimizer,
                      const nlohmann::json& state) {
-  const fs::path target(folder);
-  fs::create_directories(target.parent_path());
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".partial-" +
-                                               std::to_string(::getpid()));
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  try {
+  fs::create_directories(fs::path(folder).parent_path());
+  write_folder_atomically(folder, [&](const std::string& tmp_folder) {
+    const fs::path tmp(tmp_folder);
     fs::create_directories(tmp);
     nn::save_network(net, (tmp / "model.safetensors").string());
 
@@ -101,12 +97,7 @@ void save_checkpoint(const std::string& folder, const nn::Pixel3DMMNet& net, con
     if (const char* pause = std::getenv("PIXEL3DMM_CHECKPOINT_PAUSE_MS"))
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(pause)));
     io::write_json((tmp / "trainer.json").string(), full);  // last: its presence marks a complete checkpoint
-    fs::remove_all(target, ec);
-    fs::rename(tmp, target);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 nlohmann::json load_checkpoint(const std::string& folder, nn::Pixel3DMMNet& net, torch::optim::AdamW& optimizer) {

@@ -8,6 +8,10 @@
 
 namespace pixel3dmm::train {
 
+SampleSource SampleSource::from(const Dataset& dataset) {
+  return {dataset.size(), [dataset](int64_t i) { return dataset.get(i); }};
+}
+
 SampleSource SampleSource::from(std::vector<TrainingSample> samples) {
   auto held = std::make_shared<const std::vector<TrainingSample>>(std::move(samples));
   return {static_cast<int64_t>(held->size()), [held](int64_t i) { return held->at(static_cast<size_t>(i)); }};

@@ -22,7 +22,7 @@ from .predict import Predictor
 from .fit import Fitter
 from .flame import Flame, FlameModel
 from .render import Camera, rasterize, interpolate
-from .train import Dataset, check_dataset
+from .train import Dataset, Trainer, check_dataset
 
 _C.init_runtime()
 
@@ -50,5 +50,6 @@ __all__ = [
     "rasterize",
     "interpolate",
     "Dataset",
+    "Trainer",
     "check_dataset",
 ]

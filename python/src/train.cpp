@@ -1,10 +1,16 @@
-// Bindings of pixel3dmm/train: datasets (manifest, samples, checks) and the synthetic dataset generator.
+// Bindings of pixel3dmm/train: datasets (manifest, samples, checks), the synthetic dataset generator and the
+// trainer (a recipe run).
 // Samples cross as dicts of tensors (the shape a PyTorch DataLoader collates).
+#include <cmath>
+#include <filesystem>
+
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "pixel3dmm/train/checkpoint.h"
 #include "pixel3dmm/train/dataset.h"
+#include "pixel3dmm/train/recipe.h"
 #include "pixel3dmm/train/synthetic_dataset.h"
 
 namespace pixel3dmm::python {
@@ -55,6 +61,47 @@ std::function<void(int64_t, int64_t)> progress_from(const py::object& fn) {
     py::gil_scoped_acquire acquire;
     fn(done, total);
   };
+}
+
+py::dict metrics_dict(const train::ValidationMetrics& m) {
+  py::dict d;
+  d["step"] = m.step;
+  d["samples"] = m.samples;
+  d["loss"] = m.loss;
+  auto number = [](double v) -> py::object { return std::isfinite(v) ? py::object(py::float_(v)) : py::none(); };
+  d["uv_error"] = number(m.uv_error);
+  d["uv_error_px"] = number(m.uv_error_px);
+  d["normal_error_deg"] = number(m.normal_error_deg);
+  return d;
+}
+
+py::dict log_dict(const train::TrainLogEntry& e) {
+  py::dict d;
+  d["step"] = e.step;
+  d["epoch"] = e.epoch;
+  d["lr"] = e.lr;
+  d["loss"] = e.loss;
+  d["grad_norm"] = e.grad_norm;
+  d["images_per_second"] = e.images_per_second;
+  d["elapsed_s"] = e.elapsed_s;
+  return d;
+}
+
+/// A Python callable(dict) as a callback taking `T` converted by `convert`; None -> no callback.
+template <typename T>
+std::function<void(const T&)> callback_from(const py::object& fn, py::dict (*convert)(const T&)) {
+  if (fn.is_none()) return {};
+  return [fn, convert](const T& value) {
+    py::gil_scoped_acquire acquire;
+    fn(convert(value));
+  };
+}
+
+train::TrainingRecipe recipe_from(const py::object& recipe, const std::vector<std::string>& overrides) {
+  if (py::isinstance<py::dict>(recipe))
+    return train::TrainingRecipe::from_json(to_json(recipe), std::filesystem::current_path().string(), "recipe",
+                                            overrides);
+  return train::TrainingRecipe::read(path_str(recipe), overrides);
 }
 
 }  // namespace
@@ -203,6 +250,90 @@ void bind_train(py::module_& m) {
       "Writes a synthetic dataset folder (rgb/, uv/, normals/, mask/, params/, manifest.jsonl; meshes/ and "
       "manifest_meshes.jsonl with meshes=True) whole or not at all, and returns the manifest's path. uv / normals "
       "are exact float32 .npy (H x W x C) unless png_targets. progress(done, count) after each chunk.");
+
+  m.def("learning_rate_factor", &train::learning_rate_factor, py::arg("step"), py::arg("warmup_steps"),
+        py::arg("steps"),
+        "The official CosineWarmupScheduler's factor of the base learning rate at 0-based optimiser step `step`.");
+  m.def("list_checkpoints", [](const py::object& run_dir) { return train::list_checkpoints(path_str(run_dir)); },
+        py::arg("run_dir"), "The complete checkpoint folders of a run, oldest first (partial ones are skipped).");
+  m.def(
+      "latest_checkpoint",
+      [](const py::object& run_dir) -> py::object {
+        const auto p = train::latest_checkpoint(path_str(run_dir));
+        return p ? py::object(py::str(*p)) : py::none();
+      },
+      py::arg("run_dir"), "The newest complete checkpoint folder of a run, or None.");
+
+  py::class_<train::TrainingRun>(m, "Trainer", R"doc(
+Trains one Pixel3DMM network (UV or normals) from a recipe, as `pixel3dmm train` does (docs/training.md).
+
+    trainer = pixel3dmm.Trainer("training/recipes/demo-uv.json", "runs/uv",
+                                overrides=["trainer.steps=200"])
+    metrics = trainer.train(on_log=print)      # {'loss', 'uv_error', 'uv_error_px', ...}
+    net = trainer.network                      # a pixel3dmm.nn.Pixel3DMMNet
+
+`recipe` is a recipe file or a dict of the same layout (relative paths then resolve against the working folder).
+With resume=True the run continues exactly from the newest checkpoint in `run_dir`; without it a run folder that
+already has checkpoints is refused.)doc")
+      .def(py::init([](const py::object& recipe, const py::object& run_dir, bool resume,
+                       const std::vector<std::string>& overrides, const py::object& progress) {
+             auto r = recipe_from(recipe, overrides);
+             const std::string dir = path_str(run_dir);
+             std::function<void(const std::string&, int64_t, int64_t)> report;
+             if (!progress.is_none())
+               report = [progress](const std::string& stage, int64_t done, int64_t total) {
+                 py::gil_scoped_acquire acquire;
+                 progress(stage, done, total);
+               };
+             py::gil_scoped_release release;
+             return std::make_unique<train::TrainingRun>(std::move(r), dir, resume, report);
+           }),
+           py::arg("recipe"), py::arg("run_dir"), py::arg("resume") = false,
+           py::arg("overrides") = std::vector<std::string>{}, py::arg("progress") = py::none())
+      .def(
+          "train",
+          [](train::TrainingRun& run, const py::object& on_log, const py::object& on_validation) {
+            train::TrainCallbacks cb;
+            cb.on_log = callback_from<train::TrainLogEntry>(on_log, &log_dict);
+            cb.on_validation = callback_from<train::ValidationMetrics>(on_validation, &metrics_dict);
+            train::ValidationMetrics m;
+            {
+              py::gil_scoped_release release;
+              m = run.train(cb);
+            }
+            return metrics_dict(m);
+          },
+          py::arg("on_log") = py::none(), py::arg("on_validation") = py::none(),
+          "Trains to the recipe's step count. on_log(dict) every log_every steps, on_validation(dict) after each "
+          "validation. Returns the final validation metrics (a dict).")
+      .def(
+          "validate",
+          [](train::TrainingRun& run) {
+            train::ValidationMetrics m;
+            {
+              py::gil_scoped_release release;
+              m = run.validate();
+            }
+            return metrics_dict(m);
+          },
+          "Validation metrics of the current network on the recipe's validation data.")
+      .def("save_checkpoint", [](train::TrainingRun& run) { return run.trainer().save_checkpoint(); },
+           "Writes a checkpoint of the current state now; returns its folder.")
+      .def_property_readonly("step", [](train::TrainingRun& run) { return run.trainer().step(); })
+      .def_property_readonly("run_dir", [](train::TrainingRun& run) { return run.trainer().run_dir(); })
+      .def_property_readonly("network", [](train::TrainingRun& run) { return run.trainer().network().ptr(); },
+                             "The network being trained (a pixel3dmm.nn.Pixel3DMMNet sharing its parameters).")
+      .def_property_readonly("recipe", [](const train::TrainingRun& run) { return from_json(run.recipe().to_json()); })
+      .def_property_readonly("train_size", [](const train::TrainingRun& run) { return run.train_data().size; })
+      .def_property_readonly("val_size", [](const train::TrainingRun& run) { return run.val_data().size; })
+      .def("__repr__", [](train::TrainingRun& run) {
+        const auto& r = run.recipe();
+        return "Trainer(" + nn::to_string(r.network.prediction_type) + ", " + r.network.backbone_name + " " +
+               std::to_string(r.network.image_size) + " px, step " + std::to_string(run.trainer().step()) + "/" +
+               std::to_string(r.trainer.steps) + ", " + std::to_string(run.train_data().size) + " training / " +
+               std::to_string(run.val_data().size) + " validation samples, run_dir='" + run.trainer().run_dir() +
+               "')";
+      });
 }
 
 }  // namespace pixel3dmm::python
