@@ -302,10 +302,12 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
                                     const std::function<void(int64_t, int64_t)>& progress) {
   PIXEL3DMM_CHECK(o.count >= 1, "write_synthetic_dataset: count must be at least 1, got ", o.count);
   PIXEL3DMM_CHECK(o.photo.size >= 16, "write_synthetic_dataset: size must be at least 16, got ", o.photo.size);
-  const fit::Fitter fitter(
-      flame::Flame(o.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(o.flame),
-                   flame::FlameOptions()),
-      fit::FitConfig{});
+  const flame::Flame model(o.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(o.flame),
+                           flame::FlameOptions());
+  fit::FitConfig config;  // the official component counts, or all a smaller model has
+  config.n_shape = static_cast<int>(std::min<int64_t>(config.n_shape, model->n_shape()));
+  config.n_expr = static_cast<int>(std::min<int64_t>(config.n_expr, model->n_expr()));
+  const fit::Fitter fitter(model, config);
   const int64_t width = std::max<int64_t>(6, static_cast<int64_t>(std::to_string(o.count - 1).size()));
   std::vector<std::string> lines(static_cast<size_t>(o.count)), mesh_lines(static_cast<size_t>(o.count));
   fs::path target = fs::path(folder).lexically_normal();

@@ -38,7 +38,7 @@ py::dict entry_dict(const train::ManifestEntry& e) {
   py::dict d;
   d["line"] = e.line;
   d["id"] = e.id;
-  auto path = [](const std::string& p) -> py::object { return p.empty() ? py::none() : py::str(p); };
+  auto path = [](const std::string& p) -> py::object { return p.empty() ? py::object(py::none()) : py::object(py::str(p)); };
   d["image"] = path(e.image);
   d["uv"] = path(e.uv);
   d["normals"] = path(e.normals);

@@ -25,9 +25,21 @@ void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
-/// A small synthetic dataset (64 px) in `dir`/name.
+/// A small synthetic FLAME-layout model (1200 vertices; fast), saved once per process.
+const std::string& small_flame() {
+  static TempDir dir;
+  static const std::string path = [] {
+    const std::string p = dir.file("small_flame.npz");
+    flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(10).n_expr(5)).save(p);
+    return p;
+  }();
+  return path;
+}
+
+/// A small synthetic dataset (64 px, the small model) in `dir`/name.
 std::string synth(const TempDir& dir, const std::string& name, int64_t count, bool png, bool meshes = false) {
   train::SyntheticDatasetOptions o;
+  o.flame = small_flame();
   o.count = count;
   o.seed = 7;
   o.photo.size = 64;
@@ -37,8 +49,19 @@ std::string synth(const TempDir& dir, const std::string& name, int64_t count, bo
 }
 
 const fit::Fitter& synthetic_fitter() {
-  static const fit::Fitter fitter(flame::Flame(flame::synthetic_flame(), flame::FlameOptions()), fit::FitConfig{});
+  static const fit::Fitter fitter = [] {
+    fit::FitConfig config;
+    config.n_shape = 10;
+    config.n_expr = 5;
+    return fit::Fitter(flame::Flame(flame::FlameModel::load(small_flame()), flame::FlameOptions()), config);
+  }();
   return fitter;
+}
+
+train::DatasetOptions small_options() {
+  train::DatasetOptions o;
+  o.flame = small_flame();
+  return o;
 }
 
 }  // namespace
@@ -108,7 +131,8 @@ TEST_CASE("train/dataset: mesh samples render the targets the generator wrote", 
   TempDir dir;
   const std::string manifest = synth(dir, "ds", 2, false, true);
   const auto pre = train::Dataset::open(manifest);
-  const auto mesh = train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string());
+  const auto mesh =
+      train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string(), small_options());
   REQUIRE(mesh.size() == 2);
   REQUIRE(!mesh.entry(0).mesh.empty());
   for (int64_t i = 0; i < 2; ++i) {
@@ -126,8 +150,12 @@ TEST_CASE("train/dataset: mesh samples render the targets the generator wrote", 
   // A mesh with the wrong vertex count is named.
   const auto bad = (fs::path(manifest).parent_path() / "meshes" / "000000.npy").string();
   io::write_npy(bad, torch::zeros({10, 3}));
-  const auto fresh = train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string());
-  require_throws_with<FormatError>([&] { fresh.get(0); }, {"000000.npy", "10 vertices", "5023", ":1 (000000)"});
+  const auto fresh =
+      train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string(), small_options());
+  require_throws_with<FormatError>([&] { fresh.get(0); }, {"000000.npy", "10 vertices", "1200", ":1 (000000)"});
+  // The default (synthetic, 5023-vertex) model does not fit these meshes, and says so.
+  const auto other = train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string());
+  require_throws_with<FormatError>([&] { other.get(1); }, {"000001.npy", "1200 vertices", "5023"});
 }
 
 TEST_CASE("train/dataset: the synthetic generator is deterministic by seed and across thread counts", "[train]") {
@@ -154,6 +182,7 @@ TEST_CASE("train/dataset: the synthetic generator is deterministic by seed and a
 
   TempDir dir;
   train::SyntheticDatasetOptions so;
+  so.flame = small_flame();
   so.count = 3;
   so.seed = 11;
   so.photo.size = 48;

@@ -21,10 +21,18 @@ def exe():
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
+def small_flame(tmp_path_factory):
+    """A small synthetic FLAME-layout model file (1200 vertices): fast to render."""
+    path = tmp_path_factory.mktemp("flame") / "small.npz"
+    flame.synthetic_flame(vertices=1200, n_shape=10, n_expr=5).save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory, small_flame):
     folder = tmp_path_factory.mktemp("ds") / "synth"
     calls = []
-    manifest = train.write_synthetic_dataset(folder, count=3, size=SIZE, seed=5, meshes=True,
+    manifest = train.write_synthetic_dataset(folder, count=3, size=SIZE, seed=5, meshes=True, flame=small_flame,
                                              progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (3, 3)
     assert manifest == str(folder / "manifest.jsonl")
@@ -63,9 +71,9 @@ def test_dataset_samples(dataset_dir):
     assert e["image"] == os.path.join(ds.root, "rgb", "000001.png")
 
 
-def test_mesh_samples_match(dataset_dir):
+def test_mesh_samples_match(dataset_dir, small_flame):
     pre = train.Dataset(dataset_dir / "manifest.jsonl")
-    mesh = train.Dataset.open(str(dataset_dir / "manifest_meshes.jsonl"))
+    mesh = train.Dataset.open(str(dataset_dir / "manifest_meshes.jsonl"), flame=small_flame)
     assert mesh.entry(0)["camera"]["K"][2] == [0.0, 0.0, 1.0]
     a, b = pre[1], mesh[1]
     both = a["mask"] * b["mask"]
@@ -91,10 +99,13 @@ def test_render_synthetic_photo_is_deterministic():
     assert alb.shape == (1200, 3) and float(alb.min()) >= 0 and float(alb.max()) <= 1
 
 
-def test_check_dataset_lists_problems(dataset_dir, tmp_path):
+def test_check_dataset_lists_problems(dataset_dir, small_flame, tmp_path):
     assert train.check_dataset(dataset_dir / "manifest.jsonl") == []
+    assert train.check_dataset(dataset_dir / "manifest_meshes.jsonl", flame=small_flame) == []
+    wrong = train.check_dataset(dataset_dir / "manifest_meshes.jsonl")  # the 5023-vertex default model
+    assert len(wrong) == 3 and "1200 vertices" in wrong[0].reason
     broken = tmp_path / "broken"
-    train.write_synthetic_dataset(broken, count=3, size=SIZE, seed=5)
+    train.write_synthetic_dataset(broken, count=3, size=SIZE, seed=5, flame=small_flame)
     os.remove(broken / "mask" / "000001.png")
     n = np.load(broken / "normals" / "000002.npy")
     n[5, 5, 1] = np.inf
@@ -136,19 +147,19 @@ def test_check_dataset_lists_problems(dataset_dir, tmp_path):
     assert r.returncode == 2 and "unknown subcommand" in r.stderr
 
 
-def test_dataset_synth_command(tmp_path):
+def test_dataset_synth_command(tmp_path, small_flame):
     out = tmp_path / "cli"
     r = subprocess.run([exe(), "dataset", "synth", str(out), "--count", "2", "--size", "48", "--seed", "3",
-                        "--png-targets"], capture_output=True, text=True)
+                        "--png-targets", "--flame", str(small_flame)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "wrote 2 synthetic samples (48 x 48, PNG targets)" in r.stdout
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(l)["uv"] for l in lines] == ["uv/000000.png", "uv/000001.png"]
-    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no partial folder left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["cli"]  # no partial folder left behind
     ds = train.Dataset(out / "manifest.jsonl")
     assert ds[1]["image"].shape == (3, 48, 48)
     # Same seed: the same photos as the Python API writes.
-    train.write_synthetic_dataset(tmp_path / "py", count=2, size=48, seed=3, png_targets=True)
+    train.write_synthetic_dataset(tmp_path / "py", count=2, size=48, seed=3, png_targets=True, flame=small_flame)
     assert torch.equal(train.Dataset(tmp_path / "py" / "manifest.jsonl")[1]["image"], ds[1]["image"])
     r = subprocess.run([exe(), "dataset", "synth", str(out), "--count", "zero"], capture_output=True, text=True)
     assert r.returncode == 2 and "--count" in r.stderr
