@@ -176,9 +176,11 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
   PIXEL3DMM_CHECK_T(ValueError, o.distance_min > 0 && o.distance_min <= o.distance_max,
                     "make_synthetic_benchmark: expected 0 < distance_min <= distance_max");
   fs::create_directories(folder);
-  const fit::Fitter fitter(flame, fit::FitConfig{});
-  const auto faces = flame->model().faces;
   const int64_t n_shape = flame->n_shape(), n_expr = flame->n_expr();
+  fit::FitConfig config;  // only the renderer and the model are used: every component of the model
+  config.n_shape = static_cast<int>(n_shape), config.n_expr = static_cast<int>(n_expr);
+  const fit::Fitter fitter(flame, config);
+  const auto faces = flame->model().faces;
   std::vector<BenchmarkCase> cases;
   for (int64_t i = 0; i < o.cases; ++i) {
     const uint64_t seed = o.seed * 100003 + static_cast<uint64_t>(i);
@@ -283,8 +285,9 @@ GeometryScore Scorer::score(const io::Mesh& pred, const io::Mesh& gt, const torc
   const auto aligned = s.alignment.apply(pv);
   s.metrics = compare_surfaces(aligned, pf, gv, gf, options_.metrics);
   const auto d = SurfaceDistance(aligned, pf).query(gv).distances;
-  torch::Tensor mask = torch::ones({gv.size(0)}, torch::kBool);
-  if (gv.size(0) == v) mask = in_region_;
+  // Scored vertices: those of the region's triangles (a region vertex with no region triangle is not surface).
+  auto mask = torch::zeros({gv.size(0)}, torch::kBool);
+  mask.index_fill_(0, gf.reshape({-1}), true);
   s.vertex_error = torch::where(mask, d, torch::full_like(d, NAN));
   return s;
 }

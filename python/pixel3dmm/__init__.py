@@ -14,6 +14,7 @@ from . import render
 from . import fit
 from . import preprocess
 from . import reconstruct
+from . import eval
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor
@@ -38,6 +39,7 @@ __all__ = [
     "fit",
     "preprocess",
     "reconstruct",
+    "eval",
     "Reconstructor",
     "Predictor",
     "Fitter",

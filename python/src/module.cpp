@@ -48,4 +48,7 @@ PYBIND11_MODULE(_C, m) {
   bind_preprocess(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
+  auto eval = m.def_submodule("eval", "The benchmark: nearest neighbours, Chamfer / R2.5 / normal consistency, "
+                                      "NoW-landmark + ICP alignment, synthetic benchmark, runner");
+  bind_eval(eval);
 }
