@@ -15,6 +15,7 @@ from . import fit
 from . import preprocess
 from . import reconstruct
 from . import train
+from . import eval
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor
@@ -41,6 +42,7 @@ __all__ = [
     "preprocess",
     "reconstruct",
     "train",
+    "eval",
     "Reconstructor",
     "Predictor",
     "Fitter",

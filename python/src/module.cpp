@@ -48,6 +48,9 @@ PYBIND11_MODULE(_C, m) {
   bind_preprocess(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
-  auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator");
+  auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator, Trainer");
   bind_train(train);
+  auto eval = m.def_submodule("eval", "The benchmark: nearest neighbours, Chamfer / R2.5 / normal consistency, "
+                                      "NoW-landmark + ICP alignment, synthetic benchmark, runner");
+  bind_eval(eval);
 }
