@@ -15,15 +15,21 @@
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/mesh.h"
+#include "pixel3dmm/io/resize.h"
+#include "pixel3dmm/predict/demo_model.h"
+#include "pixel3dmm/train/synthetic_dataset.h"
 
 namespace pixel3dmm::cli {
 namespace {
 
 int run_demo(const std::vector<std::string>& argv) {
   Args args("pixel3dmm demo",
-            "Reconstructs a synthetic head from predicted-like UV and normal maps with the default fit, writes the "
-            "outputs and reports the error against the known ground truth.");
+            "Reconstructs a synthetic head end to end: renders a synthetic photo, predicts its UV and normal maps "
+            "with the embedded demo networks, fits FLAME with the default fit, writes the outputs and reports the "
+            "error against the known ground truth.");
   args.option("out", "output folder", "pixel3dmm-demo")
+      .option("maps", "where the UV and normal maps come from: 'network' (the embedded demo networks on the "
+              "synthetic photo) or 'exact' (the rendered ground-truth maps with noise and 10% outliers)", "network")
       .option("seed", "seed of the synthetic head (identity, expression, pose, camera, noise)", "0")
       .option("config", "fit config JSON (defaults: configs/fit.json's values)")
       .repeated("set", "override a fit config field, e.g. --set iters=300 or --set loss.normal=500");
@@ -39,15 +45,35 @@ int run_demo(const std::vector<std::string>& argv) {
 
   std::printf("pixel3dmm demo: synthetic FLAME-layout model (5023 vertices), synthetic head seed %llu\n",
               static_cast<unsigned long long>(seed));
-  std::printf("note: the predictions are the head's rendered UV and normal maps with noise and 10%% outlier pixels\n"
-              "      (ground-truth maps, not network predictions: the demo network arrives with the trainer)\n");
+  const std::string maps = args.get("maps");
+  if (maps != "network" && maps != "exact")
+    throw ValueError("--maps: expected 'network' or 'exact', found '" + maps + "'");
   flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
   const fit::Fitter fitter(flame, config);
-  const fit::FitParams truth = fit::random_params(1, config.n_shape, config.n_expr, seed);
   fit::SyntheticTargetOptions so;
   so.size = 512;  // the official network's output resolution; the fit resizes to image_size
   so.seed = seed;
-  const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
+  fit::SyntheticTarget st;
+  std::string source;
+  if (maps == "network") {
+    // A synthetic photo; its masks, landmarks (1 px noise, as a detector's) and ground truth from the same head.
+    train::SyntheticPhotoOptions po;
+    po.size = 256;
+    const train::SyntheticPhoto photo = train::render_synthetic_photo(fitter, seed, 0, po);
+    const predict::Predictor predictor = predict::demo_predictor();
+    const predict::Predictions p = predictor.predict(photo.sample.image.unsqueeze(0));
+    so.size = p.uv.size(-1);  // every map of a target shares one size: the networks' output
+    st = fit::render_synthetic_target(fitter, photo.params, 0, so);
+    st.target.uv = p.uv;
+    st.target.normals = p.normals;
+    st.target.image = io::resize_pil_bicubic(photo.sample.image.unsqueeze(0), so.size, so.size);
+    source = "the embedded demo networks (" + std::to_string(predictor.image_size()) + " px) on a synthetic photo";
+  } else {
+    const fit::FitParams truth = fit::random_params(1, config.n_shape, config.n_expr, seed);
+    st = fit::render_synthetic_target(fitter, truth, 0, so);
+    source = "rendered ground-truth maps + noise + 10% outliers";
+  }
+  std::printf("predictions: %s\n", source.c_str());
 
   const int total = config.camera.steps + config.iters;
   Progress progress("fitting", total);
@@ -92,7 +118,7 @@ int run_demo(const std::vector<std::string>& argv) {
                      {"posed_error_flame_space_mm", flame_error * 1000},
                      {"neutral_error_mm", neutral_error * 1000},
                      {"posed_error_percent_of_head", 100 * world_error / head_size},
-                     {"predictions", "rendered ground-truth maps + noise + 10% outliers"}};
+                     {"predictions", source}};
   io::write_json((std::filesystem::path(out) / "report.json").string(), report);
 
   std::printf("\n%-34s %10s\n", "result", "value");

@@ -55,4 +55,12 @@ class Predictor:
         return repr(self._p)
 
 
-__all__ = ["Predictor", "Predictions", "uv_png", "normals_png", "side_by_side_png", "write_png_rgb8", "unmirror"]
+def demo_predictor() -> Predictor:
+    """A Predictor with the demo networks embedded in the library (training/README.md): they predict the synthetic
+    FLAME-layout model's maps from synthetic photos and know nothing of real faces. Mirror averaging is off (the
+    official un-flip rule assumes the real FLAME UV layout)."""
+    return Predictor(uv_net=_predict.demo_network("uv_map"), normals_net=_predict.demo_network("normals"),
+                     mirror=False)
+
+
+__all__ = ["Predictor", "demo_predictor", "Predictions", "uv_png", "normals_png", "side_by_side_png", "write_png_rgb8", "unmirror"]

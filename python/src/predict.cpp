@@ -2,6 +2,7 @@
 #include "bindings.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/nn/network.h"
+#include "pixel3dmm/predict/demo_model.h"
 #include "pixel3dmm/predict/predictor.h"
 
 namespace pixel3dmm::python {
@@ -76,6 +77,12 @@ void bind_predict(py::module_& m) {
         "Official p3dmm_wGT picture: rgb B x 3 x H x W, png B x H x W x 3 uint8 -> B x H x 2W x 3 uint8.");
   m.def("write_png_rgb8", &predict::write_png_rgb8, py::arg("path"), py::arg("pixels"),
         "Writes H x W x 3 uint8 RGB as PNG, atomically.");
+  m.def(
+      "demo_network",
+      [](const std::string& type) { return predict::demo_network(nn::parse_prediction_type(type)).ptr(); },
+      py::arg("type"),
+      "A fresh copy of the demo network embedded in the library ('uv_map' or 'normals'; training/README.md): small, "
+      "trained on synthetic photos of the synthetic FLAME-layout model, 128 x 128 input.");
 }
 
 }  // namespace pixel3dmm::python

@@ -18,6 +18,7 @@ r = json.load(open(sys.argv[1]))
 assert r["iterations"] == 40, r["iterations"]
 for k in ("start_error_mm", "posed_error_mm", "face_region_error_mm", "neutral_error_mm", "ms_per_iteration"):
     assert r[k] > 0, (k, r[k])
+assert "embedded demo networks" in r["predictions"], r["predictions"]
 PY
 grep -q "mean vertex error, fitted" "$work/log.txt"
 
@@ -29,4 +30,10 @@ set -e
 [[ $rc -eq 3 ]] || { echo "expected exit code 3, got $rc"; exit 1; }
 grep -q "iters" "$work/err.txt"
 [[ ! -e "$work/bad" ]] || { echo "a failed demo left $work/bad behind"; exit 1; }
+set +e
+"$bin" demo --maps guess --out "$work/bad" 2> "$work/err.txt"
+rc=$?
+set -e
+[[ $rc -eq 3 ]] || { echo "--maps guess: expected exit code 3, got $rc"; exit 1; }
+grep -q "'network' or 'exact'" "$work/err.txt"
 echo "demo ok"

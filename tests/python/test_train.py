@@ -71,17 +71,20 @@ def test_resume_from_python_equals_uninterrupted(tmp_path, data_folder):
     class Stop(Exception):
         pass
 
-    def stop_at_4(entry):
-        if entry["step"] == 4:
+    def stop_at_5(entry):  # after step 5's log row, before any checkpoint of step 5 (there is none: every 2)
+        if entry["step"] == 5:
             raise Stop()
 
     with pytest.raises(Stop):
-        half.train(on_log=stop_at_4)
+        half.train(on_log=stop_at_5)
     resumed = pixel3dmm.Trainer(tiny_recipe(data_folder), tmp_path / "parts", resume=True)
     assert resumed.step == 4
     resumed.train()
     for (name, a), (_, b) in zip(whole.network.named_parameters(), resumed.network.named_parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
+    # The interrupted run's row for step 5 was dropped on resume: the logs read as one run.
+    steps = lambda run: [line.split(",")[0] for line in (tmp_path / run / "log.csv").read_text().splitlines()]
+    assert steps("parts") == steps("whole") == ["step", "1", "2", "3", "4", "5", "6"]
 
 
 def test_bad_recipes(tmp_path, data_folder):
