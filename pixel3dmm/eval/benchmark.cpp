@@ -17,6 +17,7 @@
 #include "pixel3dmm/eval/nearest_neighbors.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/tensor_json.h"
 #include "pixel3dmm/reconstruct/fit_inputs.h"
 #include "pixel3dmm/render/camera.h"
 #include "pixel3dmm/render/interpolate.h"
@@ -26,17 +27,6 @@ namespace pixel3dmm::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-io::json rows_json(const torch::Tensor& t) {  // 2-D -> [[...], ...]
-  const auto d = t.detach().to(torch::kDouble).contiguous();
-  io::json rows = io::json::array();
-  for (int64_t i = 0; i < d.size(0); ++i) {
-    io::json row = io::json::array();
-    for (int64_t j = 0; j < d.size(1); ++j) row.push_back(d[i][j].item<double>());
-    rows.push_back(row);
-  }
-  return rows;
-}
 
 torch::Tensor landmarks_from_json(const io::json& j, const std::string& key, const std::string& where) {
   if (!j.contains(key) || j[key].is_null()) return {};
@@ -155,8 +145,8 @@ void write_manifest(const std::string& folder, const std::vector<BenchmarkCase>&
     io::json j = {{"name", c.name}, {"gt_posed", c.gt_posed}, {"gt_neutral", c.gt_neutral}};
     if (!c.fit_inputs.empty()) j["fit_inputs"] = c.fit_inputs;
     if (!c.image.empty()) j["image"] = c.image;
-    if (c.landmarks_posed.defined()) j["landmarks_posed"] = rows_json(c.landmarks_posed);
-    if (c.landmarks_neutral.defined()) j["landmarks_neutral"] = rows_json(c.landmarks_neutral);
+    if (c.landmarks_posed.defined()) j["landmarks_posed"] = io::tensor_to_json(c.landmarks_posed);
+    if (c.landmarks_neutral.defined()) j["landmarks_neutral"] = io::tensor_to_json(c.landmarks_neutral);
     out << j.dump() << "\n";
   }
   const std::string text = out.str();
@@ -208,7 +198,7 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
     io::write_ply((dir / "gt_posed.ply").string(), mesh_of(st.vertices[0], faces));
     io::write_ply((dir / "gt_neutral.ply").string(), mesh_of(st.canonical[0], faces));
     io::json params = io::json::object();
-    for (const auto& [key, t] : truth.named()) params[key] = rows_json(t.reshape({t.size(0), -1}));
+    for (const auto& [key, t] : truth.named()) params[key] = io::tensor_to_json(t.reshape({t.size(0), -1}));
     io::write_json((dir / "truth.json").string(),
                    {{"seed", seed}, {"camera_distance", k}, {"params", params}});
     BenchmarkCase c;

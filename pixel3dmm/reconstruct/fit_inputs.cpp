@@ -7,6 +7,7 @@
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/safetensors.h"
+#include "pixel3dmm/io/tensor_json.h"
 
 namespace pixel3dmm::reconstruct {
 namespace {
@@ -16,17 +17,6 @@ namespace fs = std::filesystem;
 torch::Tensor resize_mask_nearest(const torch::Tensor& mask, int64_t size) {  // 1 x h x w -> 1 x size x size
   if (mask.size(-1) == size && mask.size(-2) == size) return mask;
   return torch::upsample_nearest2d(mask.unsqueeze(1), {size, size}).squeeze(1);
-}
-
-io::json to_json_rows(const torch::Tensor& t) {  // 2-D tensor -> [[...], ...]
-  const auto d = t.detach().to(torch::kDouble).contiguous();
-  io::json rows = io::json::array();
-  for (int64_t i = 0; i < d.size(0); ++i) {
-    io::json row = io::json::array();
-    for (int64_t j = 0; j < d.size(1); ++j) row.push_back(d[i][j].item<double>());
-    rows.push_back(row);
-  }
-  return rows;
 }
 
 torch::Tensor from_json_rows(const io::json& j, int64_t rows, int64_t cols, const std::string& file,
@@ -93,10 +83,10 @@ void write_fit_inputs(const std::string& folder, const preprocess::Preprocessed&
                 {"crop_size", input.crop.size(-1)},
                 {"score", input.score},
                 {"mask_method", input.mask_method},
-                {"landmarks", to_json_rows(input.landmarks[0])},
-                {"iris", to_json_rows(input.iris[0])},
-                {"affine", to_json_rows(input.affine)},
-                {"box", to_json_rows(input.box.reshape({1, 4}))[0]}};
+                {"landmarks", io::tensor_to_json(input.landmarks[0])},
+                {"iris", io::tensor_to_json(input.iris[0])},
+                {"affine", io::tensor_to_json(input.affine)},
+                {"box", io::tensor_to_json(input.box.reshape({4}))}};
   io::write_json((dir / "preprocess.json").string(), j);
   io::write_safetensors((dir / "masks.safetensors").string(), {{"uv_mask", input.uv_mask.contiguous()},
                                                               {"normal_mask", input.normal_mask.contiguous()},

@@ -16,6 +16,7 @@
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/npy.h"
 #include "pixel3dmm/io/safetensors.h"
+#include "pixel3dmm/io/tensor_json.h"
 #include "pixel3dmm/render/antialias.h"
 #include "pixel3dmm/render/interpolate.h"
 
@@ -345,21 +346,9 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
       if (o.meshes) {
         const std::string mesh = "meshes/" + id + ".npy";
         io::write_npy((root / mesh).string(), ph.vertices_flame[0].contiguous());
-        auto rows = [](const torch::Tensor& m) {
-          const auto d = m.to(torch::kDouble).contiguous();
-          nlohmann::json a = nlohmann::json::array();
-          for (int64_t r = 0; r < d.size(0); ++r) {
-            if (d.dim() == 1) {
-              a.push_back(d[r].item<double>());
-              continue;
-            }
-            nlohmann::json row = nlohmann::json::array();
-            for (int64_t c = 0; c < d.size(1); ++c) row.push_back(d[r][c].item<double>());
-            a.push_back(row);
-          }
-          return a;
-        };
-        nlohmann::json cam = {{"K", rows(ph.opencv.K[0])}, {"R", rows(ph.opencv.R[0])}, {"t", rows(ph.opencv.t[0])}};
+        nlohmann::json cam = {{"K", io::tensor_to_json(ph.opencv.K[0])},
+                               {"R", io::tensor_to_json(ph.opencv.R[0])},
+                               {"t", io::tensor_to_json(ph.opencv.t[0])}};
         mesh_lines[static_cast<size_t>(i)] = nlohmann::json{{"id", id}, {"image", image}, {"mesh", mesh},
                                                             {"camera", cam}}.dump();
       }
