@@ -26,7 +26,7 @@ namespace {
 
 using namespace pixel3dmm;
 
-train::SampleSource random_samples(int64_t count, int64_t size, nn::PredictionType type) {
+train::SampleSource random_samples(int64_t count, int64_t size) {
   std::vector<train::TrainingSample> samples;
   torch::manual_seed(0);
   for (int64_t i = 0; i < count; ++i) {
@@ -39,7 +39,6 @@ train::SampleSource random_samples(int64_t count, int64_t size, nn::PredictionTy
     s.mask = (torch::rand({1, size, size}) > 0.3).to(torch::kFloat32);
     samples.push_back(s);
   }
-  (void)type;
   return train::SampleSource::from(std::move(samples));
 }
 
@@ -58,8 +57,7 @@ double images_per_second(const nn::NetworkConfig& config, train::TrainerOptions 
     cb.on_log = [&](const train::TrainLogEntry& e) {
       if (e.step > 1) rates.push_back(e.images_per_second);
     };
-    trainer.train(random_samples(std::max<int64_t>(options.batch_size * 2, 4), config.image_size,
-                                 config.prediction_type),
+    trainer.train(random_samples(std::max<int64_t>(options.batch_size * 2, 4), config.image_size),
                   train::SampleSource{}, cb);
   }
   std::filesystem::remove_all(dir);

@@ -17,14 +17,6 @@ SampleSource SampleSource::from(std::vector<TrainingSample> samples) {
   return {static_cast<int64_t>(held->size()), [held](int64_t i) { return held->at(static_cast<size_t>(i)); }};
 }
 
-SampleSource SampleSource::subset(const std::vector<int64_t>& indices) const {
-  for (const int64_t i : indices)
-    PIXEL3DMM_CHECK_T(ValueError, i >= 0 && i < size, "SampleSource::subset: index ", i, " outside [0, ", size, ")");
-  auto kept = std::make_shared<const std::vector<int64_t>>(indices);
-  auto get_all = get;
-  return {static_cast<int64_t>(kept->size()), [kept, get_all](int64_t i) { return get_all(kept->at(i)); }};
-}
-
 DataLoader::DataLoader(SampleSource source, nn::NetworkConfig network, DataLoaderOptions options,
                        std::optional<AugmentOptions> augment)
     : source_(std::move(source)), network_(std::move(network)), options_(options), augment_(augment) {
@@ -84,15 +76,15 @@ void DataLoader::seek(int64_t step) {
 
 TrainingBatch DataLoader::next() {
   if (options_.prefetch <= 0) return batch(next_step_++);
-  const int64_t queued_until = next_step_ + static_cast<int64_t>(pending_.size());
-  for (int64_t s = queued_until; s < next_step_ + options_.prefetch; ++s)
-    pending_.push_back(std::async(std::launch::async, [this, s] { return batch(s); }));
+  const auto top_up = [this] {  // keep `prefetch` batches in flight, for steps next_step_, next_step_ + 1, ...
+    for (int64_t s = next_step_ + static_cast<int64_t>(pending_.size()); s < next_step_ + options_.prefetch; ++s)
+      pending_.push_back(std::async(std::launch::async, [this, s] { return batch(s); }));
+  };
+  top_up();
   auto f = std::move(pending_.front());
   pending_.pop_front();
   ++next_step_;
-  pending_.push_back(std::async(std::launch::async, [this, s = next_step_ + options_.prefetch - 1] {
-    return batch(s);
-  }));
+  top_up();
   return f.get();
 }
 

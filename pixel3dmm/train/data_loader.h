@@ -26,8 +26,6 @@ struct SampleSource {
   static SampleSource from(const Dataset& dataset);
   /// Samples held in memory.
   static SampleSource from(std::vector<TrainingSample> samples);
-  /// The samples at `indices`, in that order (e.g. a train / validation split).
-  SampleSource subset(const std::vector<int64_t>& indices) const;
 };
 
 struct DataLoaderOptions {

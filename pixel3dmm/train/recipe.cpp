@@ -93,14 +93,14 @@ std::pair<SampleSource, SampleSource> open_recipe_data(
   if (train.empty()) {
     const auto& syn = recipe.data.synthetic;
     const fs::path folder = syn.folder.empty() ? fs::path(run_dir) / "data" : fs::path(syn.folder);
-    train = generate_synthetic_split(recipe, (folder / "train").string(), syn.count, syn.seed,
-                                     progress ? [&](int64_t d, int64_t t) { progress("train data", d, t); }
-                                              : std::function<void(int64_t, int64_t)>{});
+    const auto stage = [&](const char* name) -> std::function<void(int64_t, int64_t)> {
+      if (!progress) return {};
+      return [&progress, name](int64_t done, int64_t total) { progress(name, done, total); };
+    };
+    train = generate_synthetic_split(recipe, (folder / "train").string(), syn.count, syn.seed, stage("train data"));
     if (val.empty() && syn.val_count > 0)
       val = generate_synthetic_split(recipe, (folder / "val").string(), syn.val_count,
-                                     syn.seed + static_cast<uint64_t>(syn.count),
-                                     progress ? [&](int64_t d, int64_t t) { progress("val data", d, t); }
-                                              : std::function<void(int64_t, int64_t)>{});
+                                     syn.seed + static_cast<uint64_t>(syn.count), stage("val data"));
   }
   SampleSource train_source = SampleSource::from(Dataset::open(train, options));
   SampleSource val_source;

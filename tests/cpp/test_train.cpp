@@ -249,6 +249,19 @@ TEST_CASE("train: a checkpoint that does not match the network is refused by nam
   Trainer again(Trainer::initial_network(tiny_config(nn::PredictionType::UV), 1), options, dir.path.string());
   test::require_throws_with<FormatError>([&] { again.resume_from(ck); },
                                          {"optimizer.safetensors", "head.token_2_patch_content.weight.exp_avg"});
+  // Only the newest keep_checkpoints survive.
+  test::TempDir pruned;
+  auto keep = quick_options(4);
+  keep.warmup_steps = 1;
+  keep.checkpoint_every = 1;
+  keep.keep_checkpoints = 2;
+  Trainer kept(Trainer::initial_network(tiny_config(nn::PredictionType::UV), 1), keep, pruned.path.string());
+  kept.train(source, SampleSource{});
+  const auto left = list_checkpoints(pruned.path.string());
+  REQUIRE(left.size() == 2);
+  REQUIRE(left.back() == checkpoint_path(pruned.path.string(), 4));
+  REQUIRE(left.front() == checkpoint_path(pruned.path.string(), 3));
+
   TrainerOptions bad;
   bad.warmup_steps = bad.steps;
   test::require_throws_with<ValueError>([&] { bad.validate(); }, {"warmup_steps"});

@@ -102,6 +102,14 @@ def test_bad_recipes(tmp_path, data_folder):
         pixel3dmm.Trainer(r, tmp_path / "c")
 
 
+def test_demo_predictor():
+    p = pixel3dmm.predict.demo_predictor()
+    assert p.image_size == 128
+    out = p.predict(torch.rand(1, 3, 200, 200))
+    assert out["uv"].shape == (1, 2, 128, 128) and out["normals"].shape == (1, 3, 128, 128)
+    assert torch.allclose(out["normals"].norm(dim=1), torch.ones(1, 128, 128), atol=1e-4)
+
+
 def write_recipe(path, recipe):
     path.write_text(json.dumps(recipe))
     return path
