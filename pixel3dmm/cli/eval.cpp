@@ -14,6 +14,7 @@
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/eval/benchmark.h"
 #include "pixel3dmm/io/config.h"
+#include "pixel3dmm/predict/demo_model.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
 namespace pixel3dmm::cli {
@@ -136,7 +137,18 @@ eval::BenchmarkResults run_method(const eval::Benchmark& bench, const flame::Fla
   return r;
 }
 
+void declare_networks(Args& args) {
+  args.option("uv-weights", "converted UV network: also fit its predictions on each case's image (method (d))")
+      .option("normal-weights", "converted normal network (with --uv-weights)")
+      .flag("demo-networks", "method (d) with the embedded demo networks (synthetic-model benchmarks only)");
+}
+
 std::unique_ptr<predict::Predictor> load_predictor(const Args& args) {
+  if (args.has("demo-networks")) {
+    if (args.has("uv-weights") || args.has("normal-weights"))
+      throw UsageError("--demo-networks replaces --uv-weights / --normal-weights: give one or the other");
+    return std::make_unique<predict::Predictor>(predict::demo_predictor());
+  }
   if (!args.has("uv-weights") && !args.has("normal-weights")) return nullptr;
   if (!args.has("uv-weights") || !args.has("normal-weights"))
     throw UsageError("--uv-weights and --normal-weights go together (the full fit needs both maps)");
@@ -151,9 +163,8 @@ int run_run(const std::vector<std::string>& argv) {
   args.positional("bench", "benchmark folder (cases.jsonl) or manifest file", 1, 1)
       .option("method", "landmarks (landmark-only fit), uv (normal term off), full (UV + normals), ours (= full)",
               "full")
-      .option("out", "results folder", "eval-results")
-      .option("uv-weights", "converted UV network: fit its predictions on each case's image (method (d))")
-      .option("normal-weights", "converted normal network (with --uv-weights)");
+      .option("out", "results folder", "eval-results");
+  declare_networks(args);
   declare_fit(args);
   declare_score(args);
   if (!args.parse(argv)) return std::printf("%s", args.help().c_str()), kOk;
@@ -193,9 +204,8 @@ int run_replicate(const std::vector<std::string>& argv) {
             "exists), fits it with each method into OUT/<method>/ and writes OUT/comparison.md: posed and neutral "
             "errors per method and their change against the landmark-only fit.");
   args.positional("out", "output folder", 1, 1)
-      .option("methods", "comma-separated methods", "landmarks,uv,full")
-      .option("uv-weights", "also run the full fit on the network's predictions (method (d))")
-      .option("normal-weights", "converted normal network (with --uv-weights)");
+      .option("methods", "comma-separated methods", "landmarks,uv,full");
+  declare_networks(args);
   declare_synth(args);
   declare_fit(args);
   declare_score(args);

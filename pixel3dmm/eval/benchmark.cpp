@@ -17,6 +17,7 @@
 #include "pixel3dmm/eval/nearest_neighbors.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/train/synthetic_dataset.h"
 #include "pixel3dmm/io/tensor_json.h"
 #include "pixel3dmm/reconstruct/fit_inputs.h"
 #include "pixel3dmm/render/camera.h"
@@ -187,7 +188,11 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
     fit::SyntheticTargetOptions so = o.target;
     so.size = o.size;
     so.seed = seed;
-    const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
+    fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
+    // The case's image is a photo-like render of the same head (what a network sees), not the shaded map render.
+    train::SyntheticPhotoOptions po;
+    po.size = o.size;
+    st.target.image = train::render_synthetic_photo(fitter, truth, seed, po).sample.image.unsqueeze(0);
     char name[32];
     std::snprintf(name, sizeof name, "case_%03lld", static_cast<long long>(i));
     const fs::path dir = fs::path(folder) / name;

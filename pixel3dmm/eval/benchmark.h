@@ -52,7 +52,8 @@ void write_manifest(const std::string& folder, const std::vector<BenchmarkCase>&
 
 /// The synthetic benchmark: random identities, expressions, head poses (yaw up to near-profile), camera distances
 /// and focal lengths of a FLAME-layout model, rendered as the maps a perfect network would predict with noise and
-/// outliers (fit::render_synthetic_target). Deterministic in `seed`.
+/// outliers (fit::render_synthetic_target), and as a photo-like image (train::render_synthetic_photo) for methods
+/// that start from pixels. Deterministic in `seed`.
 struct SyntheticBenchmarkOptions {
   int64_t cases = 20;
   uint64_t seed = 0;
@@ -66,7 +67,8 @@ struct SyntheticBenchmarkOptions {
   fit::SyntheticTargetOptions target;       ///< noise and outliers (size and seed are set per case)
 };
 
-/// Writes a synthetic benchmark into `folder` (created): per case <name>/fit_inputs/ (readable by `pixel3dmm fit`),
+/// Writes a synthetic benchmark into `folder` (created): per case <name>/fit_inputs/ (readable by `pixel3dmm fit`;
+/// its crop.png is the photo, the case's `image`),
 /// <name>/gt_posed.ply (world space: what the camera sees), <name>/gt_neutral.ply (template + identity) and
 /// <name>/truth.json (the parameters); then cases.jsonl and benchmark.json. `flame_path` is recorded ("" = the
 /// synthetic model). `progress(done, total)` is called after each case.

@@ -219,12 +219,23 @@ torch::Tensor synthetic_albedo(const flame::FlameModel& model, uint64_t seed) {
 
 SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, uint64_t seed, int64_t index,
                                       const SyntheticPhotoOptions& o) {
-  torch::NoGradGuard no_grad;
-  PIXEL3DMM_CHECK(o.size >= 16, "render_synthetic_photo: size must be at least 16, got ", o.size);
   PIXEL3DMM_CHECK(index >= 0, "render_synthetic_photo: index must be >= 0, got ", index);
   const uint64_t s = sample_seed(seed, index);
+  SyntheticPhoto ph = render_synthetic_photo(
+      fitter, fit::random_params(1, fitter.config().n_shape, fitter.config().n_expr, s, o.params), s, o);
+  ph.sample.id = std::to_string(index);
+  return ph;
+}
+
+SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitParams& params,
+                                      uint64_t appearance_seed, const SyntheticPhotoOptions& o) {
+  torch::NoGradGuard no_grad;
+  PIXEL3DMM_CHECK(o.size >= 16, "render_synthetic_photo: size must be at least 16, got ", o.size);
+  PIXEL3DMM_CHECK_T(ValueError, params.batch_size() == 1, "render_synthetic_photo: expected batch-1 parameters, got ",
+                    params.batch_size());
+  const uint64_t s = appearance_seed;
   SyntheticPhoto ph;
-  ph.params = fit::random_params(1, fitter.config().n_shape, fitter.config().n_expr, s, o.params);
+  ph.params = params.clone();
 
   // Exact targets: the fitter's own conventions (FLAME-frame normals, (u, 1 - v), coverage).
   fit::SyntheticTargetOptions so;
@@ -236,7 +247,6 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, uint64_t seed, 
   ph.vertices_flame = st.vertices_flame;
   ph.landmarks = st.target.landmarks;
   TrainingSample& t = ph.sample;
-  t.id = std::to_string(index);
   t.uv = st.target.uv[0].contiguous();
   t.mask = st.target.fg_mask.contiguous();  // 1 x S x S binary coverage
 

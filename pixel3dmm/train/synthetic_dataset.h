@@ -49,6 +49,11 @@ struct SyntheticPhoto {
 SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, uint64_t seed, int64_t index,
                                       const SyntheticPhotoOptions& options = {});
 
+/// The photo of given parameters (batch 1, the fitter's component counts), e.g. a benchmark case's truth:
+/// `appearance_seed` draws albedo, light, background and noise; `options.params` is unused. The sample's id is "".
+SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitParams& params,
+                                      uint64_t appearance_seed, const SyntheticPhotoOptions& options = {});
+
 /// Per-vertex albedo of a random face: V x 3 float32 in [0, 1], deterministic in `seed`. Regions come from the
 /// model's template, landmark embedding (brows, lips, mouth: iBUG 17-26, 48-67) and masks (scalp, eyeballs); a
 /// model without them gets plain skin there.

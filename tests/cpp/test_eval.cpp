@@ -14,6 +14,7 @@
 #include "pixel3dmm/flame/flame.h"
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/io/image.h"
 #include "pixel3dmm/render/primitives.h"
 #include "test_util.h"
 
@@ -272,6 +273,15 @@ TEST_CASE("synthetic benchmark: deterministic, readable by the fit, ground truth
   REQUIRE(torch::equal(pa.vertices, pb.vertices));
   const auto p0 = io::read_mesh(bench.resolve(bench.cases[0].gt_posed));
   REQUIRE_FALSE(torch::equal(p0.vertices, pa.vertices));
+  // Each case's image is a photo-like render (coloured face on a varied background, as the networks are trained
+  // on), not the grey-background map render: the corners differ from each other and from that render's 0.3 grey.
+  const auto photo = io::read_image(bench.resolve(bench.cases[0].image))[0];
+  REQUIRE(photo.size(-1) == 96);
+  const auto corners = torch::stack({photo.select(1, 0).select(1, 0), photo.select(1, 0).select(1, 95),
+                                     photo.select(1, 95).select(1, 0), photo.select(1, 95).select(1, 95)});
+  CHECK((corners - 0.3).abs().max().item<double>() > 0.05);
+  CHECK((corners - corners[0]).abs().max().item<double>() > 0.01);
+  require_close(photo, io::read_image(again.resolve(again.cases[0].image))[0], 0.0);
   // The ground truth itself, given as another tool's meshes, scores ~0 and fills the tables and the heat maps.
   std::filesystem::create_directories(dir.file("meshes"));
   for (const auto& c : bench.cases) {

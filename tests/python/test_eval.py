@@ -101,6 +101,16 @@ def test_cli_synth_run_score_end_to_end(tmp_path):
     assert sc.returncode == 0, sc.stderr
     again = list(csv.DictReader(open(scored / "results.csv")))
     assert [r["posed_chamfer_l1_mm"] for r in again] == [r["posed_chamfer_l1_mm"] for r in rows]
+    # Method (d): the embedded demo networks predict the maps from each case's photo.
+    net = subprocess.run([exe, "eval", "run", str(bench), "--method", "full", "--demo-networks", "--out",
+                          str(tmp_path / "net")] + fast, env=env, capture_output=True, text=True)
+    assert net.returncode == 0, net.stderr
+    assert "full (network)" in (tmp_path / "net" / "results.md").read_text()
+    net_rows = list(csv.DictReader(open(tmp_path / "net" / "results.csv")))
+    assert len(net_rows) == 2 and all(float(r["posed_chamfer_l1_mm"]) > 0 for r in net_rows)
+    both = subprocess.run([exe, "eval", "run", str(bench), "--demo-networks", "--uv-weights", "uv.safetensors",
+                           "--out", str(tmp_path / "net2")], env=env, capture_output=True, text=True)
+    assert both.returncode == 2 and "--demo-networks" in both.stderr
     # Usage errors: unknown method / action.
     bad = subprocess.run([exe, "eval", "run", str(bench), "--method", "magic"], env=env, capture_output=True,
                          text=True)
