@@ -191,7 +191,7 @@ void bind_train(py::module_& m) {
   m.def(
       "render_synthetic_photo",
       [](const fit::Fitter& fitter, uint64_t seed, int64_t index, int64_t size, double max_noise,
-         double max_specular) {
+         double max_specular, const std::optional<fit::FitParams>& params) {
         train::SyntheticPhotoOptions o;
         o.size = size;
         o.max_noise = max_noise;
@@ -199,7 +199,8 @@ void bind_train(py::module_& m) {
         train::SyntheticPhoto p;
         {
           py::gil_scoped_release release;
-          p = train::render_synthetic_photo(fitter, seed, index, o);
+          p = params ? train::render_synthetic_photo(fitter, *params, seed, o)
+                     : train::render_synthetic_photo(fitter, seed, index, o);
         }
         py::dict d = sample_dict(p.sample);
         d["params"] = p.params;
@@ -217,8 +218,9 @@ void bind_train(py::module_& m) {
         return d;
       },
       py::arg("fitter"), py::arg("seed") = 0, py::arg("index") = 0, py::arg("size") = 256,
-      py::arg("max_noise") = 0.01, py::arg("max_specular") = 0.15,
-      "Synthetic photo `index` of dataset `seed` (deterministic) with the fitter's FLAME model: a dict with the "
+      py::arg("max_noise") = 0.01, py::arg("max_specular") = 0.15, py::arg("params") = py::none(),
+      "Synthetic photo `index` of dataset `seed` (deterministic) with the fitter's FLAME model, or with `params` "
+      "(batch-1 FitParams) the photo of that head, `seed` drawing only its appearance: a dict with the "
       "sample ('id', 'image' 3 x S x S, 'uv' 2 x S x S, 'normals' 3 x S x S, 'mask' 1 x S x S, exact targets) "
       "and the truth: 'params' (FitParams), 'camera' (Camera at S), 'opencv_camera' {'K', 'R', 't'} of the "
       "FLAME-frame mesh, 'vertices' / 'vertices_flame' 1 x V x 3, 'landmarks' 1 x 68 x 2 pixels, 'alpha' "

@@ -95,6 +95,10 @@ def test_render_synthetic_photo_is_deterministic():
     assert a["params"].shape.shape == (1, 10)
     assert a["opencv_camera"]["K"].shape == (1, 3, 3)
     assert 0.0 <= float(a["alpha"].min()) and float(a["alpha"].max()) <= 1.0
+    # The photo of given parameters: the same head (vertices, targets), another appearance.
+    d = train.render_synthetic_photo(fitter, seed=9, size=SIZE, params=a["params"])
+    assert torch.equal(d["vertices"], a["vertices"]) and torch.equal(d["uv"], a["uv"])
+    assert not torch.equal(d["image"], a["image"])
     alb = train.synthetic_albedo(model, seed=4)
     assert alb.shape == (1200, 3) and float(alb.min()) >= 0 and float(alb.max()) <= 1
 
