@@ -8,6 +8,7 @@
 #include "pixel3dmm/cli/args.h"
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/progress.h"
+#include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/io/config.h"
