@@ -12,7 +12,6 @@
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/plot.h"
 #include "pixel3dmm/io/safetensors.h"
-#include "pixel3dmm/io/tensor_json.h"
 
 namespace pixel3dmm::track {
 namespace fs = std::filesystem;
@@ -66,7 +65,12 @@ std::string write_track_outputs(const std::string& folder, const Tracker& tracke
                         {{"img_size", std::to_string(s)}, {"frames", std::to_string(n)},
                          {"format", "pixel3dmm tracked sequence"}});
   io::json j;
-  for (const auto& [k, v] : t) j[k] = io::tensor_to_json(v);
+  for (const auto& [k, v] : t) {
+    // {shape, values} as fit's params.json (io::tensor_to_json takes 1-D / 2-D tensors only; R is N x 3 x 3).
+    const auto flat = v.to(torch::kDouble).contiguous().view({-1});
+    j[k] = {{"shape", v.sizes().vec()},
+            {"values", std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel())}};
+  }
   j["img_size"] = {s, s};
   j["frames"] = n;
   j["online_steps"] = r.online_steps;
