@@ -5,13 +5,14 @@
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/fit/fit_config.h"
 #include "pixel3dmm/io/config.h"
+#include "pixel3dmm/track/tracker.h"
 
 namespace pixel3dmm::cli {
 namespace {
 
 int run_config(const std::vector<std::string>& argv) {
   Args args("pixel3dmm config", "Prints the default configuration of a job as JSON; --set shows overrides applied.");
-  args.positional("JOB", "the job: fit", 1, 1).repeated("set", "override a field, e.g. --set iters=800");
+  args.positional("JOB", "the job: fit or track", 1, 1).repeated("set", "override a field, e.g. --set iters=800");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return kOk;
@@ -22,8 +23,12 @@ int run_config(const std::vector<std::string>& argv) {
     j = fit::FitConfig{};
     io::apply_overrides(j, args.all("set"));
     j = j.get<fit::FitConfig>();  // validates the overrides
+  } else if (job == "track") {
+    j = track::TrackerOptions{};
+    io::apply_overrides(j, args.all("set"));
+    j = j.get<track::TrackerOptions>();
   } else {
-    throw UsageError("unknown job '" + job + "' (known: fit)");
+    throw UsageError("unknown job '" + job + "' (known: fit, track)");
   }
   std::cout << j.dump(2) << "\n";
   return kOk;

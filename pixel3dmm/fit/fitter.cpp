@@ -142,13 +142,57 @@ FitAssets FitAssets::from_model(const flame::FlameModel& model) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-struct Fitter::Prepared {
-  int64_t batch = 0, size = 0;
-  torch::Tensor uv, normals, uv_mask, normal_mask, fg_mask, valid_bg;  // B x .. x S x S
-  torch::Tensor landmarks, landmark_mask;                                // B x 68 x 2, B x 68 (undefined: none)
-  torch::Tensor iris, iris_mask;                                         // B x 2 x 2, B x 2 (undefined: none)
-  UVCorrespondences corr;
-};
+PreparedTargets PreparedTargets::rows(const torch::Tensor& index) const {
+  auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, index) : t; };
+  PreparedTargets r;
+  r.batch = index.numel();
+  r.size = size;
+  for (auto [dst, src] : {std::pair{&r.uv, &uv}, {&r.normals, &normals}, {&r.uv_mask, &uv_mask},
+                          {&r.normal_mask, &normal_mask}, {&r.fg_mask, &fg_mask}, {&r.valid_bg, &valid_bg},
+                          {&r.landmarks, &landmarks}, {&r.landmark_mask, &landmark_mask}, {&r.iris, &iris},
+                          {&r.iris_mask, &iris_mask}, {&r.corr.target_px, &corr.target_px},
+                          {&r.corr.uv_dist2, &corr.uv_dist2}})
+    *dst = pick(*src);
+  return r;
+}
+
+PreparedTargets PreparedTargets::cat(const std::vector<PreparedTargets>& parts) {
+  PIXEL3DMM_CHECK(!parts.empty(), "PreparedTargets::cat: nothing to concatenate");
+  PreparedTargets r;
+  r.size = parts.front().size;
+  for (const auto& p : parts) {
+    PIXEL3DMM_CHECK(p.size == r.size, "PreparedTargets::cat: fit sizes differ (", r.size, " vs ", p.size, ")");
+    r.batch += p.batch;
+  }
+  // Joins one field; parts lacking an optional field contribute zeros shaped like a part that has it.
+  auto join = [&](torch::Tensor PreparedTargets::*field) {
+    torch::Tensor like;
+    for (const auto& p : parts)
+      if ((p.*field).defined()) like = p.*field;
+    if (!like.defined()) return torch::Tensor();
+    std::vector<torch::Tensor> all;
+    for (const auto& p : parts) {
+      if ((p.*field).defined()) {
+        all.push_back(p.*field);
+      } else {
+        auto sizes = like.sizes().vec();
+        sizes[0] = p.batch;
+        all.push_back(torch::zeros(sizes, like.options()));
+      }
+    }
+    return torch::cat(all);
+  };
+  for (auto f : {&PreparedTargets::uv, &PreparedTargets::normals, &PreparedTargets::uv_mask,
+                 &PreparedTargets::normal_mask, &PreparedTargets::fg_mask, &PreparedTargets::valid_bg,
+                 &PreparedTargets::landmarks, &PreparedTargets::landmark_mask, &PreparedTargets::iris,
+                 &PreparedTargets::iris_mask})
+    r.*f = join(f);
+  std::vector<torch::Tensor> px, d2;
+  for (const auto& p : parts) px.push_back(p.corr.target_px), d2.push_back(p.corr.uv_dist2);
+  r.corr.target_px = torch::cat(px);
+  r.corr.uv_dist2 = torch::cat(d2);
+  return r;
+}
 
 namespace {
 
@@ -181,10 +225,10 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
                   ": the fit needs the landmark embedding (static_lmk_faces_idx)");
 }
 
-Fitter::Prepared Fitter::prepare(const std::vector<FitTarget>& targets) const {
+PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {
   PIXEL3DMM_CHECK(!targets.empty(), "Fitter::fit: no targets");
   const int64_t s = config_.image_size;
-  Prepared p;
+  PreparedTargets p;
   p.batch = static_cast<int64_t>(targets.size());
   p.size = s;
   std::vector<torch::Tensor> uv, n, uvm, nm, fg, bg, lmk, lmkm, iris, irism;
@@ -280,12 +324,17 @@ Fitter::Evaluation Fitter::evaluate(const FitParams& p) const {
 }
 
 FitResult Fitter::fit(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
-  return run(targets, on_step, false, nullptr);
+  return run(prepare(targets), on_step, false, nullptr, FitStages{});
 }
 
 FitResult Fitter::fit_from(const std::vector<FitTarget>& targets, const FitParams& start,
                            const FitCallback& on_step) const {
-  const int64_t b = static_cast<int64_t>(targets.size());
+  return fit_stages(prepare(targets), start, FitStages{}, on_step);
+}
+
+FitResult Fitter::fit_stages(const PreparedTargets& data, const FitParams& start, const FitStages& stages,
+                             const FitCallback& on_step) const {
+  const int64_t b = data.batch;
   check_shape(start.shape, {1, config_.n_shape}, "fit_from: start.shape");
   check_shape(start.expression, {b, config_.n_expr}, "fit_from: start.expression");
   check_shape(start.jaw, {b, 6}, "fit_from: start.jaw");
@@ -296,30 +345,112 @@ FitResult Fitter::fit_from(const std::vector<FitTarget>& targets, const FitParam
   check_shape(start.translation, {b, 3}, "fit_from: start.translation");
   check_shape(start.focal, {1, 1}, "fit_from: start.focal");
   check_shape(start.principal_point, {1, 2}, "fit_from: start.principal_point");
-  return run(targets, on_step, false, &start);
+  return run(data, on_step, false, &start, stages);
 }
 
 FitResult Fitter::fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step) const {
-  return run(targets, on_step, true, nullptr);
+  return run(prepare(targets), on_step, true, nullptr, FitStages{});
 }
 
-FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only,
-                      const FitParams* start_params) const {
+FitParams Fitter::padded(const FitParams& q) const {
+  auto pad = [](const torch::Tensor& x, int64_t n) {
+    return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)}, x.options())}, 1);
+  };
+  FitParams r = q;
+  r.shape = pad(q.shape, flame_->n_shape());
+  r.expression = pad(q.expression, flame_->n_expr());
+  return r;
+}
+
+std::map<std::string, torch::Tensor> Fitter::full_stage_terms(const FitParams& p, const PreparedTargets& data,
+                                                              double w_sil, bool landmarks_only) const {
+  const int64_t s = data.size;
+  PIXEL3DMM_CHECK(p.batch_size() == data.batch, "full_stage_terms: ", p.batch_size(), " parameter rows for ",
+                  data.batch, " targets");
+  const FitLossConfig& w = config_.loss;
+  const UVVertexLossOptions uv_gates{w.delta_uv, w.dist_uv, w.uv_l2};
+  const auto i6 = identity_6d(1);
+  const bool have_lmk = data.landmarks.defined() && config_.use_landmarks;
+  const auto eye_ids = torch::arange(36, 48);
+  auto project2d = [&](const render::Camera& cam, const torch::Tensor& pts) {
+    return cam.project(pts).slice(-1, 0, 2);
+  };
+  const FitParams q = padded(p);
+  const Evaluation ev = evaluate(q);
+  const render::Camera cam = camera(p);
+  std::map<std::string, torch::Tensor> terms;
+  // landmarks
+  if (have_lmk) {
+    const auto lmk2d = project2d(cam, ev.landmarks);
+    if (landmarks_only) {
+      terms["lmk68"] = landmark_loss(lmk2d, data.landmarks, data.landmark_mask, s) * config_.camera.w_landmarks;
+    } else {
+      terms["lmk_eye2"] = landmark_loss(lmk2d.index_select(1, eye_ids), data.landmarks.index_select(1, eye_ids),
+                                        data.landmark_mask.index_select(1, eye_ids), s) *
+                          w.landmarks_eyes;
+    }
+    terms["lmk_eye"] = eyelid_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_eyelids;
+    if (w.landmarks_mouth > 0) {
+      const auto mouth = torch::arange(48, 68);
+      terms["lmk_mouth"] = landmark_loss(lmk2d.index_select(1, mouth), data.landmarks.index_select(1, mouth),
+                                         data.landmark_mask.index_select(1, mouth), s) *
+                           w.landmarks_mouth;
+    }
+    if (w.landmarks_mouth_closure > 0)
+      terms["lmk_mouth_closure"] =
+          mouth_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_mouth_closure;
+  }
+  if (data.iris.defined() && config_.use_landmarks) {
+    const auto iris2d = project2d(cam, ev.vertices.index_select(1, assets_.iris_vertices));
+    terms["lmk_iris_left"] = landmark_loss(iris2d.slice(1, 0, 1), data.iris.slice(1, 0, 1),
+                                           data.iris_mask.slice(1, 0, 1), s) * w.landmarks_iris;
+    terms["lmk_iris_right"] = landmark_loss(iris2d.slice(1, 1, 2), data.iris.slice(1, 1, 2),
+                                            data.iris_mask.slice(1, 1, 2), s) * w.landmarks_iris;
+  }
+  // regularisers (official: sum over dims, mean over batch)
+  terms["reg/exp"] = sum_squares(p.expression) * w.reg_exp;
+  terms["reg/sym"] = sum_squares(p.eyes.slice(1, 0, 6) - p.eyes.slice(1, 6, 12)) * w.reg_sym;
+  terms["reg/jaw"] = sum_squares(p.jaw, i6) * w.reg_jaw;
+  terms["reg/neck"] = sum_squares(p.neck, i6) * w.reg_neck;
+  terms["reg/eye_left"] = sum_squares(p.eyes.slice(1, 0, 6), i6) * w.reg_eyes;
+  terms["reg/eye_right"] = sum_squares(p.eyes.slice(1, 6, 12), i6) * w.reg_eyes;
+  terms["reg/shape"] = sum_squares(p.shape) * w.reg_shape;  // MICA prior = 0 (official ignore_mica)
+  terms["reg/shape_general"] = sum_squares(p.shape) * w.reg_shape_general;
+  if (assets_.mirror_index.defined() && w.reg_mirror > 0)
+    terms["reg/mirror"] = mirror_loss(ev.flame.v_shaped, assets_.mirror_index) * w.reg_mirror;
+  terms["reg/pp"] = sum_squares(p.principal_point) * w.reg_pp;
+  // dense terms through the renderer
+  if (!landmarks_only) {
+    render::RenderRequest req;
+    req.mask = data.valid_bg.defined();
+    // Normals straight in the FLAME frame: the official code renders the normals of the world-space neck-free
+    // mesh and rotates them back per pixel (einsum('bxy,bxhw->byhw', R, n)); vertex normals turn with the mesh,
+    // so the normals of the FLAME-space neck-free mesh are the same numbers without a 3 x 3 product per pixel.
+    req.normal_vertices = ev.flame.vertices_noneck;
+    const render::RenderOutput out = renderer_.render(ev.vertices, cam, req);
+    const auto proj = cam.project(ev.vertices.index_select(1, assets_.uv_vertices));
+    torch::Tensor visible;
+    if (w.occlusion_filter) visible = render::vertex_visibility(proj.detach(), out.depth.detach());
+    terms["uv"] = uv_vertex_loss(proj.slice(-1, 0, 2), data.corr, visible, s, uv_gates) * w.uv;
+    terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2, w.uv_pixel_gate) * w.uv;
+    terms["normal"] = normal_loss(data.normals, out.normals, data.normal_mask, out.regions.select(1, 0),
+                                  {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
+                      w.normal;
+    if (data.valid_bg.defined())
+      terms["sil"] = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg) * w_sil;
+  }
+  return terms;
+}
+
+FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, bool landmarks_only,
+                      const FitParams* start_params, const FitStages& stages) const {
   const auto start = std::chrono::steady_clock::now();
-  const Prepared data = prepare(targets);
   PIXEL3DMM_CHECK(!landmarks_only || data.landmarks.defined(), "landmark-only fit: the targets have no landmarks");
   const int64_t s = data.size, b = data.batch;
   const FitLossConfig& w = config_.loss;
   FitParams p = start_params ? start_params->clone()
                              : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
-  // Unused components of the module's bases stay zero.
-  auto pad = [](const torch::Tensor& x, int64_t n) {
-    return x.size(1) == n ? x : torch::cat({x, torch::zeros({x.size(0), n - x.size(1)}, x.options())}, 1);
-  };
-  const int64_t module_shape = flame_->n_shape(), module_expr = flame_->n_expr();
-
   FitResult result;
-  const auto i6 = identity_6d(1);
   const UVVertexLossOptions uv_gates{w.delta_uv, w.dist_uv, w.uv_l2};
   auto log_step = [&](const std::string& stage, int step, const std::map<std::string, torch::Tensor>& terms,
                       const torch::Tensor& total) {
@@ -329,19 +460,13 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
     ++result.iterations;
     return on_step ? on_step(result.log.back()) : true;
   };
-  auto padded = [&](const FitParams& q) {
-    FitParams r = q;
-    r.shape = pad(q.shape, module_shape);
-    r.expression = pad(q.expression, module_expr);
-    return r;
-  };
   auto project2d = [&](const render::Camera& cam, const torch::Tensor& pts) {
     return cam.project(pts).slice(-1, 0, 2);
   };
 
   bool stopped = false;
   // ---- stage A: camera warm-up (official optimize_camera) ----
-  {
+  if (stages.camera) {
     const CameraStageConfig& c = config_.camera;
     p.translation.requires_grad_(true);
     p.rotation.requires_grad_(true);
@@ -389,20 +514,28 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
     }
   }
 
-  // ---- stage B: full fit (official optimize_color on the first / only frame) ----
+  // ---- stage B: full fit (official optimize_color) ----
   if (!stopped) {
     const FitLearningRates& lr = config_.lr;
-    for (auto* t : {&p.shape, &p.expression, &p.jaw, &p.neck, &p.eyes, &p.eyelids}) t->requires_grad_(true);
+    for (auto* t : {&p.expression, &p.jaw, &p.neck, &p.eyes, &p.eyelids, &p.translation, &p.rotation})
+      t->requires_grad_(true);
     std::vector<torch::optim::OptimizerParamGroup> groups;
     groups.push_back(group(p.expression, lr.exp));
     groups.push_back(group(p.eyes, lr.eyes));
     groups.push_back(group(p.eyelids, lr.eyelids));
     groups.push_back(group(p.translation, lr.t));
     groups.push_back(group(p.rotation, lr.R));
-    groups.push_back(group(p.shape, lr.shape));
+    if (stages.optimise_shape) {
+      p.shape.requires_grad_(true);
+      groups.push_back(group(p.shape, lr.shape));
+    } else {
+      p.shape = p.shape.detach();
+    }
     groups.push_back(group(p.jaw, lr.jaw));
     if (config_.include_neck) groups.push_back(group(p.neck, lr.neck));
     if (config_.optimise_camera_intrinsics) {
+      p.focal.requires_grad_(true);
+      p.principal_point.requires_grad_(true);
       groups.push_back(group(p.focal, lr.focal));
       groups.push_back(group(p.principal_point, lr.pp));
     } else {
@@ -411,82 +544,28 @@ FitResult Fitter::run(const std::vector<FitTarget>& targets, const FitCallback& 
     }
     torch::optim::Adam opt(std::move(groups));
     // Official first-frame rule: the silhouette weight is divided by 10.
-    const double w_sil = w.silhouette / 10.0;
-    const bool have_lmk = data.landmarks.defined() && config_.use_landmarks;
-    const auto eye_ids = torch::arange(36, 48);
-    for (int k = 0; k < config_.iters; ++k) {
-      const FitParams q = padded(p);
-      const Evaluation ev = evaluate(q);
-      const render::Camera cam = camera(p);
-      std::map<std::string, torch::Tensor> terms;
-      // landmarks
-      if (have_lmk) {
-        const auto lmk2d = project2d(cam, ev.landmarks);
-        if (landmarks_only) {
-          terms["lmk68"] = landmark_loss(lmk2d, data.landmarks, data.landmark_mask, s) * config_.camera.w_landmarks;
-        } else {
-          terms["lmk_eye2"] = landmark_loss(lmk2d.index_select(1, eye_ids), data.landmarks.index_select(1, eye_ids),
-                                            data.landmark_mask.index_select(1, eye_ids), s) *
-                              w.landmarks_eyes;
-        }
-        terms["lmk_eye"] = eyelid_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_eyelids;
-        if (w.landmarks_mouth > 0) {
-          const auto mouth = torch::arange(48, 68);
-          terms["lmk_mouth"] = landmark_loss(lmk2d.index_select(1, mouth), data.landmarks.index_select(1, mouth),
-                                             data.landmark_mask.index_select(1, mouth), s) *
-                               w.landmarks_mouth;
-        }
-        if (w.landmarks_mouth_closure > 0)
-          terms["lmk_mouth_closure"] =
-              mouth_closure_loss(lmk2d, data.landmarks, data.landmark_mask, s) * w.landmarks_mouth_closure;
-      }
-      if (data.iris.defined() && config_.use_landmarks) {
-        const auto iris2d = project2d(cam, ev.vertices.index_select(1, assets_.iris_vertices));
-        terms["lmk_iris_left"] = landmark_loss(iris2d.slice(1, 0, 1), data.iris.slice(1, 0, 1),
-                                               data.iris_mask.slice(1, 0, 1), s) * w.landmarks_iris;
-        terms["lmk_iris_right"] = landmark_loss(iris2d.slice(1, 1, 2), data.iris.slice(1, 1, 2),
-                                                data.iris_mask.slice(1, 1, 2), s) * w.landmarks_iris;
-      }
-      // regularisers (official: sum over dims, mean over batch)
-      terms["reg/exp"] = sum_squares(p.expression) * w.reg_exp;
-      terms["reg/sym"] = sum_squares(p.eyes.slice(1, 0, 6) - p.eyes.slice(1, 6, 12)) * w.reg_sym;
-      terms["reg/jaw"] = sum_squares(p.jaw, i6) * w.reg_jaw;
-      terms["reg/neck"] = sum_squares(p.neck, i6) * w.reg_neck;
-      terms["reg/eye_left"] = sum_squares(p.eyes.slice(1, 0, 6), i6) * w.reg_eyes;
-      terms["reg/eye_right"] = sum_squares(p.eyes.slice(1, 6, 12), i6) * w.reg_eyes;
-      terms["reg/shape"] = sum_squares(p.shape) * w.reg_shape;  // MICA prior = 0 (official ignore_mica)
-      terms["reg/shape_general"] = sum_squares(p.shape) * w.reg_shape_general;
-      if (assets_.mirror_index.defined() && w.reg_mirror > 0)
-        terms["reg/mirror"] = mirror_loss(ev.flame.v_shaped, assets_.mirror_index) * w.reg_mirror;
-      terms["reg/pp"] = sum_squares(p.principal_point) * w.reg_pp;
-      // dense terms through the renderer
-      if (!landmarks_only) {
-        render::RenderRequest req;
-        req.mask = data.valid_bg.defined();
-        // Normals straight in the FLAME frame: the official code renders the normals of the world-space neck-free
-        // mesh and rotates them back per pixel (einsum('bxy,bxhw->byhw', R, n)); vertex normals turn with the mesh,
-        // so the normals of the FLAME-space neck-free mesh are the same numbers without a 3 x 3 product per pixel.
-        req.normal_vertices = ev.flame.vertices_noneck;
-        const render::RenderOutput out = renderer_.render(ev.vertices, cam, req);
-        const auto proj = cam.project(ev.vertices.index_select(1, assets_.uv_vertices));
-        torch::Tensor visible;
-        if (w.occlusion_filter) visible = render::vertex_visibility(proj.detach(), out.depth.detach());
-        terms["uv"] = uv_vertex_loss(proj.slice(-1, 0, 2), data.corr, visible, s, uv_gates) * w.uv;
-        terms["uv_pixel"] = uv_pixel_loss(data.uv, out.uv, data.uv_mask, w.uv_l2, w.uv_pixel_gate) * w.uv;
-        const auto& n_flame = out.normals;
-        terms["normal"] = normal_loss(data.normals, n_flame, data.normal_mask, out.regions.select(1, 0),
-                                      {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
-                          w.normal;
-        if (data.valid_bg.defined())
-          terms["sil"] = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg) * w_sil;
-      }
+    const double w_sil = stages.first_frame ? w.silhouette / 10.0 : w.silhouette;
+    const int iters = stages.iters >= 0 ? stages.iters : config_.iters;
+    // Official early stopping: |loss_p - loss_p-1| in a ring buffer of 10 started at 100.
+    std::vector<double> ring(10, 100.0);
+    double previous = 0.0;
+    for (int k = 0; k < iters; ++k) {
+      const auto terms = full_stage_terms(p, data, w_sil, landmarks_only);
       torch::Tensor total = torch::zeros({});
       for (const auto& [name, v] : terms) total = total + v;
-      PIXEL3DMM_CHECK(std::isfinite(item(total)), "fit: the loss became non-finite at full-stage step ", k);
+      const double value = item(total);
+      PIXEL3DMM_CHECK(std::isfinite(value), "fit: the loss became non-finite at full-stage step ", k);
       opt.zero_grad();
       total.backward();
       opt.step();
       if (!log_step("full", k, terms, total)) break;
+      if (stages.early_stopping_delta > 0) {
+        if (k > 0) ring[k % ring.size()] = std::abs(value - previous);
+        previous = value;
+        double mean = 0.0;
+        for (double d : ring) mean += d / ring.size();
+        if (k > 10 && mean < stages.early_stopping_delta) break;
+      }
     }
   }
 

@@ -99,6 +99,34 @@ struct FitAssets {
 /// Called after every step with the log entry; return false to stop early.
 using FitCallback = std::function<bool(const FitLogEntry&)>;
 
+/// Targets resized to the fit resolution S, with their UV correspondences: what the loss terms read. The video
+/// tracker prepares each frame once and reuses the rows in its global stage. B = number of targets.
+struct PreparedTargets {
+  int64_t batch = 0, size = 0;
+  torch::Tensor uv, normals;                              ///< B x 2 x S x S (zeroed outside uv_mask), B x 3 x S x S
+  torch::Tensor uv_mask, normal_mask, fg_mask, valid_bg;  ///< B x S x S (valid_bg undefined: no silhouette term)
+  torch::Tensor landmarks, landmark_mask;                 ///< B x 68 x 2 pixels at S, B x 68 (undefined: none)
+  torch::Tensor iris, iris_mask;                          ///< B x 2 x 2, B x 2 (undefined: none)
+  UVCorrespondences corr;                                 ///< B x N correspondences of the UV-vertex loss
+
+  /// The targets at `rows` (int64 indices), in that order.
+  PreparedTargets rows(const torch::Tensor& rows) const;
+  /// Concatenates along the batch; an optional field that some parts lack is filled with zeros (and zero masks).
+  static PreparedTargets cat(const std::vector<PreparedTargets>& parts);
+};
+
+/// Which parts of the schedule a fit runs. The defaults are the single-image / image-set fit; the video tracker's
+/// online stage (official-fitting.md 6.1) freezes the identity, skips the camera warm-up after the first frame,
+/// uses the full silhouette weight and stops early.
+struct FitStages {
+  bool camera = true;                 ///< stage A, the camera warm-up
+  bool optimise_shape = true;         ///< identity in stage B (official: frozen for video frames, `freeze_id`)
+  bool first_frame = true;            ///< silhouette weight / 10 (official `is_first_step`)
+  double early_stopping_delta = 0.0;  ///< > 0: stop stage B once p > 10 and the mean |loss_p - loss_p-1| over
+                                      ///< the last 10 steps (ring buffer started at 100) is below it
+  int iters = -1;                     ///< stage B steps; < 0: FitConfig::iters
+};
+
 class Fitter {
  public:
   Fitter(flame::Flame flame, FitConfig config = {});
@@ -118,6 +146,22 @@ class Fitter {
   /// the eyes) drive the full stage. For comparisons (benchmark), not the method.
   FitResult fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
 
+  /// Resizes targets to S and computes their UV correspondences (exact 1-NN, the costly part of preparation).
+  PreparedTargets prepare(const std::vector<FitTarget>& targets) const;
+  /// The general form of fit / fit_from: prepared targets, a start (B rows as the targets) and the stages to run.
+  FitResult fit_stages(const PreparedTargets& data, const FitParams& start, const FitStages& stages,
+                       const FitCallback& on_step = {}) const;
+  /// The weighted loss terms of the full stage for parameters of B = data.batch images (official names:
+  /// lmk_eye2, lmk_eye, lmk_iris_*, reg/*, uv, uv_pixel, normal, sil). silhouette_weight: the sil term's weight
+  /// (official: FitLossConfig::silhouette, / 10 on the first frame). The video tracker's global stage adds its
+  /// smoothness terms to these.
+  std::map<std::string, torch::Tensor> full_stage_terms(const FitParams& params, const PreparedTargets& data,
+                                                        double silhouette_weight,
+                                                        bool landmarks_only = false) const;
+
+  /// Parameters with n_shape / n_expr components zero-padded to the FLAME module's counts (what evaluate takes).
+  FitParams padded(const FitParams& params) const;
+
   /// Evaluates the model for parameters: vertices (world and FLAME space), normals-mesh, landmarks.
   struct Evaluation {
     flame::FlameOutput flame;  ///< FLAME-space outputs
@@ -136,10 +180,8 @@ class Fitter {
   flame::Flame flame() const { return flame_; }
 
  private:
-  struct Prepared;  // targets resized to S, correspondences
-  Prepared prepare(const std::vector<FitTarget>& targets) const;
-  FitResult run(const std::vector<FitTarget>& targets, const FitCallback& on_step, bool landmarks_only,
-                const FitParams* start) const;
+  FitResult run(const PreparedTargets& data, const FitCallback& on_step, bool landmarks_only,
+                const FitParams* start, const FitStages& stages) const;
 
   flame::Flame flame_;
   FitConfig config_;

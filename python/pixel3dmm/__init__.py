@@ -16,6 +16,7 @@ from . import preprocess
 from . import reconstruct
 from . import train
 from . import eval
+from . import track
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor
@@ -24,6 +25,7 @@ from .fit import Fitter
 from .flame import Flame, FlameModel
 from .render import Camera, rasterize, interpolate
 from .train import Dataset, Trainer, check_dataset
+from .track import Tracker
 
 _C.init_runtime()
 
@@ -43,6 +45,7 @@ __all__ = [
     "reconstruct",
     "train",
     "eval",
+    "track",
     "Reconstructor",
     "Predictor",
     "Fitter",
@@ -54,4 +57,5 @@ __all__ = [
     "Dataset",
     "Trainer",
     "check_dataset",
+    "Tracker",
 ]

@@ -23,6 +23,7 @@ void bind_preprocess(py::module_& m);
 void bind_reconstruct(py::module_& m);
 void bind_train(py::module_& m);
 void bind_eval(py::module_& m);
+void bind_track(py::module_& m);
 
 /// A dict with keys of configs/fit.json (None = the official defaults) -> FitConfig (fit.cpp).
 fit::FitConfig fit_config_from(const py::object& config);

@@ -53,4 +53,6 @@ PYBIND11_MODULE(_C, m) {
   auto eval = m.def_submodule("eval", "The benchmark: nearest neighbours, Chamfer / R2.5 / normal consistency, "
                                       "NoW-landmark + ICP alignment, synthetic benchmark, runner");
   bind_eval(eval);
+  auto track = m.def_submodule("track", "Video tracking: online and global stages, resumable state, synthetic videos");
+  bind_track(track);
 }

@@ -1,0 +1,306 @@
+#include <filesystem>
+#include <fstream>
+#include <opencv2/videoio.hpp>
+
+#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/safetensors.h"
+#include "pixel3dmm/track/frame_source.h"
+#include "pixel3dmm/track/outputs.h"
+#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/track/tracker.h"
+#include "test_util.h"
+
+using namespace pixel3dmm;
+using namespace pixel3dmm::track;
+using pixel3dmm::test::require_close;
+using pixel3dmm::test::require_throws_with;
+using pixel3dmm::test::TempDir;
+
+namespace {
+
+flame::Flame small_flame() {
+  return flame::Flame(flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(10).n_expr(10)),
+                      flame::FlameOptions());
+}
+
+/// Seconds-scale settings: 64 px, short schedules, mini-batches of 4.
+TrackerOptions small_options() {
+  TrackerOptions o;
+  o.fit.image_size = 64;
+  o.fit.n_shape = 10;
+  o.fit.n_expr = 10;
+  o.fit.camera.steps = 60;
+  o.fit.camera.landmark_steps = 30;
+  o.fit.loss.dist_uv = 20.0 * 64 / 256;
+  o.online.iters = 40;
+  o.online.early_stopping_delta = 0.5;
+  o.global.iters = 24;
+  o.global.batch_size = 4;
+  o.global.checkpoint_every = 5;
+  return o;
+}
+
+SyntheticVideo small_video(const fit::Fitter& fitter, int64_t frames, uint64_t seed = 3) {
+  SyntheticVideoOptions v;
+  v.frames = frames;
+  v.key_every = 4;
+  v.seed = seed;
+  v.maps.size = 64;
+  v.maps.outlier_fraction = 0.0;
+  v.pose.shape_std = 0.3;
+  v.pose.expr_std = 0.3;
+  v.pose.yaw_deg = 12;
+  return make_synthetic_video(fitter, v);
+}
+
+void require_same_params(const fit::FitParams& a, const fit::FitParams& b, double tol) {
+  const auto na = a.named(), nb = b.named();
+  for (const auto& [name, t] : na) {
+    INFO("parameter " << name);
+    require_close(t, nb.at(name), tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("smoothness terms: mean squared consecutive differences times the official weights", "[track]") {
+  fit::FitParams p = fit::FitParams::initial(3, 2, 2, 4.0);
+  p.expression = torch::tensor({0.f, 0.f, 1.f, 0.f, 3.f, 0.f}).view({3, 2});
+  p.translation = torch::tensor({0.f, 0.f, 0.f, 0.f, 0.f, 0.1f, 0.f, 0.f, 0.1f}).view({3, 3});
+  SmoothnessWeights w;
+  const auto terms = smoothness_terms(p, w);
+  // exp: differences (1, 0), (2, 0) -> squares 1, 0, 4, 0 -> mean 1.25, times 50.
+  REQUIRE(terms.at("smooth/exp").item<double>() == Approx(1.25 * 50));
+  // t: (0, 0, 0.1), (0, 0, 0) -> mean 0.01 / 6, times 15200.
+  REQUIRE(terms.at("smooth/t").item<double>() == Approx(0.01 / 6 * 15200).epsilon(1e-5));
+  REQUIRE(terms.at("smooth/R").item<double>() == 0.0);  // identical rotations
+  w.multiplier = 2.0;
+  REQUIRE(smoothness_terms(p, w).at("smooth/exp").item<double>() == Approx(2 * 1.25 * 50));
+  REQUIRE(smoothness_terms(fit::FitParams::initial(1, 2, 2, 4.0), w).empty());
+}
+
+TEST_CASE("lazy Adam moves only the selected rows and leaves the others' moments alone", "[track]") {
+  torch::Tensor table = torch::zeros({4, 2});
+  LazyAdamState st;
+  lazy_adam_step(table, torch::tensor({1, 3}, torch::kLong), torch::ones({2, 2}), st, 0.1);
+  // Adam's first step moves by lr against the gradient's sign.
+  require_close(table[1], torch::full({2}, -0.1f), 1e-6);
+  require_close(table[3], torch::full({2}, -0.1f), 1e-6);
+  REQUIRE(table[0].abs().sum().item<double>() == 0.0);
+  const auto m_row1 = st.exp_avg[1].clone();
+  // A step on row 0 only: rows 1 and 3 stay (dense Adam would move them by their momentum) and keep their moments.
+  lazy_adam_step(table, torch::tensor({0}, torch::kLong), torch::ones({1, 2}), st, 0.1);
+  require_close(table[1], torch::full({2}, -0.1f), 1e-6);
+  require_close(st.exp_avg[1], m_row1, 0.0);
+  REQUIRE(st.step == 2);
+  REQUIRE(table[0][0].item<double>() < 0.0);
+  REQUIRE(table[2].abs().sum().item<double>() == 0.0);
+
+  // With every row selected it is torch's Adam.
+  torch::manual_seed(1);
+  torch::Tensor a = torch::randn({3, 2}), b = a.clone().requires_grad_(true);
+  torch::optim::Adam adam({b}, torch::optim::AdamOptions(0.05));
+  LazyAdamState sa;
+  for (int k = 0; k < 4; ++k) {
+    const auto g = torch::randn({3, 2});
+    lazy_adam_step(a, torch::arange(3, torch::kLong), g, sa, 0.05);
+    adam.zero_grad();
+    b.mutable_grad() = g.clone();
+    adam.step();
+  }
+  require_close(a, b.detach(), 1e-6);
+}
+
+TEST_CASE("global-stage frame selection: windows, random subsets, deterministic per step", "[track]") {
+  const auto w = select_frames(20, 6, false, 42, 3);
+  REQUIRE(w.numel() == 6);
+  for (int i = 1; i < 6; ++i) REQUIRE(w[i].item<int64_t>() == w[i - 1].item<int64_t>() + 1);
+  REQUIRE(w[5].item<int64_t>() < 20);
+  const auto r = select_frames(20, 6, true, 42, 4);
+  REQUIRE(std::get<0>(at::_unique(r)).numel() == 6);
+  for (int i = 1; i < 6; ++i) REQUIRE(r[i].item<int64_t>() > r[i - 1].item<int64_t>());
+  REQUIRE(torch::equal(r, select_frames(20, 6, true, 42, 4)));
+  bool differs = false;
+  for (int s = 5; s < 15; ++s) differs |= !torch::equal(r, select_frames(20, 6, true, 42, s));
+  REQUIRE(differs);
+  REQUIRE(select_frames(6, 6, false, 1, 0).equal(torch::arange(6, torch::kLong)));
+}
+
+TEST_CASE("online early stopping ends a frame once the loss settles", "[track]") {
+  TrackerOptions o = small_options();
+  const Tracker tracker(small_flame(), o);
+  const SyntheticVideo v = small_video(tracker.fitter(), 1);
+  const auto data = tracker.fitter().prepare(v.frames);
+  const fit::FitParams start = fit::FitParams::initial(1, 10, 10, o.fit.focal_init);
+  fit::FitStages st;
+  st.camera = false;
+  st.iters = 30;
+  st.early_stopping_delta = 1e12;  // every change is "small": stops as soon as the rule allows (p > 10)
+  REQUIRE(tracker.fitter().fit_stages(data, start, st).iterations == 12);
+  st.early_stopping_delta = 1e-12;  // never small enough
+  REQUIRE(tracker.fitter().fit_stages(data, start, st).iterations == 30);
+  st.early_stopping_delta = 0.0;  // off
+  REQUIRE(tracker.fitter().fit_stages(data, start, st).iterations == 30);
+}
+
+TEST_CASE("frame source reads image folders in name order and refuses bad inputs", "[track]") {
+  TempDir dir;
+  for (int i : {2, 0, 1}) {
+    const auto img = torch::full({1, 3, 8, 10}, 0.25 * i);
+    io::write_image(dir.file("frame_" + std::to_string(i) + ".png"), img);
+  }
+  std::ofstream(dir.file("notes.txt")) << "not an image";
+  FrameSource src(dir.path.string());
+  torch::Tensor f;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(src.next(f));
+    REQUIRE(f.sizes() == torch::IntArrayRef({1, 3, 8, 10}));
+    REQUIRE(f.mean().item<double>() == Approx(0.25 * i).margin(0.01));
+  }
+  REQUIRE_FALSE(src.next(f));
+  REQUIRE(src.count() == 3);
+  FrameSource every(dir.path.string(), 2);
+  int n = 0;
+  while (every.next(f)) ++n;
+  REQUIRE(n == 2);
+
+  require_throws_with<FileNotFound>([&] { FrameSource(dir.file("missing.mp4")); }, {"missing.mp4"});
+  TempDir empty;
+  require_throws_with<ValueError>([&] { FrameSource(empty.path.string()); }, {"no images"});
+  require_throws_with<ValueError>([&] { FrameSource(dir.file("notes.txt")); }, {"notes.txt", "video"});
+}
+
+TEST_CASE("frame source reads a video file OpenCV wrote", "[track]") {
+  TempDir dir;
+  const std::string path = dir.file("clip.avi");
+  {
+    cv::VideoWriter w(path, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10.0, cv::Size(32, 24));
+    if (!w.isOpened()) {
+      WARN("OpenCV has no MJPG writer here: video reading not tested");
+      return;
+    }
+    for (int i = 0; i < 5; ++i) w.write(cv::Mat(24, 32, CV_8UC3, cv::Scalar(40 * i, 40 * i, 40 * i)));
+  }
+  FrameSource src(path);
+  REQUIRE(src.is_video());
+  REQUIRE(src.fps() == Approx(10.0));
+  torch::Tensor f;
+  int n = 0;
+  while (src.next(f)) {
+    REQUIRE(f.sizes() == torch::IntArrayRef({1, 3, 24, 32}));
+    REQUIRE(f.mean().item<double>() == Approx(40.0 * n / 255).margin(0.03));
+    ++n;
+  }
+  REQUIRE(n == 5);
+}
+
+TEST_CASE("smooth_boxes removes an outlier detection and follows steady motion", "[track]") {
+  std::vector<preprocess::CropBox> boxes;
+  for (int i = 0; i < 9; ++i) boxes.push_back({100 + 2 * i, 50, 200});
+  boxes[4] = {160, 90, 260};  // one bad detection
+  const auto s = smooth_boxes(boxes, 2);
+  REQUIRE(s.size() == boxes.size());
+  REQUIRE(s[4].side == 200);
+  REQUIRE(s[4].y0 == 50);
+  REQUIRE(s[4].x0 == Approx(108).margin(2));
+  REQUIRE(s[0].x0 == Approx(102).margin(2));
+  REQUIRE(smooth_boxes(boxes, 0)[4].side == 260);
+}
+
+TEST_CASE("an interrupted tracking run resumes to the uninterrupted result", "[track]") {
+  const TrackerOptions o = small_options();
+  const Tracker tracker(small_flame(), o);
+  const SyntheticVideo v = small_video(tracker.fitter(), 6);
+
+  TempDir a, b;
+  const TrackResult full = tracker.track(v.frames, a.path.string());
+  REQUIRE(full.complete);
+  REQUIRE(full.global_loss.size() == 24);
+  REQUIRE(full.vertices.size(0) == 6);
+
+  // Stop after two online frames, then during the global stage (step 8: the last state is from step 5).
+  int calls = 0;
+  const TrackResult part1 = tracker.track(v.frames, b.path.string(), [&](const TrackProgress& p) {
+    ++calls;
+    return !(p.stage == "online" && p.done == 2);
+  });
+  REQUIRE_FALSE(part1.complete);
+  REQUIRE(calls == 2);
+  REQUIRE(std::filesystem::exists(b.file("online/00001.safetensors")));
+  REQUIRE_FALSE(std::filesystem::exists(b.file("online/00002.safetensors")));
+  std::vector<int> fresh;
+  const TrackResult part2 = tracker.track(v.frames, b.path.string(), [&](const TrackProgress& p) {
+    if (p.stage == "online") fresh.push_back(p.steps);
+    return !(p.stage == "global" && p.done == 8);
+  });
+  REQUIRE_FALSE(part2.complete);
+  REQUIRE(fresh.size() == 6);
+  REQUIRE(fresh[0] == 0);  // resumed frames report no steps
+  REQUIRE(fresh[1] == 0);
+  REQUIRE(fresh[2] > 0);
+  REQUIRE(io::read_safetensors(b.file("global.safetensors")).metadata.at("step") == "5");
+  const TrackResult done = tracker.track(v.frames, b.path.string());
+  REQUIRE(done.complete);
+  REQUIRE(done.global_loss.size() == 24);
+  require_same_params(done.online_params, full.online_params, 1e-5);
+  require_same_params(done.params, full.params, 1e-5);
+  require_close(done.vertices, full.vertices, 1e-5);
+  // The global stage changed something, and every frame took part.
+  REQUIRE((full.params.expression - full.online_params.expression).abs().max().item<double>() > 0);
+
+  // A state folder of other options is refused.
+  TrackerOptions other = o;
+  other.global.iters = 25;
+  require_throws_with<ValueError>([&] { Tracker(small_flame(), other).track(v.frames, b.path.string()); },
+                                  {"options.json", "other options"});
+}
+
+TEST_CASE("tracking beats independent single-image fits on jitter, and writes its outputs", "[track]") {
+  // The schedule of docs/tracking.md's evaluation, shortened: official early stopping, all frames in every global
+  // batch (min(16, N)), single fits with their own camera warm-up.
+  TrackerOptions o = small_options();
+  o.fit.camera.steps = 100;
+  o.fit.camera.landmark_steps = 50;
+  o.fit.iters = 100;
+  o.online.iters = 100;
+  o.online.early_stopping_delta = 5.0;
+  o.global.iters = 100;
+  o.global.batch_size = 16;
+  const Tracker tracker(small_flame(), o);
+  const SyntheticVideo v = small_video(tracker.fitter(), 8, 5);
+  const TrackResult r = tracker.track(v.frames);
+  TrackResult online = r;
+  online.params = r.online_params;
+  tracker.evaluate(online);
+  std::vector<torch::Tensor> independent;
+  for (const auto& f : v.frames) independent.push_back(tracker.fitter().fit(f).vertices);
+  const auto indep = torch::cat(independent);
+  const double j_track = vertex_jitter(r.vertices), j_indep = vertex_jitter(indep), j_truth = vertex_jitter(v.vertices),
+               j_online = vertex_jitter(online.vertices);
+  INFO("jitter mm: tracker " << j_track * 1000 << ", online stage " << j_online * 1000 << ", independent "
+                             << j_indep * 1000 << ", truth " << j_truth * 1000);
+  CHECK(j_track < j_online);
+  REQUIRE(j_track < j_indep);
+  // The tracked meshes stay near the truth (the small model's neutral head is itself within a few mm of it).
+  const double e_track = fit::aligned_vertex_error(r.vertices, v.vertices);
+  INFO("error mm: tracker " << e_track * 1000);
+  REQUIRE(e_track < 0.010);
+
+  TempDir out;
+  TrackOutputOptions oo;
+  const std::string overlay = write_track_outputs(out.path.string(), tracker, r, v.frames, oo);
+  const auto seq = io::read_safetensors(out.file("sequence.safetensors"));
+  REQUIRE(seq.tensors.at("flame.exp").sizes() == torch::IntArrayRef({8, 10}));
+  REQUIRE(seq.tensors.at("flame.shape").sizes() == torch::IntArrayRef({1, 10}));
+  require_close(seq.tensors.at("flame.t"), r.params.translation, 0.0);
+  REQUIRE(std::filesystem::exists(out.file("frames/00007/mesh.ply")));
+  REQUIRE(std::filesystem::exists(out.file("frames/00000/params.json")));
+  REQUIRE(std::filesystem::exists(out.file("sequence.json")));
+  REQUIRE(std::filesystem::exists(out.file("loss.png")));
+  REQUIRE(std::filesystem::exists(overlay));
+  if (std::filesystem::is_directory(overlay)) REQUIRE(std::filesystem::exists(overlay + "/00007.png"));
+
+  require_throws_with<ValueError>([&] { vertex_jitter(torch::zeros({2, 5, 3})); }, {"3 frames"});
+}
