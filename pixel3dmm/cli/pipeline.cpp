@@ -9,6 +9,7 @@
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/core/error.h"
+#include "pixel3dmm/distributed/environment.h"
 #include "pixel3dmm/io/config.h"
 
 namespace pixel3dmm::cli {
@@ -134,8 +135,12 @@ int print_summary(const std::vector<ItemOutcome>& items) {
   for (const auto& i : items) width = std::max(width, i.input.size());
   width = std::min<size_t>(width, 48);
   std::printf("\n%-*s %8s %11s  %s\n", static_cast<int>(width), "input", "seconds", "final loss", "result");
-  int code = kOk, failed = 0;
+  int code = kOk, failed = 0, skipped = 0;
   for (const auto& i : items) {
+    if (i.skipped) {
+      ++skipped;
+      continue;
+    }
     std::string name = i.input.size() > width ? "..." + i.input.substr(i.input.size() - width + 3) : i.input;
     if (i.exit_code == kOk)
       std::printf("%-*s %8.1f %11.4g  %s\n", static_cast<int>(width), name.c_str(), i.seconds, i.final_loss,
@@ -146,17 +151,32 @@ int print_summary(const std::vector<ItemOutcome>& items) {
     if (i.exit_code != kOk && code == kOk) code = i.exit_code;
     failed += i.exit_code != kOk;
   }
-  std::printf("%zu done, %d failed\n", items.size() - failed, failed);
+  std::printf("%zu done, %d failed", items.size() - failed - skipped, failed);
+  if (skipped > 0) std::printf(", %d already complete (skipped)", skipped);
+  std::printf("\n");
   return code;
 }
 
 std::vector<ItemOutcome> for_each_image(
     const std::vector<std::string>& images, const std::string& out,
-    const std::function<double(const std::string& image, const std::string& folder)>& work) {
-  std::vector<std::string> used;
+    const std::function<double(const std::string& image, const std::string& folder)>& work, const BatchShare& share,
+    const std::function<bool(const std::string& folder)>& complete) {
+  std::vector<std::string> used, folders;
+  for (const auto& image : images) folders.push_back(item_folder(out, image, used));
   std::vector<ItemOutcome> outcomes;
-  for (size_t i = 0; i < images.size(); ++i) {
-    const std::string folder = item_folder(out, images[i], used);
+  const auto mine = distributed::shard(static_cast<int64_t>(images.size()), share.rank, share.world_size);
+  for (const int64_t k : mine) {
+    const size_t i = static_cast<size_t>(k);
+    const std::string& folder = folders[i];
+    if (share.skip_complete && (complete ? complete(folder) : fs::is_directory(folder))) {
+      ItemOutcome o;
+      o.input = images[i];
+      o.output = folder;
+      o.status = "already complete";
+      o.skipped = true;
+      outcomes.push_back(o);
+      continue;
+    }
     std::printf("[%zu/%zu] %s\n", i + 1, images.size(), images[i].c_str());
     std::fflush(stdout);
     outcomes.push_back(run_item(images[i], folder, [&] { return work(images[i], folder); }));

@@ -32,6 +32,7 @@ fit::FitCallback fit_progress(const std::string& label, int total);
 struct ItemOutcome {
   std::string input, output, status = "ok";
   int exit_code = 0;
+  bool skipped = false;  ///< its output was already complete (a resumed batch)
   double seconds = 0.0, final_loss = 0.0;
 };
 /// Prints the table and returns the batch's exit code: 0 if every item succeeded, else the first failure's code.
@@ -41,11 +42,22 @@ int print_summary(const std::vector<ItemOutcome>& items);
 /// so one bad image does not stop a batch.
 ItemOutcome run_item(const std::string& input, const std::string& output, const std::function<double()>& work);
 
-/// For each image: prints "[i/n] image", runs `work(image, folder)` (folder = item_folder(out, image)) through
-/// run_item and collects the outcomes.
+/// Which items of a batch this process takes: with a world of several processes (launched by torchrun / srun, see
+/// distributed::Environment) rank r of n takes images i with i % n == r, with no communication between them; with
+/// `skip_complete`, items whose output folder exists are skipped (folders are written whole with
+/// write_folder_atomically, so one that exists is complete): a restarted batch finishes without redoing work.
+struct BatchShare {
+  int64_t rank = 0, world_size = 1;
+  bool skip_complete = false;
+};
+
+/// For each image of this process's share: prints "[i/n] image", runs `work(image, folder)` (folder =
+/// item_folder(out, image), named over the whole list so every rank agrees) through run_item and collects the
+/// outcomes. `complete(folder)`: whether an item's outputs are all there (default: the folder exists).
 std::vector<ItemOutcome> for_each_image(
     const std::vector<std::string>& images, const std::string& out,
-    const std::function<double(const std::string& image, const std::string& folder)>& work);
+    const std::function<double(const std::string& image, const std::string& folder)>& work,
+    const BatchShare& share = {}, const std::function<bool(const std::string& folder)>& complete = {});
 
 /// The output folder of an input image: <out>/<file stem> (a numeric suffix when two inputs share a stem).
 std::string item_folder(const std::string& out, const std::string& input, std::vector<std::string>& used);

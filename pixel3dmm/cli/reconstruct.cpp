@@ -1,10 +1,12 @@
 // `pixel3dmm reconstruct`: photos -> meshes (preprocess, predict, fit), one output folder per photo.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/pipeline.h"
 #include "pixel3dmm/core/error.h"
+#include "pixel3dmm/distributed/environment.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
 namespace pixel3dmm::cli {
@@ -14,12 +16,15 @@ int run_reconstruct(const std::vector<std::string>& argv) {
   Args args("pixel3dmm reconstruct",
             "Reconstructs FLAME meshes from photos: finds the largest face, crops it, predicts UV and normal maps "
             "and fits FLAME and the camera. Writes <out>/<photo name>/ per photo (meshes, parameters, pictures, "
-            "fit inputs, report.json) and prints a summary table.");
+            "fit inputs, report.json) and prints a summary table. Launched by torchrun or srun (RANK, WORLD_SIZE), "
+            "each process takes every WORLD_SIZE-th photo; with --resume a restarted batch skips the photos whose "
+            "output folder is complete (docs/distributed.md).");
   args.positional("images", "photos or folders of photos", 1)
       .option("out", "output folder", "pixel3dmm-out")
       .flag("joint", "the photos show one person: fit one identity to all of them (image-set mode)")
       .flag("all-faces", "reconstruct every face of each photo (folders <photo>-face1, -face2, ... largest first), "
-                         "not only the largest");
+                         "not only the largest")
+      .flag("resume", "skip photos whose output is already complete (restarting an interrupted batch)");
   declare_pipeline_options(args, true);
   if (!args.parse(argv)) {
     std::printf("%s", args.help().c_str());
@@ -28,14 +33,25 @@ int run_reconstruct(const std::vector<std::string>& argv) {
   const auto images = collect_images(args.positionals());
   const std::string out = args.get("out");
   const auto options = pipeline_options(args);
+  const auto env = distributed::Environment::from_env();
+  const BatchShare share{env.rank, env.world_size, args.flag_set("resume")};
   prepare_output_folder(out);
-  std::printf("pixel3dmm reconstruct: %zu photo(s) -> %s\n", images.size(), out.c_str());
+  if (env.distributed())
+    std::printf("pixel3dmm reconstruct: %s takes %zu of %zu photo(s) -> %s\n", env.describe().c_str(),
+                distributed::shard(static_cast<int64_t>(images.size()), env.rank, env.world_size).size(),
+                images.size(), out.c_str());
+  else
+    std::printf("pixel3dmm reconstruct: %zu photo(s) -> %s\n", images.size(), out.c_str());
   const reconstruct::Reconstructor rec(options);
   const int steps = options.fit.camera.steps + options.fit.iters;
   std::vector<std::string> used;
   std::vector<ItemOutcome> outcomes;
   if (args.flag_set("joint") && args.flag_set("all-faces"))
     throw UsageError("--joint and --all-faces do not go together (a joint fit is one person)");
+  if (args.flag_set("joint") && env.rank != 0) {
+    std::printf("a joint fit is one job: rank 0 does it\n");
+    return kOk;
+  }
   if (args.flag_set("joint")) {
     std::vector<std::string> folders;
     for (const auto& img : images) folders.push_back(item_folder(out, img, used));
@@ -53,14 +69,15 @@ int run_reconstruct(const std::vector<std::string>& argv) {
       const auto recs = rec.reconstruct_all(image, fit_progress("fit", steps));
       if (recs.empty()) throw NoFaceFound("no face found in " + image);
       double loss = 0.0;
-      for (size_t k = 0; k < recs.size(); ++k) {
+      // The largest face last: once <photo>-face1 exists, every face of the photo is written (--resume).
+      for (size_t k = recs.size(); k-- > 0;) {
         write_folder_atomically(folder + "-face" + std::to_string(k + 1),
                                 [&](const std::string& dir) { rec.write(dir, recs[k]); });
         loss += recs[k].result.log.empty() ? 0.0 : recs[k].result.log.back().total / double(recs.size());
       }
       std::printf("  %zu face(s)\n", recs.size());
       return loss;
-    });
+    }, share, [](const std::string& folder) { return std::filesystem::is_directory(folder + "-face1"); });
   } else {
     outcomes = for_each_image(images, out, [&](const std::string& image, const std::string& folder) {
       const auto start = std::chrono::steady_clock::now();
@@ -68,7 +85,7 @@ int run_reconstruct(const std::vector<std::string>& argv) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       write_folder_atomically(folder, [&](const std::string& dir) { rec.write(dir, r, s); });
       return r.result.log.empty() ? 0.0 : r.result.log.back().total;
-    });
+    }, share);
   }
   return print_summary(outcomes);
 }

@@ -29,7 +29,9 @@ int run_train(const std::vector<std::string>& argv) {
             "Trains a Pixel3DMM network from a recipe (training/recipes/demo-uv.json is the demo model's). Writes "
             "<out>/log.csv, val.csv, loss.png, checkpoints/step-N/ and, at the end, model.safetensors + "
             "model.json (usable with `pixel3dmm predict --uv-weights`). An interrupted run continues exactly "
-            "with --resume.");
+            "with --resume. Over several processes, launch it with torchrun or srun (RANK, WORLD_SIZE, MASTER_ADDR, "
+            "MASTER_PORT, ...; PIXEL3DMM_DIST_TIMEOUT seconds, default 60): trainer.batch_size is the global "
+            "batch, only rank 0 prints and writes (docs/distributed.md).");
   args.positional("recipe", "recipe JSON file", 1, 1)
       .option("out", "run folder", "pixel3dmm-train")
       .flag("resume", "continue the run in --out from its newest checkpoint")
@@ -41,11 +43,16 @@ int run_train(const std::vector<std::string>& argv) {
   const std::string out = args.get("out");
   const auto recipe = train::TrainingRecipe::read(args.positionals()[0], args.all("set"));
   const auto& t = recipe.trainer;
-  std::printf("pixel3dmm train: %s network (%s, %lld px), %lld steps of batch %lld, %d threads -> %s/\n",
-              nn::to_string(recipe.network.prediction_type).c_str(), recipe.network.backbone_name.c_str(),
-              static_cast<long long>(recipe.network.image_size), static_cast<long long>(t.steps),
-              static_cast<long long>(t.batch_size), runtime_info().num_threads, out.c_str());
-  std::fflush(stdout);
+  const auto env = distributed::Environment::from_env();
+  if (env.rank == 0) {
+    std::string procs;
+    if (env.distributed()) procs = " x " + std::to_string(env.world_size) + " processes";
+    std::printf("pixel3dmm train: %s network (%s, %lld px), %lld steps of batch %lld, %d threads%s -> %s/\n",
+                nn::to_string(recipe.network.prediction_type).c_str(), recipe.network.backbone_name.c_str(),
+                static_cast<long long>(recipe.network.image_size), static_cast<long long>(t.steps),
+                static_cast<long long>(t.batch_size), runtime_info().num_threads, procs.c_str(), out.c_str());
+    std::fflush(stdout);
+  }
 
   std::unique_ptr<Progress> data_progress;
   std::string data_stage;
@@ -72,7 +79,11 @@ int run_train(const std::vector<std::string>& argv) {
     std::fflush(stdout);
   };
   const bool resume = args.flag_set("resume");
-  train::TrainingRun run(recipe, out, resume, on_data);
+  train::TrainingRun run(recipe, out, resume, distributed::ProcessGroup::create(env), on_data);
+  if (env.rank != 0) {
+    run.train();
+    return kOk;
+  }
   if (run.trainer().step() > 0)
     std::printf("resuming at step %lld\n", static_cast<long long>(run.trainer().step()));
   const auto final_metrics = run.train(cb);

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +78,14 @@ void init_runtime() {
   std::call_once(once, [] {
     int n = 0;
     if (const char* env = std::getenv("PIXEL3DMM_NUM_THREADS")) n = std::atoi(env);
+    // Several processes on one machine (torchrun sets OMP_NUM_THREADS=1 and LOCAL_WORLD_SIZE) must not each take
+    // every core.
+    if (n <= 0)
+      if (const char* env = std::getenv("OMP_NUM_THREADS")) n = std::atoi(env);
+    if (n <= 0)
+      if (const char* env = std::getenv("LOCAL_WORLD_SIZE"))
+        if (std::atoi(env) > 1)
+          n = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / std::atoi(env));
     set_num_threads(n);
     if (blas_is_reference()) {
       std::cerr << "pixel3dmm: warning: LibTorch is using the reference BLAS (" << sgemm_provider()

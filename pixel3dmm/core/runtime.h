@@ -25,7 +25,8 @@ bool blas_is_reference();
 /// Sets LibTorch's intra-op thread count, and OpenBLAS's own pool to the same; n <= 0 means "all hardware threads".
 void set_num_threads(int n);
 
-/// Once per process: threads from $PIXEL3DMM_NUM_THREADS (else the core count; Debian's LibTorch starts with
+/// Once per process: threads from $PIXEL3DMM_NUM_THREADS, else $OMP_NUM_THREADS, else the core count divided by
+/// $LOCAL_WORLD_SIZE (processes on this machine, set by torchrun), else the core count (Debian's LibTorch starts with
 /// one thread) and a warning on stderr when the BLAS is the reference one. Called by the command-line program
 /// and on `import pixel3dmm`; library users may call it too.
 void init_runtime();

@@ -34,18 +34,27 @@ DataLoader::~DataLoader() { drain(); }
 
 int64_t DataLoader::steps_per_epoch() const { return source_.size / options_.batch_size; }
 
-std::vector<int64_t> DataLoader::indices(int64_t step) const {
-  const int64_t spe = steps_per_epoch(), epoch = step / spe, first = (step % spe) * options_.batch_size;
-  std::vector<int64_t> order(static_cast<size_t>(source_.size));
-  std::iota(order.begin(), order.end(), 0);
+std::shared_ptr<const std::vector<int64_t>> DataLoader::order(int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(order_mutex_);
+  if (order_ && order_epoch_ == epoch) return order_;
+  auto order = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(source_.size));
+  std::iota(order->begin(), order->end(), 0);
   if (options_.shuffle) {
     // Fisher-Yates with our own draws: std::shuffle's algorithm is implementation-defined.
     std::mt19937_64 rng(mix_seed(options_.seed, 0x5eedULL, static_cast<uint64_t>(epoch)));
-    for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
+    for (size_t i = order->size() - 1; i > 0; --i) std::swap((*order)[i], (*order)[rng() % (i + 1)]);
   }
+  order_epoch_ = epoch;
+  order_ = std::move(order);
+  return order_;
+}
+
+std::vector<int64_t> DataLoader::indices(int64_t step) const {
+  const int64_t spe = steps_per_epoch(), epoch = step / spe, first = (step % spe) * options_.batch_size;
+  const auto order = this->order(epoch);
   std::vector<int64_t> out;
   for (int64_t p = options_.rank; p < options_.batch_size; p += options_.world_size)
-    out.push_back(order[static_cast<size_t>(first + p)]);
+    out.push_back((*order)[static_cast<size_t>(first + p)]);
   return out;
 }
 

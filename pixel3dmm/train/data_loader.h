@@ -8,6 +8,8 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -35,8 +37,11 @@ struct DataLoaderOptions {
   bool shuffle = true;
   /// Batches prepared ahead, each by its own thread (0: prepare on the caller's thread).
   int64_t prefetch = 2;
-  /// This process's share of every batch when training over several processes: position p of the global
-  /// batch goes to rank p % world_size. Every rank sees the same number of steps.
+  /// This process's share of every batch when training over several processes (the distributed sampler): the
+  /// global batch of each step is drawn from the (seed, epoch) permutation as in a single process and position p
+  /// of it goes to rank p % world_size, so over an epoch the ranks' samples never overlap, none is lost that a
+  /// single process would see, every rank runs the same number of steps, and each sample keeps the augmentation
+  /// of its global position: the union of the ranks' batches is the single-process batch.
   int64_t rank = 0, world_size = 1;
 };
 
@@ -69,6 +74,11 @@ class DataLoader {
   std::optional<AugmentOptions> augment_;
   int64_t next_step_ = 0;
   std::deque<std::future<TrainingBatch>> pending_;
+  /// The permutation of the epoch last asked for (prefetch threads share it; drawn once per epoch, not per batch).
+  mutable std::mutex order_mutex_;
+  mutable int64_t order_epoch_ = -1;
+  mutable std::shared_ptr<const std::vector<int64_t>> order_;
+  std::shared_ptr<const std::vector<int64_t>> order(int64_t epoch) const;
   void drain();
 };
 

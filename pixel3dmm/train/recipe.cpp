@@ -120,15 +120,25 @@ nn::Pixel3DMMNet recipe_initial_network(const TrainingRecipe& recipe) {
 
 TrainingRun::TrainingRun(TrainingRecipe recipe, const std::string& run_dir, bool resume,
                          const std::function<void(const std::string&, int64_t, int64_t)>& progress)
+    : TrainingRun(std::move(recipe), run_dir, resume, distributed::ProcessGroup::from_env(), progress) {}
+
+TrainingRun::TrainingRun(TrainingRecipe recipe, const std::string& run_dir, bool resume,
+                         distributed::ProcessGroup group,
+                         const std::function<void(const std::string&, int64_t, int64_t)>& progress)
     : recipe_(std::move(recipe)) {
   PIXEL3DMM_CHECK_T(ValueError, resume || !latest_checkpoint(run_dir).has_value(), run_dir,
                     ": this run folder already has checkpoints; resume it (--resume) or choose another folder");
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  PIXEL3DMM_CHECK_T(Error, fs::is_directory(run_dir), run_dir, ": cannot create the run folder");
-  io::write_json((fs::path(run_dir) / "recipe.json").string(), recipe_.to_json());
-  std::tie(train_, val_) = open_recipe_data(recipe_, run_dir, progress);
-  trainer_ = std::make_unique<Trainer>(recipe_initial_network(recipe_), recipe_.trainer, run_dir);
+  // Files only from rank 0 (the others read what it wrote: the run folder must be shared when the recipe
+  // generates its data there).
+  group.run_on_rank0("preparing the run folder and its data", [&] {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    PIXEL3DMM_CHECK_T(Error, fs::is_directory(run_dir), run_dir, ": cannot create the run folder");
+    io::write_json((fs::path(run_dir) / "recipe.json").string(), recipe_.to_json());
+    std::tie(train_, val_) = open_recipe_data(recipe_, run_dir, progress);
+  });
+  if (group.rank() != 0) std::tie(train_, val_) = open_recipe_data(recipe_, run_dir);
+  trainer_ = std::make_unique<Trainer>(recipe_initial_network(recipe_), recipe_.trainer, run_dir, group);
   if (resume) trainer_->resume();
 }
 

@@ -76,7 +76,13 @@ class TrainingRun {
   /// Writes recipe.json to `run_dir`. With `resume`, continues from the newest checkpoint (a fresh start when there
   /// is none); without it, a run folder that already has checkpoints is refused (ValueError), so a finished run is
   /// never overwritten by accident. `progress(stage, done, total)` reports data generation.
+  /// Launched by torchrun / srun (RANK, WORLD_SIZE, ... set: distributed::Environment::from_env), it joins the
+  /// other processes first; rank 0 writes recipe.json and generates synthetic data while the others wait, and
+  /// training then shards every global batch over the ranks (docs/distributed.md).
   TrainingRun(TrainingRecipe recipe, const std::string& run_dir, bool resume,
+              const std::function<void(const std::string&, int64_t, int64_t)>& progress = {});
+  /// The same in the process group `group` (instead of the one the environment describes).
+  TrainingRun(TrainingRecipe recipe, const std::string& run_dir, bool resume, distributed::ProcessGroup group,
               const std::function<void(const std::string&, int64_t, int64_t)>& progress = {});
 
   /// Trains to recipe.trainer.steps; returns the final validation.
@@ -87,6 +93,7 @@ class TrainingRun {
   Trainer& trainer() { return *trainer_; }
   const SampleSource& train_data() const { return train_; }
   const SampleSource& val_data() const { return val_; }
+  const distributed::ProcessGroup& process_group() const { return trainer_->process_group(); }
 
  private:
   TrainingRecipe recipe_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -140,9 +141,12 @@ nn::Pixel3DMMNet Trainer::initial_network(const nn::NetworkConfig& config, uint6
   return nn::Pixel3DMMNet(config);
 }
 
-Trainer::Trainer(nn::Pixel3DMMNet net, TrainerOptions options, std::string run_dir)
-    : net_(std::move(net)), options_(std::move(options)), run_dir_(std::move(run_dir)) {
+Trainer::Trainer(nn::Pixel3DMMNet net, TrainerOptions options, std::string run_dir, distributed::ProcessGroup group)
+    : net_(std::move(net)), options_(std::move(options)), run_dir_(std::move(run_dir)), group_(std::move(group)) {
   options_.validate();
+  PIXEL3DMM_CHECK_T(ValueError, options_.batch_size % group_.world_size() == 0, "trainer option batch_size (",
+                    options_.batch_size, ", the global batch) must be a multiple of the ", group_.world_size(),
+                    " processes of the run");
   std::error_code ec;
   fs::create_directories(run_dir_, ec);
   PIXEL3DMM_CHECK_T(Error, fs::is_directory(run_dir_), run_dir_, ": cannot create the run folder");
@@ -178,7 +182,7 @@ Trainer::Trainer(nn::Pixel3DMMNet net, TrainerOptions options, std::string run_d
   nlohmann::json config;
   config["network"] = net_->config.to_json();
   config["trainer"] = options_;
-  io::write_json((fs::path(run_dir_) / "config.json").string(), config);
+  if (writer()) io::write_json((fs::path(run_dir_) / "config.json").string(), config);
 }
 
 double Trainer::loss_weight() const {
@@ -205,7 +209,7 @@ void Trainer::resume_from(const std::string& checkpoint) {
   PIXEL3DMM_CHECK_T(FormatError, state.contains("step") && state["step"].is_number_integer(), checkpoint,
                     "/trainer.json: no integer 'step'");
   step_ = state["step"].get<int64_t>();
-  truncate_logs();
+  if (writer()) truncate_logs();
 }
 
 std::string Trainer::save_checkpoint() {
@@ -213,6 +217,7 @@ std::string Trainer::save_checkpoint() {
   state["step"] = step_;
   state["trainer"] = options_;
   const std::string folder = checkpoint_path(run_dir_, step_);
+  if (!writer()) return folder;
   train::save_checkpoint(folder, net_, *optimizer_, state);
   prune_checkpoints(run_dir_, options_.keep_checkpoints);
   return folder;
@@ -280,10 +285,12 @@ ValidationMetrics Trainer::validate(const SampleSource& val) {
   const double weight = loss_weight();
   double loss_sum = 0, err_sum = 0, px_sum = 0, mask_sum = 0, px_count = 0;
   const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(options_.batch_size, 8));
-  for (int64_t first = 0; first < n; first += batch) {
+  const auto mine = distributed::shard(n, group_.rank(), group_.world_size());
+  const int64_t count = static_cast<int64_t>(mine.size());
+  for (int64_t first = 0; first < count; first += batch) {
     std::vector<TrainingBatch> items;
-    for (int64_t i = first; i < std::min(n, first + batch); ++i)
-      items.push_back(prepare_sample(val.get(i), net_->config, nullptr, 0));
+    for (int64_t i = first; i < std::min(count, first + batch); ++i)
+      items.push_back(prepare_sample(val.get(mine[static_cast<size_t>(i)]), net_->config, nullptr, 0));
     const TrainingBatch b = collate(items);
     const auto out = net_->forward(b.image);
     loss_sum += weight * masked_l1(out, b.target, b.mask).item<double>() * static_cast<double>(items.size());
@@ -294,6 +301,10 @@ ValidationMetrics Trainer::validate(const SampleSource& val) {
     px_count += sums[3];
   }
   net_->train();
+  if (group_.distributed()) {
+    const auto sums = group_.all_reduce_sum({loss_sum, err_sum, mask_sum, px_sum, px_count});
+    loss_sum = sums[0], err_sum = sums[1], mask_sum = sums[2], px_sum = sums[3], px_count = sums[4];
+  }
   m.samples = n;
   m.loss = loss_sum / static_cast<double>(n);
   if (uv) {
@@ -305,11 +316,87 @@ ValidationMetrics Trainer::validate(const SampleSource& val) {
   return m;
 }
 
+void Trainer::broadcast_state() {
+  if (!group_.distributed()) return;
+  std::vector<torch::Tensor> tensors{torch::tensor({static_cast<double>(step_)}, torch::kFloat64)};
+  for (const auto& p : net_->parameters()) tensors.push_back(p);
+  for (const auto& b : net_->buffers()) tensors.push_back(b);
+  // Which parameters have optimiser moments on rank 0 (a fresh run: none); the others follow.
+  std::vector<torch::Tensor> params;
+  for (const auto& g : optimizer_->param_groups())
+    for (const auto& p : g.params()) params.push_back(p);
+  auto& states = optimizer_->state();
+  const auto state_key = [](const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); };
+  auto has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat64);
+  for (size_t i = 0; i < params.size(); ++i) has[static_cast<int64_t>(i)] = states.count(state_key(params[i])) ? 1 : 0;
+  std::vector<torch::Tensor> flags{has};
+  group_.broadcast(flags);
+  std::vector<torch::Tensor> moments;
+  auto steps = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat64);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string k = state_key(params[i]);
+    if (has[static_cast<int64_t>(i)].item<double>() == 0) {
+      states.erase(k);
+      continue;
+    }
+    if (!states.count(k)) {
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(0);
+      st->exp_avg(torch::zeros_like(params[i], torch::MemoryFormat::Preserve));
+      st->exp_avg_sq(torch::zeros_like(params[i], torch::MemoryFormat::Preserve));
+      states[k] = std::move(st);
+    }
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*states[k]);
+    steps[static_cast<int64_t>(i)] = static_cast<double>(st.step());
+    moments.push_back(st.exp_avg());
+    moments.push_back(st.exp_avg_sq());
+  }
+  tensors.push_back(steps);
+  tensors.insert(tensors.end(), moments.begin(), moments.end());
+  group_.broadcast(tensors);
+  step_ = static_cast<int64_t>(tensors[0].item<double>());
+  for (size_t i = 0; i < params.size(); ++i)
+    if (has[static_cast<int64_t>(i)].item<double>() != 0)
+      static_cast<torch::optim::AdamWParamState&>(*states[state_key(params[i])])
+          .step(static_cast<int64_t>(steps[static_cast<int64_t>(i)].item<double>()));
+}
+
+void Trainer::check_replicas() const {
+  std::vector<torch::Tensor> tensors;
+  std::vector<std::string> names;
+  for (const auto& item : net_->named_parameters()) tensors.push_back(item.value()), names.push_back(item.key());
+  const auto& states = optimizer_->state();
+  for (const auto& item : net_->named_parameters()) {
+    const auto it = states.find(c10::guts::to_string(item.value().unsafeGetTensorImpl()));
+    if (it == states.end()) continue;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    tensors.push_back(st.exp_avg()), names.push_back(item.key() + ".exp_avg");
+    tensors.push_back(st.exp_avg_sq()), names.push_back(item.key() + ".exp_avg_sq");
+  }
+  group_.check_identical(tensors, names, "parameters and optimiser state after step " + std::to_string(step_));
+}
+
 ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& val, const TrainCallbacks& cb) {
+  try {
+    return train_loop(train, val, cb);
+  } catch (const distributed::PeerLost&) {
+    throw;
+  } catch (const std::exception& e) {
+    group_.report_failure(e.what());  // so the other ranks' errors can say why this one stopped
+    throw;
+  }
+}
+
+ValidationMetrics Trainer::train_loop(const SampleSource& train, const SampleSource& val, const TrainCallbacks& cb_in) {
+  // Progress reports, logs, plots and checkpoints come from rank 0 only.
+  const TrainCallbacks cb = writer() ? cb_in : TrainCallbacks{};
+  broadcast_state();
   DataLoaderOptions lo;
   lo.batch_size = options_.batch_size;
   lo.seed = options_.seed;
   lo.prefetch = options_.prefetch;
+  lo.rank = group_.rank();
+  lo.world_size = group_.world_size();
   DataLoader loader(train, net_->config, lo, options_.augment);
   loader.seek(step_);
   net_->train();
@@ -318,6 +405,13 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
   std::vector<torch::Tensor> params;
   for (const auto& g : optimizer_->param_groups())
     for (const auto& p : g.params()) params.push_back(p);
+  distributed::GradientSync sync(group_, params);
+#ifdef NDEBUG
+  const char* check_env = std::getenv("PIXEL3DMM_DIST_CHECK");
+  const bool check = group_.distributed() && check_env != nullptr && std::string(check_env) == "1";
+#else
+  const bool check = group_.distributed();
+#endif
 
   const auto start = std::chrono::steady_clock::now();
   auto last_log = start;
@@ -326,7 +420,7 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
   const auto validate_and_report = [&] {
     if (val.size == 0) return ValidationMetrics{step_, 0};
     const ValidationMetrics m = validate(val);
-    append_validation(m);
+    if (writer()) append_validation(m);
     if (cb.on_validation) cb.on_validation(m);
     return m;
   };
@@ -351,7 +445,9 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
     PIXEL3DMM_CHECK_T(Error, std::isfinite(loss_value), "training: the loss became ", loss_value, " at step ",
                       step_ + 1, " (batch ", b.ids.front(), ", ...); the last checkpoint holds the last good state",
                       " (lower lr or enable grad_clip)");
+    sync.prepare();
     loss.backward();
+    sync.finish();  // every rank's gradients are now the global batch's
     const double max_norm = options_.grad_clip > 0 ? options_.grad_clip : std::numeric_limits<double>::infinity();
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
     PIXEL3DMM_CHECK_T(Error, std::isfinite(grad_norm), "training: the gradient norm became ", grad_norm,
@@ -360,8 +456,11 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
     ++step_;
     loss_acc += loss_value;
     ++loss_steps;
+    if (check) check_replicas();
 
     if (step_ % options_.log_every == 0 || step_ == options_.steps) {
+      if (group_.distributed())  // the global batch's loss: each rank's is the mean of its equal share
+        loss_acc = group_.all_reduce_sum({loss_acc})[0] / static_cast<double>(group_.world_size());
       const auto now = std::chrono::steady_clock::now();
       TrainLogEntry e;
       e.step = step_;
@@ -372,7 +471,7 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
       e.images_per_second = static_cast<double>(loss_steps * options_.batch_size) /
                             std::max(1e-9, std::chrono::duration<double>(now - last_log).count());
       e.elapsed_s = std::chrono::duration<double>(now - start).count();
-      append_log(e);
+      if (writer()) append_log(e);
       if (cb.on_log) cb.on_log(e);
       loss_acc = 0;
       loss_steps = 0;
@@ -381,7 +480,7 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
     if (step_ < options_.steps) {
       if (options_.val_every > 0 && step_ % options_.val_every == 0) {
         validate_and_report();
-        write_plot();
+        if (writer()) write_plot();
       }
       if (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
         const std::string ck = save_checkpoint();
@@ -392,8 +491,11 @@ ValidationMetrics Trainer::train(const SampleSource& train, const SampleSource& 
   const ValidationMetrics final_metrics = validate_and_report();
   const std::string ck = save_checkpoint();
   if (cb.on_checkpoint) cb.on_checkpoint(ck);
-  nn::save_network(net_, (fs::path(run_dir_) / "model.safetensors").string());
-  write_plot();
+  if (writer()) {
+    nn::save_network(net_, (fs::path(run_dir_) / "model.safetensors").string());
+    write_plot();
+  }
+  group_.barrier();  // no rank leaves (and takes its half of the store and pairs away) before rank 0 has written
   return final_metrics;
 }
 

@@ -9,6 +9,8 @@
 /// A run lives in a folder: config.json, log.csv (every `log_every` steps), val.csv, loss.png, checkpoints/ (see
 /// checkpoint.h) and, at the end, model.safetensors + model.json. A resumed run continues exactly where its last
 /// checkpoint stopped: the data order and augmentations depend only on (seed, step).
+/// Over several processes (a distributed::ProcessGroup, docs/distributed.md) each rank trains on its share of every
+/// global batch, gradients are averaged across ranks during backward, and only rank 0 writes files.
 
 #include <array>
 #include <cmath>
@@ -19,6 +21,7 @@
 
 #include <torch/optim/adamw.h>
 
+#include "pixel3dmm/distributed/process_group.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/nn/network.h"
 #include "pixel3dmm/train/augment.h"
@@ -102,8 +105,10 @@ struct TrainCallbacks {
 class Trainer {
  public:
   /// A trainer for `net` writing to `run_dir` (created). The parameters of a frozen backbone get
-  /// requires_grad false. Throws ValueError for invalid options.
-  Trainer(nn::Pixel3DMMNet net, TrainerOptions options, std::string run_dir);
+  /// requires_grad false. Throws ValueError for invalid options. With a `group` of several processes every rank
+  /// constructs its Trainer the same way and calls train / validate together; options.batch_size is the global
+  /// batch (a multiple of the world size), and only rank 0 writes config.json, logs, plots and checkpoints.
+  Trainer(nn::Pixel3DMMNet net, TrainerOptions options, std::string run_dir, distributed::ProcessGroup group = {});
 
   /// A new network of `config` with weights drawn from options.seed.
   static nn::Pixel3DMMNet initial_network(const nn::NetworkConfig& config, uint64_t seed);
@@ -116,19 +121,23 @@ class Trainer {
 
   /// Trains from the current step to options.steps. `val` may have size 0 (no validation). Writes logs,
   /// checkpoints and, at the end, the final model and a last validation. Returns the last validation metrics
-  /// (step = options.steps; samples 0 without validation data).
+  /// (step = options.steps; samples 0 without validation data). Distributed: starts from rank 0's weights,
+  /// optimiser state and step (so only rank 0 needs the checkpoint it resumed from); the callbacks run on rank 0
+  /// only; an error on one rank is published so the others stop with distributed::PeerLost naming it.
   ValidationMetrics train(const SampleSource& train, const SampleSource& val, const TrainCallbacks& callbacks = {});
 
-  /// Metrics of the current network on `val` (no augmentation; at most options.val_samples samples).
+  /// Metrics of the current network on `val` (no augmentation; at most options.val_samples samples). Distributed:
+  /// a collective; each rank evaluates every world_size-th sample and the sums are all-reduced.
   ValidationMetrics validate(const SampleSource& val);
 
-  /// Writes a checkpoint of the current state now.
+  /// Writes a checkpoint of the current state now (rank 0 only; every rank returns its path).
   std::string save_checkpoint();
 
   int64_t step() const { return step_; }
   nn::Pixel3DMMNet network() const { return net_; }
   const TrainerOptions& options() const { return options_; }
   const std::string& run_dir() const { return run_dir_; }
+  const distributed::ProcessGroup& process_group() const { return group_; }
 
  private:
   double loss_weight() const;
@@ -137,6 +146,12 @@ class Trainer {
   void append_validation(const ValidationMetrics& m);
   void write_plot() const;
   void truncate_logs();
+  ValidationMetrics train_loop(const SampleSource& train, const SampleSource& val, const TrainCallbacks& callbacks);
+  /// Every rank takes rank 0's step, weights and optimiser state.
+  void broadcast_state();
+  /// Parameters and optimiser moments, bit for bit the same on every rank (debug builds, PIXEL3DMM_DIST_CHECK=1).
+  void check_replicas() const;
+  bool writer() const { return group_.rank() == 0; }
 
   nn::Pixel3DMMNet net_;
   TrainerOptions options_;
@@ -144,6 +159,7 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> base_lrs_;  ///< per parameter group
   int64_t step_ = 0;
+  distributed::ProcessGroup group_;
 };
 
 }  // namespace pixel3dmm::train

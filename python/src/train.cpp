@@ -276,7 +276,9 @@ Trains one Pixel3DMM network (UV or normals) from a recipe, as `pixel3dmm train`
 
 `recipe` is a recipe file or a dict of the same layout (relative paths then resolve against the working folder).
 With resume=True the run continues exactly from the newest checkpoint in `run_dir`; without it a run folder that
-already has checkpoints is refused.)doc")
+already has checkpoints is refused. Started by torchrun or srun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set),
+every process constructs its Trainer and calls train() together: each trains on its share of every global batch and
+only rank 0 writes files and calls the callbacks (docs/distributed.md).)doc")
       .def(py::init([](const py::object& recipe, const py::object& run_dir, bool resume,
                        const std::vector<std::string>& overrides, const py::object& progress) {
              auto r = recipe_from(recipe, overrides);
@@ -322,6 +324,10 @@ already has checkpoints is refused.)doc")
       .def("save_checkpoint", [](train::TrainingRun& run) { return run.trainer().save_checkpoint(); },
            "Writes a checkpoint of the current state now; returns its folder.")
       .def_property_readonly("step", [](train::TrainingRun& run) { return run.trainer().step(); })
+      .def_property_readonly("rank", [](const train::TrainingRun& run) { return run.process_group().rank(); },
+                             "this process's rank (RANK / SLURM_PROCID; 0 when not launched by torchrun or srun)")
+      .def_property_readonly("world_size", [](const train::TrainingRun& run) { return run.process_group().world_size(); },
+                             "processes training together (WORLD_SIZE / SLURM_NTASKS; 1 by default)")
       .def_property_readonly("run_dir", [](train::TrainingRun& run) { return run.trainer().run_dir(); })
       .def_property_readonly("network", [](train::TrainingRun& run) { return run.trainer().network().ptr(); },
                              "The network being trained (a pixel3dmm.nn.Pixel3DMMNet sharing its parameters).")
