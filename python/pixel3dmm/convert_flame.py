@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .restricted_pickle import RefusedGlobal, RestrictedUnpickler, Stub, guarded_reconstruct, refuse_large, stub_class
+from .restricted_pickle import (_SAFE_GLOBALS, RefusedGlobal, RestrictedUnpickler, Stub, guarded_reconstruct,
+                                refuse_large, stub_class)
 
 # ---------------------------------------------------------------------------------------------------------------
 # chumpy / scipy stand-ins
@@ -42,6 +43,10 @@ _SPARSE_CLASSES = [(mod, name) for name in ("csc_matrix", "csr_matrix")
                                "scipy.sparse")]
 
 
+# The allow-list's checked numpy scalar (plain dtypes, exact byte count), also under NumPy 2's module path.
+_SAFE_SCALAR = _SAFE_GLOBALS[("numpy.core.multiarray", "scalar")]
+
+
 def _stub_globals() -> Dict[Tuple[str, str], Any]:
     allowed: Dict[Tuple[str, str], Any] = {}
     for module, names in _CHUMPY_CLASSES.items():
@@ -51,7 +56,7 @@ def _stub_globals() -> Dict[Tuple[str, str], Any]:
         allowed[(module, name)] = stub_class(module, name)
     # NumPy 2 writes numpy._core paths; the official files predate it, but converted copies may not.
     allowed[("numpy._core.multiarray", "_reconstruct")] = guarded_reconstruct
-    allowed[("numpy._core.multiarray", "scalar")] = np.core.multiarray.scalar
+    allowed[("numpy._core.multiarray", "scalar")] = _SAFE_SCALAR
     return allowed
 
 
@@ -239,7 +244,7 @@ def _torch_globals() -> Dict[Tuple[str, str], Any]:
         ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
         ("torch", "Tensor"): _TensorType,
         ("numpy._core.multiarray", "_reconstruct"): guarded_reconstruct,
-        ("numpy._core.multiarray", "scalar"): np.core.multiarray.scalar,
+        ("numpy._core.multiarray", "scalar"): _SAFE_SCALAR,
     }
 
 

@@ -79,6 +79,35 @@ def guarded_reconstruct(subtype, shape, dtype, *args):
     return np.core.multiarray._reconstruct(subtype, shape, dtype, *args)
 
 
+def _checked_scalar(dtype, data=None):
+    """``numpy.core.multiarray.scalar`` for plain dtypes only, with exactly one element's bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype!r} is not allowed")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype} needs {dtype.itemsize} bytes")
+    return np.core.multiarray.scalar(dtype, data)
+
+
+def _checked_reconstructor(cls, base, state):
+    """``copyreg._reconstructor`` (protocol 0/1 instances of plain classes) with ``object`` as the base only:
+    another base's ``__new__`` (``numpy.ndarray.__new__(cls, shape)``) would run with pickled arguments."""
+    if base is not object:
+        raise pickle.UnpicklingError(f"copyreg._reconstructor with base {getattr(base, '__name__', base)!r} "
+                                     "is not allowed (only object)")
+    return __import__("copyreg")._reconstructor(cls, base, state)
+
+
+def check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """The ``__setstate__`` argument of a pickled ``numpy.dtype``, restricted to what a plain dtype pickles as:
+    ``(3, byteorder, None, None, None, -1, -1, flags)`` with the dtype's own flags (0 for numbers, 63 for objects).
+    NumPy trusts this tuple: a mutated one (sizes of -1 where a names tuple belongs) crashes the interpreter."""
+    ok = (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", ">", "|", "=")
+          and state[2] is None and state[3] is None and state[4] is None
+          and state[5] == -1 and state[6] == -1 and type(state[7]) is int and state[7] == dtype.flags)
+    if not ok:
+        raise pickle.UnpicklingError(f"numpy dtype state {state!r} is not a plain dtype's")
+
+
 # bytes/bytearray/str elements are 1 byte; containers hold 8-byte pointers (at least).
 _ELEMENT_BYTES = {"bytes": 1, "bytearray": 1, "list": 8, "tuple": 8, "set": 8, "frozenset": 8, "dict": 8}
 _SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str",
@@ -88,7 +117,7 @@ _SAFE_GLOBALS: Dict[Global, Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): collections.defaultdict,
     ("numpy.core.multiarray", "_reconstruct"): guarded_reconstruct,
-    ("numpy.core.multiarray", "scalar"): np.core.multiarray.scalar,
+    ("numpy.core.multiarray", "scalar"): _checked_scalar,
     ("numpy", "ndarray"): _GuardedNdarray,
     ("numpy", "dtype"): np.dtype,
     ("numpy.core.numeric", "_frombuffer"): getattr(np.core.numeric, "_frombuffer", None),
@@ -100,8 +129,8 @@ for _name in _SAFE_BUILTINS:
         _value = _bounded(_value, _ELEMENT_BYTES[_name])
     _SAFE_GLOBALS[("builtins", _name)] = _value
     _SAFE_GLOBALS[("__builtin__", _name)] = _value  # Python 2 pickles
-_SAFE_GLOBALS[("copy_reg", "_reconstructor")] = __import__("copyreg")._reconstructor
-_SAFE_GLOBALS[("copyreg", "_reconstructor")] = __import__("copyreg")._reconstructor
+_SAFE_GLOBALS[("copy_reg", "_reconstructor")] = _checked_reconstructor
+_SAFE_GLOBALS[("copyreg", "_reconstructor")] = _checked_reconstructor
 
 
 class Stub:
@@ -179,9 +208,23 @@ def check_lengths(file, source: str = "<pickle>") -> None:
         file.seek(start)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only safe globals plus the caller's ``allowed`` map, after checking every
-    length field against the size of the file (``check_lengths``)."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler that resolves only safe globals plus the caller's ``allowed`` map, after checking every length
+    field against the size of the file (``check_lengths``).
+
+    It is Python's pure-Python unpickler, so that the BUILD opcode can be checked: ``numpy.dtype.__setstate__``
+    crashes the interpreter on a corrupt state (``check_dtype_state``). The pickles the converters read have few
+    opcodes (their arrays are single byte strings), so the pure-Python loop costs little."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self):
+        inst = self.stack[-2] if len(self.stack) >= 2 else None
+        if isinstance(inst, np.dtype):
+            check_dtype_state(inst, self.stack[-1])
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def __init__(self, file, *, allowed: Optional[Dict[Global, Any]] = None, source: str = "<pickle>", **kwargs):
         kwargs.setdefault("encoding", "latin1")  # Python 2 pickles (FLAME 2020) store numpy buffers as str
@@ -226,4 +269,5 @@ def pickle_module(allowed: Dict[Global, Any], source: str = "<checkpoint>") -> t
 
 
 __all__ = ["RestrictedUnpickler", "RefusedGlobal", "Stub", "stub_class", "load", "pickle_module", "MAX_ALLOCATION_BYTES",
-           "refuse_large", "guarded_reconstruct", "check_lengths"]
+           "refuse_large", "guarded_reconstruct", "check_lengths",
+           "check_dtype_state"]

@@ -166,3 +166,48 @@ TEST_CASE("An image set shares one identity and fits every photo", "[fit]") {
   bad[1].normal_mask = torch::ones({1, 95, 96});
   pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(bad); }, {"target 1 normal_mask"});
 }
+
+// ---- numerical faults (docs/reliability.md) ----
+
+TEST_CASE("A loss that overflows raises NumericalFault naming the stage, step and term", "[fit][reliability]") {
+  Fitter fitter = small_fitter(5, 5);
+  SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});
+  // Finite but absurd landmarks (a broken detector): their squared pixel error overflows float32.
+  st.target.landmarks = torch::full({1, 68, 2}, 3e38f);
+  pixel3dmm::test::require_throws_with<NumericalFault>([&] { fitter.fit(st.target); },
+                                                       {"non-finite loss at camera-stage step 0", "lmk68"});
+}
+
+TEST_CASE("stop_on_numerical_fault keeps the last finite parameters", "[fit][reliability]") {
+  FitConfig config = small_fitter().config();
+  config.stop_on_numerical_fault = true;
+  config.iters = 5;
+  config.camera.steps = 5;
+  const SyntheticTarget st = render_synthetic_target(small_fitter(), random_params(1, 20, 10, 3), 0, {96});
+  SECTION("a parameter update that overflows is rolled back") {
+    config.camera.lr_t = 1e39;  // Adam moves t by ~lr: beyond float32's range after one step
+    Fitter fitter(small_fitter().flame(), config);
+    const FitResult r = fitter.fit(st.target);
+    REQUIRE(r.fault == "non-finite parameters after camera-stage step 0 (t)");
+    REQUIRE(r.iterations == 0);
+    REQUIRE(r.log.empty());
+    // The start (zero translation) is the last finite state, and the result is computed from it.
+    REQUIRE(r.params.translation.abs().max().item<double>() == 0.0);
+    REQUIRE(torch::isfinite(r.vertices).all().item<bool>());
+  }
+  SECTION("a loss that becomes non-finite later keeps the steps before it") {
+    config.camera.lr_t = 1e30;  // finite after one step, then the projection overflows
+    Fitter fitter(small_fitter().flame(), config);
+    const FitResult r = fitter.fit(st.target);
+    INFO("fault: " << r.fault);
+    REQUIRE(r.fault.find("non-finite") != std::string::npos);
+    REQUIRE(r.fault.find("camera-stage step") != std::string::npos);
+    REQUIRE(r.iterations >= 1);
+    REQUIRE(r.iterations == static_cast<int>(r.log.size()));
+    for (const auto& [name, t] : r.params.named()) {
+      INFO(name);
+      REQUIRE(torch::isfinite(t).all().item<bool>());
+    }
+    REQUIRE(std::isfinite(r.log.back().total));
+  }
+}

@@ -40,14 +40,20 @@ def seeds():
         out.append(pickle.dumps(flame_like, protocol=protocol))
     # A stubbed class (as chumpy's Ch in FLAME 2020): pickled through copyreg._reconstructor (protocol 0/1) or
     # __reduce_ex__ (2+), with its __dict__ as state.
+    # (pickle looks the class up by module to name it: a stand-in module exists only while pickling)
     Ch = type("Ch", (object,), {"__module__": "chumpy.ch"})
-    sys.modules.setdefault("chumpy", type(sys)("chumpy"))
-    sys.modules.setdefault("chumpy.ch", type(sys)("chumpy.ch"))
+    added = [m for m in ("chumpy", "chumpy.ch") if m not in sys.modules]
+    for m in added:
+        sys.modules[m] = type(sys)(m)
     sys.modules["chumpy.ch"].Ch = Ch
-    ch = Ch()
-    ch.x = np.arange(4.0)
-    for protocol in (0, 2):
-        out.append(pickle.dumps({"shapedirs": ch}, protocol=protocol))
+    try:
+        ch = Ch()
+        ch.x = np.arange(4.0)
+        for protocol in (0, 2):
+            out.append(pickle.dumps({"shapedirs": ch}, protocol=protocol))
+    finally:
+        for m in added:
+            del sys.modules[m]
     try:
         import torch
         buf = io.BytesIO()
@@ -152,9 +158,14 @@ def fuzz(seconds: float, seed: int, findings_dir: str = "") -> dict:
     # Bounded for the run: anything the limit lets through must also fit in the process.
     rp.MAX_ALLOCATION_BYTES = 256 << 20
     execs, outcomes, findings = 0, collections.Counter(), []
+    if findings_dir:
+        os.makedirs(findings_dir, exist_ok=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         data = mutate(rng, rng.choice(pool), pool)
+        if findings_dir:  # what was running if the interpreter dies
+            with open(os.path.join(findings_dir, "current.pkl"), "wb") as fh:
+                fh.write(data)
         for name, load in fns.items():
             execs += 1
             try:
