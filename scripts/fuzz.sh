@@ -27,7 +27,8 @@ TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.cpp; do TARGETS+=("$(basename "$f" .cpp)"); done
 fi
-mkdir -p "$WORK/seeds" "$WORK/logs"
+mkdir -p "$WORK/logs"
+for t in "${TARGETS[@]}"; do mkdir -p "$WORK/seeds/$t"; done
 "$BUILD/bin/fuzz_make_seeds" "$WORK/seeds" > /dev/null
 
 run_one() {

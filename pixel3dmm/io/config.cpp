@@ -131,6 +131,12 @@ json read_json(const std::string& path) {
     const size_t colon = msg.find(": ");
     if (msg.rfind("parse error", 0) == 0 && colon != std::string::npos) msg = msg.substr(colon + 2);
     throw FormatError(detail::concat(path, ":", line, ":", col, ": invalid JSON: ", msg));
+  } catch (const json::exception& e) {
+    // A number beyond double's range (out_of_range 406, found by fuzz_config): "number overflow parsing '1e999'".
+    std::string msg = e.what();
+    const size_t bracket = msg.find("] ");
+    if (bracket != std::string::npos) msg = msg.substr(bracket + 2);
+    throw FormatError(detail::concat(path, ": invalid JSON: ", msg));
   }
 }
 

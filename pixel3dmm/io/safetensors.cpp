@@ -146,7 +146,7 @@ Header parse_header(const ByteSource& src) {
   json j;
   try {
     j = json::parse(src.read_string(8, n), refuse_duplicates);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double's range
     throw FormatError(concat(file, ": header is not valid JSON (", e.what(), ")"));
   }
   PIXEL3DMM_CHECK_FORMAT(j.is_object(), file, "header must be a JSON object, found ", j.type_name());

@@ -181,7 +181,7 @@ NetworkConfig NetworkConfig::read(const std::string& path) {
   json j;
   try {
     j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double's range
     throw FormatError(path + ": not valid JSON (" + e.what() + ")");
   }
   return from_json(j, path);

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   }
   const fs::path dir = argv[1];
   torch::manual_seed(0);
+  for (const char* t : {"fuzz_safetensors", "fuzz_npy", "fuzz_npz", "fuzz_ply", "fuzz_obj", "fuzz_config",
+                        "fuzz_manifest", "fuzz_flame"})
+    fs::create_directories(dir / t);
 
   // Tensors of every dtype both formats share.
   io::TensorMap tensors{{"f32", torch::rand({2, 3})},
@@ -98,7 +101,7 @@ int main(int argc, char** argv) {
   put(dir / "fuzz_manifest" / "two.jsonl", manifest);
   put(dir / "fuzz_manifest" / "escape.jsonl", "{\"id\": \"x\", \"image\": \"../a.png\", \"mask\": \"m.npy\"}\n");
 
-  auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(40).n_shape(3).n_expr(2));
+  auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(101).n_shape(3).n_expr(2));
   put(dir / "fuzz_flame" / "synthetic.safetensors", io::serialize_safetensors(model.to_tensors(torch::kFloat)));
   std::cout << "seeds written to " << dir << "\n";
   return 0;

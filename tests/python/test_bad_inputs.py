@@ -207,9 +207,10 @@ def _(tmp):
     raises(ValueError, "n.obj:1", fn=lambda: pio.load_mesh(p))
 
 
-@case("obj-no-faces")
+@case("obj-face-index-past-vertices")
 def _(tmp):
-    raises(ValueError, "e.obj", fn=lambda: pio.load_mesh(write(tmp, "e.obj", "v 0 0 0\n")))
+    p = write(tmp, "p.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n")
+    raises(ValueError, "p.obj:4", fn=lambda: pio.load_mesh(p))
 
 
 @case("mesh-unknown-extension")
@@ -258,6 +259,12 @@ def _(tmp):
     raises(ValueError, "c.json:2:", fn=lambda: pio.load_config(write(tmp, "c.json", '{"a": 1,\n "b": }')))
 
 
+@case("json-number-overflow")
+def _(tmp):
+    raises(ValueError, "big.json", "number overflow",
+           fn=lambda: pio.load_config(write(tmp, "big.json", '{"a": [1, -3e3192]}')))
+
+
 @case("json-nested-100")
 def _(tmp):
     raises(ValueError, "deep.json", "nested deeper than 64",
@@ -278,14 +285,14 @@ def _(tmp):
 # dataset manifests
 @case("manifest-path-escapes-root")
 def _(tmp):
-    m = manifest(tmp / "d", {"id": "a", "image": "../secret.png", "mask": "m.npy"})
-    raises(ValueError, "m.jsonl:1", fn=lambda: train.Dataset(m))
+    m = manifest(tmp / "d", {"id": "a", "image": "../secret.png", "uv": "u.png", "mask": "m.npy"})
+    raises(ValueError, "m.jsonl:1", "../secret.png", fn=lambda: train.Dataset(m))
 
 
 @case("manifest-absolute-path")
 def _(tmp):
-    m = manifest(tmp / "d", {"id": "a", "image": "/etc/passwd", "mask": "m.npy"})
-    raises(ValueError, "m.jsonl:1", fn=lambda: train.Dataset(m))
+    m = manifest(tmp / "d", {"id": "a", "image": "/etc/passwd", "uv": "u.png", "mask": "m.npy"})
+    raises(ValueError, "m.jsonl:1", "/etc/passwd", fn=lambda: train.Dataset(m))
 
 
 @case("manifest-symlink-out-of-root")
@@ -293,8 +300,8 @@ def _(tmp):
     (tmp / "outside.png").write_bytes(b"x")
     (tmp / "d").mkdir()
     os.symlink(tmp / "outside.png", tmp / "d" / "link.png")
-    m = manifest(tmp / "d", {"id": "a", "image": "link.png", "mask": "m.npy"})
-    raises(ValueError, "m.jsonl:1", fn=lambda: train.Dataset(m))
+    m = manifest(tmp / "d", {"id": "a", "image": "link.png", "uv": "u.png", "mask": "m.npy"})
+    raises(ValueError, "m.jsonl:1", "link.png", fn=lambda: train.Dataset(m))
 
 
 @case("manifest-nested-camera")
@@ -305,7 +312,7 @@ def _(tmp):
 
 @case("manifest-duplicate-id")
 def _(tmp):
-    line = json.dumps({"id": "a", "image": "i.png", "mask": "m.npy"})
+    line = json.dumps({"id": "a", "image": "i.png", "uv": "u.png", "mask": "m.npy"})
     m = write(tmp / "d", "m.jsonl", line + "\n" + line + "\n")
     raises(ValueError, "m.jsonl:2", "duplicate id", fn=lambda: train.Dataset(m))
 
@@ -358,14 +365,14 @@ def _(tmp):
 
 @case("pickle-bytes-bomb")
 def _(tmp):
-    raises(pickle.UnpicklingError, "would allocate",
+    raises(ValueError, "b.pkl: not a readable pickle", "would allocate",
            fn=lambda: rp.load(write(tmp, "b.pkl", b"cbuiltins\nbytes\n(I100000000000\ntR.")))
 
 
 @case("pickle-bytearray8-length-beyond-file")
 def _(tmp):
     data = b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"abc."
-    raises(pickle.UnpicklingError, "corrupt pickle", fn=lambda: rp.load(write(tmp, "l.pkl", data)))
+    raises(ValueError, "l.pkl: not a readable pickle", "corrupt pickle", fn=lambda: rp.load(write(tmp, "l.pkl", data)))
 
 
 @case("pickle-truncated")
@@ -394,10 +401,11 @@ def _(tmp):
 
 @case("fit-loss-overflows-keeps-last-good")
 def _(tmp):
-    fitter = small_fitter(stop_on_numerical_fault=True, camera={"steps": 10, "landmark_steps": 5, "lr_t": 1e30})
+    fitter = small_fitter(stop_on_numerical_fault=True, camera={"steps": 10, "landmark_steps": 5, "lr_t": 3e37})
     r = fitter.fit(target_with_landmarks(fitter, 10.0))
-    assert "non-finite" in r.fault and "-stage step" in r.fault, r.fault
-    assert r.iterations == len(r.log) and r.iterations >= 1
+    assert r.fault == "non-finite parameters after camera-stage step 0 (t)", r.fault
+    assert r.iterations == len(r.log) == 0
+    assert torch.equal(r.params.translation, torch.zeros_like(r.params.translation))
     for name in ("shape", "expression", "rotation", "translation", "focal"):
         assert torch.isfinite(getattr(r.params, name)).all(), name
     assert torch.isfinite(r.vertices).all()
@@ -411,7 +419,7 @@ def _(tmp):
 
 @case("cli-dataset-check-escaping-manifest")
 def _(tmp):
-    m = manifest(tmp / "d", {"id": "a", "image": "../x.png", "mask": "m.npy"})
+    m = manifest(tmp / "d", {"id": "a", "image": "../x.png", "uv": "u.png", "mask": "m.npy"})
     rc, out, err = cli("dataset", "check", m)
     assert rc == 3, (rc, out, err)
     assert "line 1" in out + err and "m.jsonl" in out + err and "../x.png" in out + err, (out, err)

@@ -77,3 +77,14 @@ def test_short_fuzz_run_finds_nothing():
     assert r["findings"] == [], [(n, w) for n, w, _ in r["findings"][:5]]
     # The mutants reach both outcomes: some still load, most are refused.
     assert any(k.endswith(":ok") for k in r["outcomes"]) and any(not k.endswith(":ok") for k in r["outcomes"])
+
+
+def test_mutated_dtype_state_is_refused():
+    # Found by the fuzz loop: NumPy's dtype.__setstate__ segfaulted on this state (a mutated protocol-0 pickle).
+    p = b"cnumpy\ndtype\n(S'f8'\nI00\nI01\ntR(I3\nS'<'\nNI-1\nI-1\nI0\ntb."
+    with pytest.raises(pickle.UnpicklingError, match="numpy dtype state"):
+        load(p)
+    # The state every plain dtype pickles with still loads, objects' flags included.
+    for dt in (np.float64, np.dtype(">i4"), object):
+        arr = np.array([1, 2], dtype=dt)
+        np.testing.assert_array_equal(load(pickle.dumps(arr, protocol=0)), arr)
