@@ -1,5 +1,7 @@
 #include "pixel3dmm/nn/network.h"
 
+#include "pixel3dmm/io/config.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -100,8 +102,13 @@ struct JsonReader {
     known.insert(key);
     if (!j.contains(key)) return;  // keeps the default
     try {
+      // Type and range first (found by fuzz_config): nlohmann converts 1e60 to an integer field with a
+      // static_cast, which is undefined behaviour.
+      io::detail::check_json_type<T>(j.at(key));
       j.at(key).get_to(out);
     } catch (const json::exception& e) {
+      throw ValueError(where + ": key '" + key + "': " + e.what());
+    } catch (const io::detail::ConfigKeyError& e) {
       throw ValueError(where + ": key '" + key + "': " + e.what());
     }
   }
