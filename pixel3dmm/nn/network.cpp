@@ -46,6 +46,9 @@ void NetworkConfig::validate(const std::string& where) const {
   PIXEL3DMM_CHECK(head.pred_dim() == prediction_channels(prediction_type), where, ": head.pred_dim ",
                   head.pred_dim(), " differs from the ", prediction_channels(prediction_type), " channels of '",
                   to_string(prediction_type), "'");
+  // Positive head counts before the divisibility checks (found by fuzz_config: num_heads 0 divided by zero).
+  PIXEL3DMM_CHECK(backbone.num_heads() > 0 && head.num_heads() > 0, where, ": num_heads must be positive, found ",
+                  backbone.num_heads(), " (backbone) and ", head.num_heads(), " (head)");
   PIXEL3DMM_CHECK(backbone.embed_dim() % backbone.num_heads() == 0, where, ": backbone.embed_dim ",
                   backbone.embed_dim(), " is not divisible by backbone.num_heads ", backbone.num_heads());
   PIXEL3DMM_CHECK(head.embedding_dim() % head.num_heads() == 0, where, ": head.embedding_dim ",
