@@ -130,6 +130,10 @@ Benchmark read_benchmark(const std::string& path) {
       PIXEL3DMM_CHECK_FORMAT(j[key].is_string(), where, "key '", key, "': expected a string");
       *field = j[key].get<std::string>();
     }
+    // The name becomes output file names (meshes/<name>_posed.ply): "../x" would write outside the output folder.
+    PIXEL3DMM_CHECK_FORMAT(c.name != "." && c.name != ".." && c.name.find_first_of(std::string("/\\\0", 3)) ==
+                                                                   std::string::npos,
+                           where, "case name '", c.name, "' must be a plain file name (no '/', '\\', '..')");
     c.landmarks_posed = landmarks_from_json(j, "landmarks_posed", where);
     c.landmarks_neutral = landmarks_from_json(j, "landmarks_neutral", where);
     PIXEL3DMM_CHECK_FORMAT(names.insert(c.name).second, where, "duplicate case name '", c.name, "'");

@@ -63,11 +63,14 @@ struct FitConfig {
   bool include_neck = true;
   bool optimise_camera_intrinsics = false;  ///< official: focal / pp frozen in the full stage (global camera)
   double early_stopping_delta = 5.0;        ///< later video frames: stop when mean |dloss| over 10 steps < delta
+  /// A non-finite loss, gradient or parameter during optimisation: false = throw fit::NumericalFault (naming the
+  /// stage and step); true = stop there and return the last finite parameters with FitResult::fault set.
+  bool stop_on_numerical_fault = false;
   CameraStageConfig camera;
   FitLearningRates lr;
   FitLossConfig loss;
 };
 PIXEL3DMM_CONFIG(FitConfig, image_size, iters, n_shape, n_expr, focal_init, use_landmarks, include_neck,
-                 optimise_camera_intrinsics, early_stopping_delta, camera, lr, loss)
+                 optimise_camera_intrinsics, early_stopping_delta, stop_on_numerical_fault, camera, lr, loss)
 
 }  // namespace pixel3dmm::fit

@@ -55,6 +55,16 @@ torch::optim::OptimizerParamGroup group(const torch::Tensor& p, double lr) {
   return torch::optim::OptimizerParamGroup({p}, std::make_unique<torch::optim::AdamOptions>(lr));
 }
 
+/// Names of the entries of `named` whose values (or, with `grads`, gradients) hold a NaN or Inf.
+std::string non_finite_names(const std::map<std::string, torch::Tensor>& named, bool grads) {
+  std::string out;
+  for (const auto& [name, t] : named) {
+    const torch::Tensor v = grads ? (t.defined() ? t.grad() : torch::Tensor()) : t;
+    if (v.defined() && !torch::isfinite(v.detach()).all().item<bool>()) out += (out.empty() ? "" : ", ") + name;
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -465,6 +475,36 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
   };
 
   bool stopped = false;
+  // One optimisation step that refuses to leave non-finite numbers behind: a non-finite loss or gradient stops
+  // before the update, non-finite parameters after it are rolled back, so `p` always holds the last finite state.
+  auto guarded_step = [&](const char* stage, int step, const std::map<std::string, torch::Tensor>& terms,
+                          const torch::Tensor& total, torch::optim::Adam& opt) {
+    std::string fault;
+    if (!std::isfinite(item(total))) {
+      fault = detail::concat("non-finite loss at ", stage, "-stage step ", step, " (terms: ",
+                             non_finite_names(terms, false), ")");
+    } else {
+      opt.zero_grad();
+      total.backward();
+      if (std::string bad = non_finite_names(p.named(), true); !bad.empty()) {
+        fault = detail::concat("non-finite gradient at ", stage, "-stage step ", step, " (", bad, ")");
+      } else {
+        const FitParams before = p.clone();
+        opt.step();
+        if (std::string bad_p = non_finite_names(p.named(), false); !bad_p.empty()) {
+          torch::NoGradGuard no_grad;
+          const auto now = p.named();
+          for (const auto& [name, t] : before.named()) now.at(name).copy_(t);
+          fault = detail::concat("non-finite parameters after ", stage, "-stage step ", step, " (", bad_p, ")");
+        }
+      }
+    }
+    if (fault.empty()) return true;
+    if (!config_.stop_on_numerical_fault) throw NumericalFault(fault);
+    result.fault = fault;
+    stopped = true;
+    return false;
+  };
   // ---- stage A: camera warm-up (official optimize_camera) ----
   if (stages.camera) {
     const CameraStageConfig& c = config_.camera;
@@ -504,9 +544,7 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
       }
       torch::Tensor total = torch::zeros({});
       for (const auto& [name, v] : terms) total = total + v;
-      opt.zero_grad();
-      total.backward();
-      opt.step();
+      if (!guarded_step("camera", k, terms, total, opt)) break;
       if (!log_step("camera", k, terms, total)) {
         stopped = true;  // the callback ends the whole fit, not just this stage
         break;
@@ -553,11 +591,8 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
       const auto terms = full_stage_terms(p, data, w_sil, landmarks_only);
       torch::Tensor total = torch::zeros({});
       for (const auto& [name, v] : terms) total = total + v;
-      const double value = item(total);
-      PIXEL3DMM_CHECK(std::isfinite(value), "fit: the loss became non-finite at full-stage step ", k);
-      opt.zero_grad();
-      total.backward();
-      opt.step();
+      if (!guarded_step("full", k, terms, total, opt)) break;
+      const double value = item(total);  // finite: guarded_step stops on a non-finite loss
       if (!log_step("full", k, terms, total)) break;
       if (stages.early_stopping_delta > 0) {
         if (k > 0) ring[k % ring.size()] = std::abs(value - previous);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "pixel3dmm/core/error.h"
 #include "pixel3dmm/fit/fit_config.h"
 #include "pixel3dmm/fit/losses.h"
 #include "pixel3dmm/flame/flame.h"
@@ -79,6 +80,22 @@ struct FitResult {
   std::vector<FitLogEntry> log;
   double seconds = 0.0;
   int iterations = 0;            ///< optimisation steps taken, both stages
+  /// Empty, or (with FitConfig::stop_on_numerical_fault) what stopped the fit early: "non-finite loss at full-stage
+  /// step 12 (terms: uv)"; `params` are then the last finite ones (before that step).
+  std::string fault;
+};
+
+/// A NaN / Inf appeared in the loss, a gradient or a parameter during optimisation (FitConfig::
+/// stop_on_numerical_fault is false). The message names the stage, the step and the non-finite terms or
+/// parameters; `fault()` is that description alone. (Non-finite *inputs* are refused earlier with ValueError.)
+class NumericalFault : public Error {
+ public:
+  explicit NumericalFault(const std::string& fault)
+      : Error("fit: " + fault + "; set stop_on_numerical_fault to keep the last finite parameters"), fault_(fault) {}
+  const std::string& fault() const { return fault_; }
+
+ private:
+  std::string fault_;
 };
 
 /// The per-vertex data the losses need besides FLAME itself, derived from the FLAME model's masks.

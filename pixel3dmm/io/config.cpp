@@ -101,8 +101,18 @@ void reject_unknown_keys(const json& j, const std::vector<std::string>& known, c
 
 json read_json(const std::string& path) {
   const std::string text = read_file(path);
+  // Configs are a few levels deep; a file of 100000 '[' would only make every recursive walk over it (dump,
+  // comparison, the typed parse) a stack overflow risk.
+  constexpr int kMaxDepth = 64;
+  auto limit_depth = [&](int depth, json::parse_event_t event, json&) {
+    if (depth > kMaxDepth &&
+        (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
+      throw FormatError(detail::concat(path, ": JSON nested deeper than ", kMaxDepth, " levels"));
+    }
+    return true;
+  };
   try {
-    return json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    return json::parse(text, limit_depth, /*allow_exceptions=*/true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     // e.byte is the 1-based offset of the offending character.
     const size_t end = std::min(text.size(), e.byte > 0 ? e.byte - 1 : 0);
@@ -121,6 +131,12 @@ json read_json(const std::string& path) {
     const size_t colon = msg.find(": ");
     if (msg.rfind("parse error", 0) == 0 && colon != std::string::npos) msg = msg.substr(colon + 2);
     throw FormatError(detail::concat(path, ":", line, ":", col, ": invalid JSON: ", msg));
+  } catch (const json::exception& e) {
+    // A number beyond double's range (out_of_range 406, found by fuzz_config): "number overflow parsing '1e999'".
+    std::string msg = e.what();
+    const size_t bracket = msg.find("] ");
+    if (bracket != std::string::npos) msg = msg.substr(bracket + 2);
+    throw FormatError(detail::concat(path, ": invalid JSON: ", msg));
   }
 }
 

@@ -29,7 +29,18 @@ namespace {
 
 using ::pixel3dmm::detail::concat;
 
-std::atomic<int64_t> g_max_pixels{100'000'000};
+/// The default limit, or the environment's PIXEL3DMM_MAX_IMAGE_PIXELS (a positive integer; anything else is ignored)
+/// so that command-line jobs can change it without code.
+int64_t initial_max_pixels() {
+  constexpr int64_t kDefault = 100'000'000;
+  const char* env = std::getenv("PIXEL3DMM_MAX_IMAGE_PIXELS");
+  if (!env || !*env) return kDefault;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  return (*end == '\0' && v >= 1) ? static_cast<int64_t>(v) : kDefault;
+}
+
+std::atomic<int64_t> g_max_pixels{initial_max_pixels()};
 
 std::string lower_extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();

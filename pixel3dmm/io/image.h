@@ -20,7 +20,8 @@ torch::Tensor read_image(const std::string& path);
 /// `bit_depth` 16 (.png, .tif); .exr stores float32 values as they are (`bit_depth` not consulted). Atomic.
 void write_image(const std::string& path, const torch::Tensor& image, int bit_depth = 8);
 
-/// The largest width x height read_image accepts; default 100 megapixels. A decompression bomb (a tiny file that
+/// The largest width x height read_image accepts; default 100 megapixels, or the environment variable
+/// PIXEL3DMM_MAX_IMAGE_PIXELS when set to a positive integer at start-up. A decompression bomb (a tiny file that
 /// declares a huge image) is refused before its pixels are allocated.
 int64_t max_image_pixels();
 

@@ -138,12 +138,15 @@ Header parse_header(const ByteSource& src) {
   auto refuse_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::key && depth == 1 && !names.insert(parsed.get<std::string>()).second)
       throw FormatError(concat(file, ": tensor '", parsed.get<std::string>(), "': appears twice in the header"));
+    // The header is three levels deep ({name: {shape: [...]}}); refuse deeper nesting as it is read.
+    if (depth > 4 && (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start))
+      throw FormatError(concat(file, ": header JSON nested deeper than 4 levels"));
     return true;
   };
   json j;
   try {
     j = json::parse(src.read_string(8, n), refuse_duplicates);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double's range
     throw FormatError(concat(file, ": header is not valid JSON (", e.what(), ")"));
   }
   PIXEL3DMM_CHECK_FORMAT(j.is_object(), file, "header must be a JSON object, found ", j.type_name());

@@ -1,5 +1,7 @@
 #include "pixel3dmm/nn/network.h"
 
+#include "pixel3dmm/io/config.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -44,6 +46,9 @@ void NetworkConfig::validate(const std::string& where) const {
   PIXEL3DMM_CHECK(head.pred_dim() == prediction_channels(prediction_type), where, ": head.pred_dim ",
                   head.pred_dim(), " differs from the ", prediction_channels(prediction_type), " channels of '",
                   to_string(prediction_type), "'");
+  // Positive head counts before the divisibility checks (found by fuzz_config: num_heads 0 divided by zero).
+  PIXEL3DMM_CHECK(backbone.num_heads() > 0 && head.num_heads() > 0, where, ": num_heads must be positive, found ",
+                  backbone.num_heads(), " (backbone) and ", head.num_heads(), " (head)");
   PIXEL3DMM_CHECK(backbone.embed_dim() % backbone.num_heads() == 0, where, ": backbone.embed_dim ",
                   backbone.embed_dim(), " is not divisible by backbone.num_heads ", backbone.num_heads());
   PIXEL3DMM_CHECK(head.embedding_dim() % head.num_heads() == 0, where, ": head.embedding_dim ",
@@ -100,8 +105,13 @@ struct JsonReader {
     known.insert(key);
     if (!j.contains(key)) return;  // keeps the default
     try {
+      // Type and range first (found by fuzz_config): nlohmann converts 1e60 to an integer field with a
+      // static_cast, which is undefined behaviour.
+      io::detail::check_json_type<T>(j.at(key));
       j.at(key).get_to(out);
     } catch (const json::exception& e) {
+      throw ValueError(where + ": key '" + key + "': " + e.what());
+    } catch (const io::detail::ConfigKeyError& e) {
       throw ValueError(where + ": key '" + key + "': " + e.what());
     }
   }
@@ -181,7 +191,7 @@ NetworkConfig NetworkConfig::read(const std::string& path) {
   json j;
   try {
     j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double's range
     throw FormatError(path + ": not valid JSON (" + e.what() + ")");
   }
   return from_json(j, path);

@@ -102,7 +102,13 @@ std::vector<ManifestEntry> parse_manifest(const std::string& manifest, const fs:
     auto fail = [&](const std::string& reason) { throw ManifestError(manifest, number, reason); };
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
+      // A sample is two levels deep (camera.K rows); deeper nesting is refused before it is built.
+      j = nlohmann::json::parse(line, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        if (depth > 8 && (event == nlohmann::json::parse_event_t::object_start ||
+                          event == nlohmann::json::parse_event_t::array_start))
+          fail("JSON nested deeper than 8 levels");
+        return true;
+      });
     } catch (const nlohmann::json::exception& e) {
       fail(std::string("invalid JSON: ") + e.what());
     }

@@ -32,9 +32,21 @@ __all__ = ["load_checkpoint", "hyper_parameters", "network_config", "convert", "
 # and the typing / pathlib objects they reference. Stubs execute nothing; their pickled state is kept for reading.
 _STUB_PACKAGES = {"omegaconf", "pytorch_lightning", "lightning", "lightning_fabric", "typing", "pathlib"}
 
+def _bounded_rebuild(rebuild):
+    """A torch tensor-rebuild function that first refuses a size whose dense copy would exceed the allocation limit
+    (a stride of 0 lets one stored element declare any size; the converter later writes tensors densely)."""
+    def rebuild_checked(storage, storage_offset, size, stride, *args, **kwargs):
+        numel = 1
+        for n in size:
+            numel *= max(int(n), 0)
+        rp.refuse_large("a pickled tensor", numel * getattr(storage, "element_size", lambda: 8)())
+        return rebuild(storage, storage_offset, size, stride, *args, **kwargs)
+    return rebuild_checked
+
+
 _TORCH_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor"): _bounded_rebuild(torch._utils._rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): _bounded_rebuild(torch._utils._rebuild_tensor_v2),
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,

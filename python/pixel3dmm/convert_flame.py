@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .restricted_pickle import RefusedGlobal, RestrictedUnpickler, Stub, stub_class
+from .restricted_pickle import (_SAFE_GLOBALS, RefusedGlobal, RestrictedUnpickler, Stub, guarded_reconstruct,
+                                refuse_large, stub_class)
 
 # ---------------------------------------------------------------------------------------------------------------
 # chumpy / scipy stand-ins
@@ -42,6 +43,10 @@ _SPARSE_CLASSES = [(mod, name) for name in ("csc_matrix", "csr_matrix")
                                "scipy.sparse")]
 
 
+# The allow-list's checked numpy scalar (plain dtypes, exact byte count), also under NumPy 2's module path.
+_SAFE_SCALAR = _SAFE_GLOBALS[("numpy.core.multiarray", "scalar")]
+
+
 def _stub_globals() -> Dict[Tuple[str, str], Any]:
     allowed: Dict[Tuple[str, str], Any] = {}
     for module, names in _CHUMPY_CLASSES.items():
@@ -50,8 +55,8 @@ def _stub_globals() -> Dict[Tuple[str, str], Any]:
     for module, name in _SPARSE_CLASSES:
         allowed[(module, name)] = stub_class(module, name)
     # NumPy 2 writes numpy._core paths; the official files predate it, but converted copies may not.
-    allowed[("numpy._core.multiarray", "_reconstruct")] = np.core.multiarray._reconstruct
-    allowed[("numpy._core.multiarray", "scalar")] = np.core.multiarray.scalar
+    allowed[("numpy._core.multiarray", "_reconstruct")] = guarded_reconstruct
+    allowed[("numpy._core.multiarray", "scalar")] = _SAFE_SCALAR
     return allowed
 
 
@@ -217,6 +222,8 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *unused) -> np.ndarra
     needed = 1 + sum((int(n) - 1) * int(s) for n, s in zip(size, stride)) if all(int(n) > 0 for n in size) else 0
     if needed > len(base):
         raise ValueError("tensor reaches past its storage")
+    # A stride of 0 lets a one-element storage declare any size; the copy below would allocate all of it.
+    refuse_large("a pickled tensor", int(np.prod([int(n) for n in size], dtype=object)) * itemsize)
     return np.lib.stride_tricks.as_strided(base, shape=tuple(int(n) for n in size),
                                            strides=tuple(int(s) * itemsize for s in stride)).copy()
 
@@ -236,8 +243,8 @@ def _torch_globals() -> Dict[Tuple[str, str], Any]:
         ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
         ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
         ("torch", "Tensor"): _TensorType,
-        ("numpy._core.multiarray", "_reconstruct"): np.core.multiarray._reconstruct,
-        ("numpy._core.multiarray", "scalar"): np.core.multiarray.scalar,
+        ("numpy._core.multiarray", "_reconstruct"): guarded_reconstruct,
+        ("numpy._core.multiarray", "scalar"): _SAFE_SCALAR,
     }
 
 

@@ -121,6 +121,9 @@ void bind_fit(py::module_& m) {
       .def_readonly("landmarks2d", &FitResult::landmarks2d, "B x 68 x 2 projected model landmarks (pixels at S)")
       .def_readonly("seconds", &FitResult::seconds)
       .def_readonly("iterations", &FitResult::iterations)
+      .def_readonly("fault", &FitResult::fault,
+                    "'' or, with config stop_on_numerical_fault, what stopped the fit early (stage, step, what was "
+                    "non-finite); params are then the last finite ones.")
       .def_property_readonly(
           "log",
           [](const FitResult& r) {

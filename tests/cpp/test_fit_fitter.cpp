@@ -166,3 +166,40 @@ TEST_CASE("An image set shares one identity and fits every photo", "[fit]") {
   bad[1].normal_mask = torch::ones({1, 95, 96});
   pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(bad); }, {"target 1 normal_mask"});
 }
+
+// ---- numerical faults (docs/reliability.md) ----
+
+TEST_CASE("A loss that overflows raises NumericalFault naming the stage, step and term", "[fit][reliability]") {
+  Fitter fitter = small_fitter(5, 5);
+  SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});
+  // Finite but absurd landmarks (a broken detector): their squared pixel error overflows float32.
+  st.target.landmarks = torch::full({1, 68, 2}, 3e38f);
+  pixel3dmm::test::require_throws_with<NumericalFault>([&] { fitter.fit(st.target); },
+                                                       {"non-finite loss at camera-stage step 0", "lmk68"});
+}
+
+TEST_CASE("stop_on_numerical_fault keeps the last finite parameters", "[fit][reliability]") {
+  FitConfig config = small_fitter().config();
+  config.stop_on_numerical_fault = true;
+  config.iters = 5;
+  config.camera.steps = 5;
+  const SyntheticTarget st = render_synthetic_target(small_fitter(), random_params(1, 20, 10, 3), 0, {96});
+  // Adam's first step moves t by lr / (1 - beta1) = 3e38 times g / |g|: beyond float32, so the update is rolled
+  // back and the start (zero translation) is the last finite state; the result is computed from it.
+  config.camera.lr_t = 3e37;
+  Fitter fitter(small_fitter().flame(), config);
+  const FitResult r = fitter.fit(st.target);
+  REQUIRE(r.fault == "non-finite parameters after camera-stage step 0 (t)");
+  REQUIRE(r.iterations == 0);
+  REQUIRE(r.log.empty());
+  REQUIRE(r.params.translation.abs().max().item<double>() == 0.0);
+  for (const auto& [name, t] : r.params.named()) {
+    INFO(name);
+    REQUIRE(torch::isfinite(t).all().item<bool>());
+  }
+  REQUIRE(torch::isfinite(r.vertices).all().item<bool>());
+  // Without the option the same fit throws, naming the stage, step and parameter.
+  config.stop_on_numerical_fault = false;
+  pixel3dmm::test::require_throws_with<NumericalFault>([&] { Fitter(small_fitter().flame(), config).fit(st.target); },
+                                                       {"non-finite parameters after camera-stage step 0 (t)"});
+}

@@ -266,3 +266,31 @@ TEST_CASE("train: a checkpoint that does not match the network is refused by nam
   bad.warmup_steps = bad.steps;
   test::require_throws_with<ValueError>([&] { bad.validate(); }, {"warmup_steps"});
 }
+
+TEST_CASE("train: a non-finite loss stops naming the step; the last checkpoint holds finite weights",
+          "[train][reliability]") {
+  test::TempDir dir;
+  const auto source = SampleSource::from(tiny_samples(4));
+  auto options = quick_options(6);
+  options.lr = options.lr_backbone = 1e30;  // the first update blows the weights up; the next loss overflows
+  options.warmup_steps = 0;
+  options.checkpoint_every = 1;
+  Trainer trainer(Trainer::initial_network(tiny_config(nn::PredictionType::UV), 1), options, dir.path.string());
+  std::string message;
+  try {
+    trainer.train(source, SampleSource{});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  INFO("message: " << message);
+  REQUIRE(message.find("training: the") != std::string::npos);
+  REQUIRE(message.find(" at step ") != std::string::npos);
+  REQUIRE(message.find("the last checkpoint holds the last good state") != std::string::npos);
+  const int64_t failed_step = std::stoll(message.substr(message.find(" at step ") + 9));
+  REQUIRE(failed_step >= 2);
+  // Resuming loads the checkpoint written after the step before: every weight finite.
+  Trainer resumed(Trainer::initial_network(tiny_config(nn::PredictionType::UV), 2), options, dir.path.string());
+  REQUIRE(resumed.resume());
+  REQUIRE(resumed.step() == failed_step - 1);
+  for (const auto& p : resumed.network()->parameters()) REQUIRE(torch::isfinite(p).all().item<bool>());
+}
