@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_samples.h"
 #include "bench_util.h"
 #include "pixel3dmm/core/runtime.h"
 #include "pixel3dmm/distributed/process_group.h"
@@ -36,21 +37,7 @@ namespace {
 using namespace pixel3dmm;
 namespace fs = std::filesystem;
 
-train::SampleSource random_samples(int64_t count, int64_t size) {
-  std::vector<train::TrainingSample> samples;
-  torch::manual_seed(0);
-  for (int64_t i = 0; i < count; ++i) {
-    train::TrainingSample s;
-    s.id = std::to_string(i);
-    s.image = torch::rand({3, size, size});
-    s.uv = torch::rand({2, size, size});
-    s.normals = torch::nn::functional::normalize(torch::randn({3, size, size}),
-                                                 torch::nn::functional::NormalizeFuncOptions().dim(0));
-    s.mask = (torch::rand({1, size, size}) > 0.3).to(torch::kFloat32);
-    samples.push_back(s);
-  }
-  return train::SampleSource::from(std::move(samples));
-}
+using bench::random_samples;
 
 nn::NetworkConfig demo_config(int64_t size) {
   const std::string path = std::string(PIXEL3DMM_SOURCE_DIR) + "/training/recipes/demo-uv.json";

@@ -14,9 +14,9 @@ import sys
 import time
 
 import pytest
-import torch
 
 from pixel3dmm import nn as pnn
+from tiny_networks import save_tiny_networks
 
 BIN = os.environ.get("PIXEL3DMM_BIN")
 needs_bin = pytest.mark.skipif(not BIN, reason="PIXEL3DMM_BIN is not set (run through CTest)")
@@ -180,17 +180,8 @@ def test_killed_rank_is_named_within_the_timeout(tmp_path, data_folder, victim):
 
 @pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} (Debian's libdlib19.1 examples) is missing")
 def test_sharded_reconstruction_interrupted_and_restarted(tmp_path):
-    d = tmp_path / "nets"
-    d.mkdir()
-    nets = []
-    for kind, name in (("uv_map", "uv"), ("normals", "normals")):
-        cfg = pnn.official_config(kind)
-        cfg["backbone"].update(embed_dim=32, depth=1, num_heads=1)
-        cfg["head"].update(in_dim=32, embedding_dim=16, num_layers=1, num_heads=2)
-        cfg["image_size"] = 64
-        torch.manual_seed(1)
-        pnn.save_network(pnn.Pixel3DMMNet(cfg), str(d / f"{name}.safetensors"))
-        nets += [f"--{name.replace('normals', 'normal')}-weights", str(d / f"{name}.safetensors")]
+    w = save_tiny_networks(tmp_path / "nets")
+    nets = ["--uv-weights", w["uv"], "--normal-weights", w["normals"]]
     photos = tmp_path / "photos"
     photos.mkdir()
     count = 6

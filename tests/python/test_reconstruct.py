@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import pixel3dmm
-from pixel3dmm import nn as pnn
+from tiny_networks import save_tiny_networks
 
 BIN = os.environ.get("PIXEL3DMM_BIN")
 FACES = pathlib.Path("/usr/share/doc/libdlib19.1/examples/faces")
@@ -26,17 +26,7 @@ needs_bin = pytest.mark.skipif(not BIN, reason="PIXEL3DMM_BIN is not set (run th
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """Tiny random UV and normal networks (64 x 64 input) saved as converted files."""
-    d = tmp_path_factory.mktemp("nets")
-    paths = {}
-    for kind, name in (("uv_map", "uv"), ("normals", "normals")):
-        cfg = pnn.official_config(kind)
-        cfg["backbone"].update(embed_dim=32, depth=1, num_heads=1)
-        cfg["head"].update(in_dim=32, embedding_dim=16, num_layers=1, num_heads=2)
-        cfg["image_size"] = 64
-        torch.manual_seed(1)
-        pnn.save_network(pnn.Pixel3DMMNet(cfg), str(d / f"{name}.safetensors"))
-        paths[name] = str(d / f"{name}.safetensors")
-    return paths
+    return save_tiny_networks(tmp_path_factory.mktemp("nets"))
 
 
 def run(*args, cwd=None):
