@@ -94,6 +94,7 @@ void write_folder_atomically(const std::string& folder, const std::function<void
   std::error_code ec;
   fs::remove_all(tmp, ec);
   try {
+    fs::create_directories(tmp);  // the writer fills an existing, empty folder
     write(tmp.string());
     fs::remove_all(target, ec);
     fs::rename(tmp, target);

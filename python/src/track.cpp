@@ -135,7 +135,12 @@ void bind_track(py::module_& m) {
       "A synthetic video of one random head along a smooth random trajectory, rendered exactly (maps with noise\n"
       "and outliers) -> dict: frames (list of fit.FitTarget), truth (fit.FitParams, N rows), vertices /\n"
       "vertices_flame (N x V x 3 ground truth), canonical (1 x V x 3).");
-  m.def("vertex_jitter", &track::vertex_jitter, py::arg("vertices"), py::arg("subset") = torch::Tensor(),
+  m.def(
+      "vertex_jitter",
+      [](const torch::Tensor& vertices, const std::optional<torch::Tensor>& subset) {
+        return track::vertex_jitter(vertices, subset.value_or(torch::Tensor()));
+      },
+      py::arg("vertices"), py::arg("subset") = py::none(),
         "Mean |v[t+1] - 2 v[t] + v[t-1]| over frames and vertices (metres). vertices: N x V x 3 (N >= 3).");
 }
 

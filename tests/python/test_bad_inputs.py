@@ -328,7 +328,7 @@ def _(tmp):
     bench = write(tmp / "bench", "cases.jsonl", json.dumps(line) + "\n")
     model = flame.synthetic_flame(vertices=1200, n_shape=4, n_expr=2)
     raises(ValueError, "cases.jsonl line 1", "must be a plain file name",
-           fn=lambda: pixel3dmm.eval.run_benchmark(bench, model, out=str(tmp / "out")))
+           fn=lambda: pixel3dmm.eval.run_benchmark(bench, flame.Flame(model), out=str(tmp / "out")))
     assert not (tmp / "escape_posed.ply").exists() and not (tmp / "out").exists()
 
 
