@@ -98,9 +98,9 @@ int main(int argc, char** argv) {
     auto x = torch::rand({1, 3, 512, 512}, torch::make_generator<at::CPUGeneratorImpl>(0));
     Timing c;
     auto feats = net->features(x);
-    c.backbone = bench::median_ms([&] { net->features(x); }, budget, 3);
-    c.head = bench::median_ms([&] { net->head->forward(feats); }, budget, 3);
-    c.total = bench::median_ms([&] { net->forward(x); }, budget, 3);
+    c.backbone = bench::median_ms([&] { net->features(x); }, budget, 5);
+    c.head = bench::median_ms([&] { net->head->forward(feats); }, budget, 5);
+    c.total = bench::median_ms([&] { net->forward(x); }, budget, 5);
     const auto out = net->forward(x);
     const char* label = std::string(name).find("small") != std::string::npos ? "ViT-S/16" : "ViT-B/16";
     std::printf("%-10s %-8s %12.1f %12.1f %12.1f\n", label, "C++", c.backbone, c.head, c.total);
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
         net16->to(torch::kBFloat16);
         const auto x16 = x.to(torch::kBFloat16);
         torch::Tensor o16;
-        const double t16 = bench::median_ms([&] { o16 = net16->forward(x16); }, budget, 3);
+        const double t16 = bench::median_ms([&] { o16 = net16->forward(x16); }, budget, 5);
         std::printf("%-10s %-8s %12s %12s %12.1f %16.2e  (bfloat16 weights and activations: max error vs "
                     "float32; outputs span +-%.2f)\n",
                     label, "C++bf16", "", "", t16, (o16.to(torch::kFloat) - out).abs().max().item<double>(),

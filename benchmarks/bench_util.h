@@ -28,11 +28,16 @@ inline double median_ms(const std::function<void()>& fn, double budget_s = 1.0, 
 }
 
 /// Prints the machine context every benchmark starts with.
+// Every benchmark runs with the OpenMP wait policy the command-line program uses (see runtime.h), set before
+// main because libgomp reads it when it is loaded.
+inline const bool kOpenMPWaitDefault = (reexec_with_openmp_wait_default(), true);
+
 inline void print_header(const char* title) {
   const RuntimeInfo info = runtime_info();
   std::printf("== %s ==\n(pixel3dmm %s, LibTorch %s, BLAS %s, %d hardware threads)\n", title,
               info.pixel3dmm_version.c_str(), info.torch_version.c_str(), info.blas_kind.c_str(),
               info.hardware_threads);
+  if (!info.openmp_wait.empty()) std::printf("(%s)\n", info.openmp_wait.c_str());
 }
 
 }  // namespace pixel3dmm::bench

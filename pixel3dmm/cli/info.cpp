@@ -23,6 +23,8 @@ int run_info(const std::vector<std::string>& argv) {
   std::printf("OpenCV      %s\n", info.opencv_version.c_str());
   std::printf("BLAS        %s (%s)\n", info.blas_kind.c_str(), info.blas_library.c_str());
   std::printf("threads     %d intra-op (of %d hardware threads)\n", info.num_threads, info.hardware_threads);
+  std::printf("OpenMP wait %s\n", info.openmp_wait.empty() ? "libgomp default (spins ~300000 iterations)"
+                                                           : info.openmp_wait.c_str());
   if (!args.flag_set("no-gemm")) std::printf("SGEMM 512   %.1f GFLOP/s\n", measure_gemm_gflops(512));
   if (info.blas_kind == "reference")
     std::printf("warning: reference BLAS in use; install libopenblas0-pthread for ~25x faster matrix products\n");

@@ -41,6 +41,7 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   using namespace pixel3dmm;
   using namespace pixel3dmm::cli;
+  reexec_with_openmp_wait_default();
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_usage(args.empty() ? std::cerr : std::cout);

@@ -1,14 +1,17 @@
 #include "pixel3dmm/core/runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <opencv2/core/version.hpp>
 #include <torch/torch.h>
@@ -39,18 +42,55 @@ std::string classify_blas(const std::string& path) {
   return "unknown";
 }
 
+void* openblas_symbol(const char* name) {
+  void* sym = ::dlsym(RTLD_DEFAULT, name);
+  if (sym == nullptr)
+    if (void* lib = ::dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD)) sym = ::dlsym(lib, name);
+  return sym;
+}
+
 /// OpenBLAS's pthreads build keeps its own thread pool, sized to the core count and untouched by
 /// torch::set_num_threads. Beside LibTorch's pool it oversubscribes the cores and turns a skinny GEMM such as
 /// FLAME's skinning (5023 x 5 x 24) from 0.03 ms into several ms, so the two are kept in step.
 void set_blas_threads(int n) {
-  using SetThreads = void (*)(int);
-  void* sym = ::dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-  if (sym == nullptr)
-    if (void* lib = ::dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD)) sym = ::dlsym(lib, "openblas_set_num_threads");
-  if (sym != nullptr) reinterpret_cast<SetThreads>(sym)(n);
+  static void* sym = openblas_symbol("openblas_set_num_threads");
+  if (sym != nullptr) reinterpret_cast<void (*)(int)>(sym)(n);
+}
+
+int blas_threads() {
+  static void* sym = openblas_symbol("openblas_get_num_threads");
+  return sym != nullptr ? reinterpret_cast<int (*)()>(sym)() : 0;
+}
+
+std::string openmp_wait_setting() {
+  for (const char* name : {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"})
+    if (const char* v = std::getenv(name); v && *v) return std::string(name) + "=" + v;
+  return "";
 }
 
 }  // namespace
+
+void reexec_with_openmp_wait_default() {
+  if (!openmp_wait_setting().empty()) return;
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  if (args.empty()) return;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::setenv("GOMP_SPINCOUNT", kDefaultOpenMPSpinCount, 0);
+  ::execv("/proc/self/exe", argv.data());
+  ::unsetenv("GOMP_SPINCOUNT");  // exec failed: carry on with libgomp's default, as if never called
+}
+
+ScopedBlasThreads::ScopedBlasThreads(int n) : previous_(blas_threads()) {
+  if (previous_ > 0 && previous_ != n) set_blas_threads(n);
+}
+
+ScopedBlasThreads::~ScopedBlasThreads() {
+  if (previous_ > 0) set_blas_threads(previous_);
+}
 
 RuntimeInfo runtime_info() {
   RuntimeInfo r;
@@ -62,6 +102,7 @@ RuntimeInfo runtime_info() {
   r.blas_kind = classify_blas(r.blas_library);
   r.num_threads = torch::get_num_threads();
   r.hardware_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  r.openmp_wait = openmp_wait_setting();
   return r;
 }
 

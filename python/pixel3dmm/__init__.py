@@ -2,9 +2,18 @@
 
 Functions take and return ``torch.Tensor``; NumPy arrays are accepted where noted.
 """
-import torch  # noqa: F401  (loads LibTorch before the extension that links it)
+import os as _os
+import sys as _sys
 
-from . import _C
+# libgomp reads its wait policy once, when torch loads it; its default spinning takes the cores from OpenBLAS's
+# own threads (2-3x slower networks and training on small machines). Same default as the C++ programs
+# (pixel3dmm/core/runtime.h), only when nothing is set and torch is not loaded yet: import pixel3dmm first.
+if "torch" not in _sys.modules and not (_os.environ.get("GOMP_SPINCOUNT") or _os.environ.get("OMP_WAIT_POLICY")):
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
+
+import torch  # noqa: F401,E402  (loads LibTorch before the extension that links it)
+
+from . import _C  # noqa: E402
 from ._C import __version__, runtime_info, set_num_threads, measure_gemm_gflops, blas_is_reference
 from . import io
 from . import flame

@@ -20,6 +20,7 @@ void bind_core(py::module_& m) {
         d["blas_library"] = r.blas_library;
         d["num_threads"] = r.num_threads;
         d["hardware_threads"] = r.hardware_threads;
+        d["openmp_wait"] = r.openmp_wait;
         return d;
       },
       "Versions, the BLAS LibTorch uses and thread counts, as a dict.");

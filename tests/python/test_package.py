@@ -46,6 +46,27 @@ def test_program_version_and_info():
     assert "LibTorch" in out and "BLAS" in out and "threads" in out
 
 
+def _env_without_openmp_wait():
+    return {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+
+
+def test_program_sets_the_openmp_wait_default_before_libgomp_reads_it():
+    env = _env_without_openmp_wait()
+    out = subprocess.run([BIN, "info", "--no-gemm"], capture_output=True, text=True, check=True, env=env).stdout
+    assert "OpenMP wait GOMP_SPINCOUNT=1000" in out  # set, then the program re-executed itself
+    env["OMP_WAIT_POLICY"] = "active"  # a user's choice is kept
+    out = subprocess.run([BIN, "info", "--no-gemm"], capture_output=True, text=True, check=True, env=env).stdout
+    assert "OpenMP wait OMP_WAIT_POLICY=active" in out
+
+
+@pytest.mark.parametrize("first, expected", [("pixel3dmm", "GOMP_SPINCOUNT=1000"), ("torch", "")])
+def test_import_sets_the_openmp_wait_default_only_before_torch(first, expected):
+    code = f"import {first}, pixel3dmm; print(repr(pixel3dmm.runtime_info()['openmp_wait']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=_env_without_openmp_wait()).stdout
+    assert out.strip() == repr(expected)
+
+
 def test_program_exit_codes_for_bad_command_lines():
     assert subprocess.run([BIN, "no-such-command"], capture_output=True).returncode == 2
     r = subprocess.run([BIN, "info", "--bogus"], capture_output=True, text=True)
