@@ -37,7 +37,11 @@ struct Timing {
 
 nlohmann::json run_python(const std::string& weights, int threads, double budget, const std::string& output) {
   const std::string script = env_or("PIXEL3DMM_SOURCE_DIR", PIXEL3DMM_SOURCE_DIR) + "/benchmarks/bench_nn_reference.py";
-  const std::string cmd = env_or("PIXEL3DMM_PYTHON", "/usr/bin/python3") + " '" + script + "' '" + weights +
+  // The reference runs with the malloc thresholds this process set (keep_freed_memory_for_reuse), like for like.
+  const bool user_tunables = env_or("GLIBC_TUNABLES", "").find("malloc") != std::string::npos;
+  const std::string cmd = (user_tunables ? std::string() : "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:"
+                                                           "glibc.malloc.trim_threshold=268435456 ") +
+                          env_or("PIXEL3DMM_PYTHON", "/usr/bin/python3") + " '" + script + "' '" + weights +
                           "' --threads " + std::to_string(threads) + " --budget " + std::to_string(budget) +
                           " --output '" + output + "'";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);

@@ -28,9 +28,9 @@ inline double median_ms(const std::function<void()>& fn, double budget_s = 1.0, 
 }
 
 /// Prints the machine context every benchmark starts with.
-// Every benchmark runs with the OpenMP wait policy the command-line program uses (see runtime.h), set before
-// main because libgomp reads it when it is loaded.
-inline const bool kOpenMPWaitDefault = (reexec_with_openmp_wait_default(), true);
+// Every benchmark runs with the OpenMP wait policy and malloc thresholds the command-line program uses (see
+// runtime.h), set before main because libgomp reads its policy when it is loaded.
+inline const bool kProcessDefaults = (reexec_with_openmp_wait_default(), keep_freed_memory_for_reuse(), true);
 
 inline void print_header(const char* title) {
   const RuntimeInfo info = runtime_info();

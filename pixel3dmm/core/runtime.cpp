@@ -1,6 +1,7 @@
 #include "pixel3dmm/core/runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,6 +71,12 @@ std::string openmp_wait_setting() {
 
 }  // namespace
 
+void keep_freed_memory_for_reuse() {
+  if (const char* t = std::getenv("GLIBC_TUNABLES"); t && std::string(t).find("malloc") != std::string::npos) return;
+  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 void reexec_with_openmp_wait_default() {
   if (!openmp_wait_setting().empty()) return;
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -128,6 +135,7 @@ void init_runtime() {
         if (std::atoi(env) > 1)
           n = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / std::atoi(env));
     set_num_threads(n);
+    keep_freed_memory_for_reuse();
     if (blas_is_reference()) {
       std::cerr << "pixel3dmm: warning: LibTorch is using the reference BLAS (" << sgemm_provider()
                 << "), which is ~25x slower than OpenBLAS. Install libopenblas0-pthread "

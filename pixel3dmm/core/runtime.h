@@ -40,9 +40,15 @@ class ScopedBlasThreads {
   int previous_ = 0;  ///< 0 when OpenBLAS was not found
 };
 
+/// glibc hands every freed block above its mmap threshold (128 KB at first, rising with what is freed) back to
+/// the kernel, so each forward pass or training step faults its activations in again: over a million page faults
+/// in bench_nn, and 4x slower ViT-B forwards in Python's torch. This raises the mmap threshold to 64 MB and the trim
+/// threshold to 256 MB, so freed activations are reused; left alone when $GLIBC_TUNABLES sets malloc tunables.
+void keep_freed_memory_for_reuse();
+
 /// Once per process: threads from $PIXEL3DMM_NUM_THREADS, else $OMP_NUM_THREADS, else the core count divided by
 /// $LOCAL_WORLD_SIZE (processes on this machine, set by torchrun), else the core count (Debian's LibTorch starts with
-/// one thread) and a warning on stderr when the BLAS is the reference one. Called by the command-line program
+/// one thread), keep_freed_memory_for_reuse(), and a warning on stderr when the BLAS is the reference one. Called by the command-line program
 /// and on `import pixel3dmm`; library users may call it too.
 void init_runtime();
 

@@ -1,5 +1,8 @@
 #include <dlfcn.h>
+#include <malloc.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -66,4 +69,30 @@ TEST_CASE("set_num_threads also sizes OpenBLAS's own thread pool", "[core]") {
   REQUIRE(get() == 1);
   set_num_threads(2);
   REQUIRE(get() >= 1);
+}
+
+TEST_CASE("ScopedBlasThreads sets OpenBLAS's threads for its scope only", "[core]") {
+  auto get = reinterpret_cast<int (*)()>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (get == nullptr) return;
+  set_num_threads(2);
+  const int before = get();
+  {
+    const ScopedBlasThreads one(1);
+    REQUIRE(get() == 1);
+  }
+  REQUIRE(get() == before);
+}
+
+TEST_CASE("keep_freed_memory_for_reuse keeps a freed 32 MB block in the heap", "[core]") {
+  keep_freed_memory_for_reuse();  // main's init_runtime did it already; calling again changes nothing
+  const size_t bytes = size_t(32) << 20;
+  void* p = std::malloc(bytes);
+  REQUIRE(p != nullptr);
+  std::memset(p, 1, bytes);
+  const auto held = ::mallinfo2();
+  std::free(p);
+  const auto after = ::mallinfo2();
+  // below the raised mmap threshold the block came from the heap, and below the trim threshold it stays there
+  CHECK(held.hblkhd < after.hblkhd + bytes);  // not an mmapped block
+  CHECK(after.fordblks >= bytes);             // free for the next allocation
 }
