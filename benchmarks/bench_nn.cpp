@@ -6,12 +6,15 @@
 // Environment: PIXEL3DMM_PYTHON (default /usr/bin/python3), PIXEL3DMM_SOURCE_DIR (to find the reference script).
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +61,31 @@ nlohmann::json run_python(const std::string& weights, int threads, double budget
   }
 }
 
+/// Median milliseconds of backbone, head and total, measured in rounds (one of each per round) so that a slow
+/// stretch of the machine falls on all three alike instead of on whichever was timed first.
+template <class B, class H, class T>
+Timing interleaved_medians(B backbone, H head, T total, double budget_s, int min_rounds = 5) {
+  backbone(), head(), total();  // warm-up
+  std::vector<double> b, h, t;
+  auto time_ms = [](auto& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  while (static_cast<int>(b.size()) < min_rounds ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < budget_s) {
+    b.push_back(time_ms(backbone));
+    h.push_back(time_ms(head));
+    t.push_back(time_ms(total));
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  return {median(b), median(h), median(t)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,9 +130,8 @@ int main(int argc, char** argv) {
     auto x = torch::rand({1, 3, 512, 512}, torch::make_generator<at::CPUGeneratorImpl>(0));
     Timing c;
     auto feats = net->features(x);
-    c.backbone = bench::median_ms([&] { net->features(x); }, budget, 5);
-    c.head = bench::median_ms([&] { net->head->forward(feats); }, budget, 5);
-    c.total = bench::median_ms([&] { net->forward(x); }, budget, 5);
+    c = interleaved_medians([&] { net->features(x); }, [&] { net->head->forward(feats); }, [&] { net->forward(x); },
+                            3 * budget);
     const auto out = net->forward(x);
     const char* label = std::string(name).find("small") != std::string::npos ? "ViT-S/16" : "ViT-B/16";
     std::printf("%-10s %-8s %12.1f %12.1f %12.1f\n", label, "C++", c.backbone, c.head, c.total);

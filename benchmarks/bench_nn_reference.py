@@ -18,16 +18,18 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 import p3dmm_reference as ref  # noqa: E402
 
 
-def median_ms(fn, budget_s, min_reps=3):
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < budget_s:
-        t0 = time.perf_counter()
+def interleaved_medians(fns, budget_s, min_rounds=5):
+    """Median milliseconds of each function, measured in rounds (one call of each per round), as bench_nn does."""
+    for fn in fns:
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
+    times = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < min_rounds or time.perf_counter() - start < budget_s:
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return [sorted(ts)[len(ts) // 2] for ts in times]
 
 
 def main():
@@ -56,7 +58,6 @@ def main():
     rgb = x.permute(0, 2, 3, 1)[:, None]
     with torch.no_grad():
         feats = net.img_encoder(x)
-        backbone = median_ms(lambda: net.img_encoder(x), args.budget)
         # the head: everything after the backbone, as Network.forward does it
         grid = s // b["patch_size"]
 
@@ -70,8 +71,8 @@ def main():
             f = torch.nn.functional.gelu(net.t_conv3(f))
             return net.token_2_patch_content(f.permute(0, 2, 3, 1).reshape(1, -1, f.shape[1]))
 
-        head_ms = median_ms(head, args.budget)
-        total = median_ms(lambda: net(rgb), args.budget)
+        backbone, head_ms, total = interleaved_medians([lambda: net.img_encoder(x), head, lambda: net(rgb)],
+                                                       3 * args.budget)
         if args.output:
             out = net(rgb)[cfg["prediction_type"]][:, 0]
             with open(args.output, "wb") as f:

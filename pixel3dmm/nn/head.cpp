@@ -28,7 +28,7 @@ torch::Tensor MultiheadSelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), hd = dim / num_heads;
   auto t = at::matmul(x, in_proj_weight.t()).view({B, N, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});
   auto o = detail::attention(t[0], t[1], t[2], 1.0 / std::sqrt(double(hd)));
-  return out_proj->forward(o.transpose(1, 2).reshape({B, N, dim}));
+  return at::linear(o.transpose(1, 2).reshape({B, N, dim}), out_proj->weight, out_proj->bias);
 }
 
 namespace {
@@ -89,7 +89,7 @@ void VolTransformerImpl::reset() {
 }
 
 torch::Tensor VolTransformerImpl::forward(const torch::Tensor& tokens) {
-  auto x = down_proj->forward(tokens);
+  auto x = at::linear(tokens, down_proj->weight, down_proj->bias);  // bias fused in the GEMM, as in vit.cpp
   for (const auto& layer : *layers) x = layer->as<GroupAttBlock>()->forward(x);
   return x;
 }
