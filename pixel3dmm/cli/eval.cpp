@@ -14,7 +14,6 @@
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/eval/benchmark.h"
 #include "pixel3dmm/io/config.h"
-#include "pixel3dmm/predict/demo_model.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
 namespace pixel3dmm::cli {
@@ -137,25 +136,6 @@ eval::BenchmarkResults run_method(const eval::Benchmark& bench, const flame::Fla
   return r;
 }
 
-void declare_networks(Args& args) {
-  args.option("uv-weights", "converted UV network: also fit its predictions on each case's image (method (d))")
-      .option("normal-weights", "converted normal network (with --uv-weights)")
-      .flag("demo-networks", "method (d) with the embedded demo networks (synthetic-model benchmarks only)");
-}
-
-std::unique_ptr<predict::Predictor> load_predictor(const Args& args) {
-  if (args.has("demo-networks")) {
-    if (args.has("uv-weights") || args.has("normal-weights"))
-      throw UsageError("--demo-networks replaces --uv-weights / --normal-weights: give one or the other");
-    return std::make_unique<predict::Predictor>(predict::demo_predictor());
-  }
-  if (!args.has("uv-weights") && !args.has("normal-weights")) return nullptr;
-  if (!args.has("uv-weights") || !args.has("normal-weights"))
-    throw UsageError("--uv-weights and --normal-weights go together (the full fit needs both maps)");
-  return std::make_unique<predict::Predictor>(
-      predict::Predictor::load(args.get("uv-weights"), args.get("normal-weights")));
-}
-
 int run_run(const std::vector<std::string>& argv) {
   Args args("pixel3dmm eval run",
             "Fits every case of a benchmark with one method, scores the meshes against the posed and neutral ground "
@@ -164,7 +144,7 @@ int run_run(const std::vector<std::string>& argv) {
       .option("method", "landmarks (landmark-only fit), uv (normal term off), full (UV + normals), ours (= full)",
               "full")
       .option("out", "results folder", "eval-results");
-  declare_networks(args);
+  declare_network_choice(args, ": also fit its predictions on each case's image (method (d))");
   declare_fit(args);
   declare_score(args);
   if (!args.parse(argv)) return std::printf("%s", args.help().c_str()), kOk;
@@ -172,7 +152,7 @@ int run_run(const std::vector<std::string>& argv) {
   const std::string method = args.get("method");
   eval::method_config(method, fit::FitConfig{});  // unknown method: fail before loading anything
   const flame::Flame flame(reconstruct::load_flame_or_synthetic(flame_path(args, &bench)), flame::FlameOptions());
-  const auto predictor = load_predictor(args);
+  const auto predictor = chosen_predictor(args, false);
   return exit_code(run_method(bench, flame, args, method, args.get("out"), predictor.get()));
 }
 
@@ -205,7 +185,7 @@ int run_replicate(const std::vector<std::string>& argv) {
             "errors per method and their change against the landmark-only fit.");
   args.positional("out", "output folder", 1, 1)
       .option("methods", "comma-separated methods", "landmarks,uv,full");
-  declare_networks(args);
+  declare_network_choice(args, ": also fit its predictions on each case's image (method (d))");
   declare_synth(args);
   declare_fit(args);
   declare_score(args);
@@ -219,7 +199,7 @@ int run_replicate(const std::vector<std::string>& argv) {
       if (!m.empty()) methods.push_back(m);
   }
   for (const auto& m : methods) eval::method_config(m, fit::FitConfig{});
-  const auto predictor = load_predictor(args);
+  const auto predictor = chosen_predictor(args, false);
   const eval::Benchmark bench = fs::exists(fs::path(bench_dir) / "cases.jsonl") ? eval::read_benchmark(bench_dir)
                                                                                : make_synth(args, bench_dir);
   std::printf("benchmark: %zu cases in %s\n", bench.cases.size(), bench_dir.c_str());

@@ -11,6 +11,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/distributed/environment.h"
 #include "pixel3dmm/io/config.h"
+#include "pixel3dmm/predict/demo_model.h"
 
 namespace pixel3dmm::cli {
 namespace {
@@ -56,6 +57,28 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
+}
+
+void declare_network_choice(Args& args, const std::string& purpose) {
+  args.option("uv-weights", "converted UV network (.safetensors, its .json beside)" + purpose)
+      .option("normal-weights", "converted normal network (with --uv-weights)")
+      .flag("demo-networks", "the embedded demo networks instead (synthetic heads only; for trying it out)");
+}
+
+std::unique_ptr<predict::Predictor> chosen_predictor(const Args& args, bool required) {
+  const bool uv = args.has("uv-weights"), normals = args.has("normal-weights");
+  if (args.has("demo-networks")) {
+    if (uv || normals)
+      throw UsageError("--demo-networks replaces --uv-weights / --normal-weights: give one or the other");
+    return std::make_unique<predict::Predictor>(predict::demo_predictor());
+  }
+  if (uv != normals) throw UsageError("--uv-weights and --normal-weights go together (the fit needs both maps)");
+  if (!uv) {
+    if (required) throw UsageError("give --uv-weights and --normal-weights (converted networks), or --demo-networks");
+    return nullptr;
+  }
+  return std::make_unique<predict::Predictor>(
+      predict::Predictor::load(args.get("uv-weights"), args.get("normal-weights")));
 }
 
 std::vector<std::string> collect_images(const std::vector<std::string>& inputs) {

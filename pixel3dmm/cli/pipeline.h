@@ -2,12 +2,14 @@
 /// Options and helpers the photo commands share (`reconstruct`, `predict`, `fit`): the model files, the
 /// preprocessing and fit settings, the list of input images, the output folder and the per-image summary.
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pixel3dmm/cli/args.h"
 #include "pixel3dmm/core/atomic_file.h"  // write_folder_atomically
 #include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/predict/predictor.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
 namespace pixel3dmm::cli {
@@ -17,6 +19,14 @@ namespace pixel3dmm::cli {
 void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
 reconstruct::ReconstructorOptions pipeline_options(const Args& args);
+
+/// --uv-weights, --normal-weights and --demo-networks, for commands that can also run on the embedded demo
+/// networks (`eval`, `track`); `purpose` ends the help text of --uv-weights.
+void declare_network_choice(Args& args, const std::string& purpose);
+/// The predictor those options choose: the demo networks, the converted pair, or nullptr when none was given and
+/// `required` is false. UsageError for --demo-networks beside weights, one weight file without the other, or
+/// nothing when `required`.
+std::unique_ptr<predict::Predictor> chosen_predictor(const Args& args, bool required);
 
 /// Input paths -> image files: a folder contributes its images (by extension, sorted); a file is taken as it is.
 /// Throws FileNotFound naming a path that does not exist, ValueError for an empty result.

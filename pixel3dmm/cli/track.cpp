@@ -7,13 +7,13 @@
 
 #include "pixel3dmm/cli/args.h"
 #include "pixel3dmm/cli/command.h"
+#include "pixel3dmm/cli/pipeline.h"
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
-#include "pixel3dmm/predict/demo_model.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 #include "pixel3dmm/track/frame_source.h"
 #include "pixel3dmm/track/outputs.h"
@@ -51,9 +51,6 @@ int run_track(const std::vector<std::string>& argv) {
       .option("config", "tracking config JSON (fields of configs/track.json; missing fields keep the defaults)")
       .repeated("set", "override one tracking setting, e.g. --set global.iters=500 --set fit.image_size=128")
       .option("flame", "FLAME model (.npz/.safetensors, see `pixel3dmm convert`); default: the synthetic model")
-      .option("uv-weights", "converted UV network (.safetensors, its .json beside)")
-      .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
-      .flag("demo-networks", "predict with the embedded demo networks (synthetic heads only; for trying it out)")
       .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
       .option("masks", "how to make the fit masks: landmarks+grabcut or landmarks", "landmarks+grabcut")
       .option("every", "keep every n-th frame", "1")
@@ -66,6 +63,7 @@ int run_track(const std::vector<std::string>& argv) {
       .flag("compare", "with --synthetic: also fit every frame on its own and report both")
       .flag("no-video", "skip the overlay video")
       .flag("no-frames", "skip the per-frame mesh and parameter folders");
+  declare_network_choice(args, "");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return kOk;
@@ -114,11 +112,7 @@ int run_track(const std::vector<std::string>& argv) {
     if (args.has("landmark-model")) po.landmark_model = args.get("landmark-model");
     po.mask_method = args.get("masks");
     const preprocess::Preprocessor preprocessor(po);
-    const bool demo = args.has("demo-networks");
-    if (!demo && !(args.has("uv-weights") && args.has("normal-weights")))
-      throw UsageError("give --uv-weights and --normal-weights (converted networks), or --demo-networks");
-    const predict::Predictor predictor =
-        demo ? predict::demo_predictor() : predict::Predictor::load(args.get("uv-weights"), args.get("normal-weights"));
+    const auto predictor = chosen_predictor(args, true);
     track::FrontEndOptions fo;
     fo.every = args.get_int("every", 1);
     fo.max_frames = args.get_int("max-frames", -1);
@@ -126,7 +120,7 @@ int run_track(const std::vector<std::string>& argv) {
     fo.map_size = options.fit.image_size;
     std::printf("pixel3dmm track: %s\n", input.c_str());
     const track::VideoTargets vt = track::load_video_targets(
-        input, preprocessor, predictor, fo, [&](const std::string& stage, int64_t done) {
+        input, preprocessor, *predictor, fo, [&](const std::string& stage, int64_t done) {
           if (done % 10 == 0) std::fprintf(stderr, "%s: %lld frames\n", stage.c_str(), static_cast<long long>(done));
         });
     frames = vt.frames;
