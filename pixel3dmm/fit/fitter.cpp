@@ -1,7 +1,10 @@
 #include "pixel3dmm/fit/fitter.h"
 
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <set>
+#include <utility>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
@@ -233,6 +236,16 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
                   " but the FLAME module has ", flame_->n_expr(), " expression components");
   PIXEL3DMM_CHECK(flame_->model().has_landmarks(), flame_->model().source,
                   ": the fit needs the landmark embedding (static_lmk_faces_idx)");
+  // The optimisers step float32 tensors: a rate beyond float's range would fail inside LibTorch mid-fit.
+  const auto& lr = config_.lr;
+  const auto& cam = config_.camera;
+  for (const auto& [name, v] : {std::pair<const char*, double>{"lr.exp", lr.exp}, {"lr.eyes", lr.eyes},
+                                {"lr.eyelids", lr.eyelids}, {"lr.t", lr.t}, {"lr.R", lr.R}, {"lr.shape", lr.shape},
+                                {"lr.jaw", lr.jaw}, {"lr.neck", lr.neck}, {"lr.focal", lr.focal}, {"lr.pp", lr.pp},
+                                {"camera.lr_t", cam.lr_t}, {"camera.lr_R", cam.lr_R},
+                                {"camera.lr_focal", cam.lr_focal}, {"camera.lr_pp", cam.lr_pp}})
+    PIXEL3DMM_CHECK_T(ValueError, std::isfinite(v) && v >= 0 && v <= std::numeric_limits<float>::max(), "fit.",
+                      name, " must be a learning rate in [0, 3.4e38] (float32), found ", v);
 }
 
 PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {

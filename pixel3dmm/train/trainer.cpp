@@ -74,8 +74,13 @@ void TrainerOptions::validate() const {
   positive(steps, "steps");
   positive(batch_size, "batch_size");
   positive(log_every, "log_every");
-  non_negative(lr, "lr");
-  non_negative(lr_backbone, "lr_backbone");
+  // the optimiser steps float32 tensors: a rate beyond float's range would fail inside LibTorch mid-run
+  const auto learning_rate = [](double v, const char* name) {
+    PIXEL3DMM_CHECK_T(ValueError, std::isfinite(v) && v >= 0 && v <= std::numeric_limits<float>::max(),
+                      "trainer option ", name, " must be a learning rate in [0, 3.4e38] (float32), found ", v);
+  };
+  learning_rate(lr, "lr");
+  learning_rate(lr_backbone, "lr_backbone");
   non_negative(weight_decay, "weight_decay");
   non_negative(grad_clip, "grad_clip");
   non_negative(loss_weight, "loss_weight");

@@ -411,6 +411,29 @@ def _(tmp):
     assert torch.isfinite(r.vertices).all()
 
 
+@case("fit-learning-rate-beyond-float")
+def _(tmp):
+    raises(ValueError, "fit.lr.shape", "3.4e38", "1e+39", fn=lambda: small_fitter(lr={"shape": 1e39}))
+    raises(ValueError, "fit.camera.lr_t", "found -1", fn=lambda: small_fitter(camera={"lr_t": -1.0}))
+
+
+@case("fit-config-integer-beyond-64-bits")
+def _(tmp):
+    raises(ValueError, "'iters'", "expected an integer in range", fn=lambda: small_fitter(iters=10**30))
+
+
+@case("train-learning-rate-beyond-float")
+def _(tmp):
+    net = pixel3dmm.nn.official_config("uv_map")
+    net["image_size"] = 32
+    net["backbone"].update(embed_dim=32, depth=1, num_heads=2, img_size=32)
+    net["head"].update(in_dim=32, n_views=1, embedding_dim=16, num_layers=1, num_heads=2)
+    recipe = {"network": net,
+              "data": {"synthetic": {"count": 2, "val_count": 1, "size": 32, "seed": 0, "folder": str(tmp / "d")}},
+              "trainer": {"steps": 1, "batch_size": 1, "lr": 1e39}}
+    raises(ValueError, "trainer option lr", "3.4e38", fn=lambda: pixel3dmm.Trainer(recipe, tmp / "run"))
+
+
 # command line
 @case("cli-unknown-subcommand")
 def _(tmp):
