@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/videoio.hpp>
@@ -6,6 +8,9 @@
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/safetensors.h"
+#include "pixel3dmm/predict/demo_model.h"
+#include "pixel3dmm/preprocess/face_detector.h"
+#include "pixel3dmm/preprocess/preprocess.h"
 #include "pixel3dmm/track/frame_source.h"
 #include "pixel3dmm/track/outputs.h"
 #include "pixel3dmm/track/synthetic_video.h"
@@ -194,6 +199,64 @@ TEST_CASE("frame source reads a video file OpenCV wrote", "[track]") {
     ++n;
   }
   REQUIRE(n == 5);
+}
+
+TEST_CASE("the real-video front end detects, smooths the crops, fills a frame without a face and predicts",
+          "[track][photos]") {
+  const std::string photo = "/usr/share/doc/libdlib19.1/examples/faces/Tom_Cruise_avp_2014_4.jpg";
+  std::error_code ec;
+  if (!std::filesystem::exists(photo, ec) || !std::filesystem::exists(preprocess::default_landmark_model_path(), ec)) {
+    WARN("SKIPPED: " << photo << " (libdlib19.1) or the landmark model (libdlib-data) is missing");
+    return;
+  }
+  // A shaking camera: the photo shifted sideways per frame, and one frame (3) that shows no face.
+  const auto image = io::read_image(photo);
+  const std::vector<int64_t> shift = {0, 6, -4, 0, 5, 0};
+  TempDir dir;
+  for (size_t i = 0; i < shift.size(); ++i) {
+    const auto frame = i == 3 ? torch::full_like(image, 0.5) : torch::roll(image, {shift[i]}, {3});
+    io::write_image(dir.file("f" + std::to_string(i) + ".png"), frame);
+  }
+  preprocess::PreprocessOptions po;
+  po.mask_method = "landmarks";
+  const preprocess::Preprocessor preprocessor(po);
+  FrontEndOptions fo;
+  fo.smooth_radius = 2;
+  fo.map_size = 64;
+  std::vector<std::string> stages;
+  const auto vt = load_video_targets(dir.path.string(), preprocessor, predict::demo_predictor(), fo,
+                                     [&](const std::string& stage, int64_t) { stages.push_back(stage); });
+  REQUIRE(vt.frames.size() == shift.size());
+  REQUIRE(vt.detected == std::vector<bool>{true, true, true, false, true, true});
+  REQUIRE(std::count(stages.begin(), stages.end(), "detect") > 0);
+  REQUIRE(std::count(stages.begin(), stages.end(), "predict") > 0);
+  // the detections follow the shake; the smoothed crops shake less
+  auto spread = [&](const std::vector<preprocess::CropBox>& boxes) {
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < boxes.size(); ++i)
+      if (vt.detected[i]) lo = std::min(lo, boxes[i].x0 - shift[i]), hi = std::max(hi, boxes[i].x0 - shift[i]);
+    return hi - lo;
+  };
+  int64_t raw_lo = INT64_MAX, raw_hi = INT64_MIN, smooth_lo = INT64_MAX, smooth_hi = INT64_MIN;
+  for (size_t i = 0; i < shift.size(); ++i) {
+    if (!vt.detected[i]) continue;
+    raw_lo = std::min(raw_lo, vt.detected_boxes[i].x0), raw_hi = std::max(raw_hi, vt.detected_boxes[i].x0);
+    smooth_lo = std::min(smooth_lo, vt.boxes[i].x0), smooth_hi = std::max(smooth_hi, vt.boxes[i].x0);
+  }
+  INFO("crop side " << vt.detected_boxes[0].side);
+  CHECK(spread(vt.detected_boxes) <= vt.detected_boxes[0].side / 20);  // each detection moved with its frame
+  CHECK(smooth_hi - smooth_lo < raw_hi - raw_lo);
+  for (const auto& t : vt.frames) {
+    REQUIRE(t.uv.sizes() == torch::IntArrayRef({1, 2, 64, 64}));
+    REQUIRE(t.normals.sizes() == torch::IntArrayRef({1, 3, 64, 64}));
+    REQUIRE(torch::isfinite(t.uv).all().item<bool>());
+    REQUIRE(t.uv_mask.sum().item<double>() > 100);
+    REQUIRE(t.landmarks.sizes() == torch::IntArrayRef({1, 68, 2}));
+    REQUIRE(t.landmarks.min().item<double>() > 0);
+    REQUIRE(t.landmarks.max().item<double>() < 64);
+  }
+  // frame 3 borrowed the landmarks of a neighbour, placed by its own (smoothed) crop
+  REQUIRE(vt.boxes[3].side > 0);
 }
 
 TEST_CASE("smooth_boxes removes an outlier detection and follows steady motion", "[track]") {
