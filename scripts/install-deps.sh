@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   g++ cmake ninja-build ccache pkg-config git
+  # the sanitizer + fuzzing build (scripts/test-asan.sh, CI's second step): clang with ASan, UBSan and libFuzzer
+  clang-14 libclang-rt-14-dev
   # C++ dependencies
   libtorch-dev libopencv-dev libeigen3-dev nlohmann-json3-dev pybind11-dev zlib1g-dev catch2
   libdlib-dev libdlib-data libgloo-dev

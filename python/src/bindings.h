@@ -3,6 +3,9 @@
 // The bindings only translate: argument conversion, docstrings, exceptions. No algorithm lives here.
 #include <torch/extension.h>
 
+#include <cmath>
+#include <string>
+
 #include "pixel3dmm/fit/fit_config.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/io/config.h"
@@ -38,7 +41,26 @@ inline torch::Tensor to_tensor(const py::object& obj) {
 }
 
 /// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
+/// Python's json.dumps refuses NaN and Inf without saying where they are: find the first one and name its key path
+/// ("lr.shape", "lr_decay[2]") in a ValueError.
+inline void check_finite_config_numbers(const py::handle& obj, const std::string& path) {
+  if (py::isinstance<py::float_>(obj)) {
+    if (const double v = obj.cast<double>(); !std::isfinite(v))
+      throw py::value_error("key '" + path + "': " + py::repr(obj).cast<std::string>() +
+                            " is not a finite number (JSON settings hold finite numbers only)");
+  } else if (py::isinstance<py::dict>(obj)) {
+    for (const auto& [key, value] : obj.cast<py::dict>()) {
+      const std::string name = py::str(key).cast<std::string>();
+      check_finite_config_numbers(value, path.empty() ? name : path + "." + name);
+    }
+  } else if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj)) {
+    size_t i = 0;
+    for (const auto& value : obj) check_finite_config_numbers(value, path + "[" + std::to_string(i++) + "]");
+  }
+}
+
 inline io::json to_json(const py::object& obj) {
+  check_finite_config_numbers(obj, "");
   const std::string text =
       py::module_::import("json").attr("dumps")(obj, py::arg("allow_nan") = false).cast<std::string>();
   return io::json::parse(text);

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -229,6 +230,10 @@ TEST_CASE("gradient buckets: two ranks with half the batch each get the whole ba
   torch::manual_seed(3);
   const auto x = torch::randn({8, 5}), y = torch::randn({8, 2});
   auto make = [] {
+    // The two ranks are threads of this process sharing torch's one default generator: seeding and drawing must
+    // not interleave, or the ranks start from different weights (seen under ASan's slower timing).
+    static std::mutex rng;
+    const std::lock_guard<std::mutex> lock(rng);
     torch::manual_seed(4);
     return torch::nn::Sequential(torch::nn::Linear(5, 16), torch::nn::Tanh(), torch::nn::Linear(16, 2));
   };

@@ -422,6 +422,15 @@ def _(tmp):
     raises(ValueError, "'iters'", "expected an integer in range", fn=lambda: small_fitter(iters=10**30))
 
 
+@case("config-infinite-number")
+def _(tmp):
+    raises(ValueError, "key 'lr.shape'", "inf is not a finite number",
+           fn=lambda: small_fitter(lr={"shape": float("inf")}))
+    raises(ValueError, "key 'global.lr_decay[1]'", "nan is not a finite number",
+           fn=lambda: pixel3dmm.Tracker(flame.Flame(flame.synthetic_flame(vertices=1200, n_shape=10, n_expr=5)),
+                                        {"global": {"lr_decay": [0.5, float("nan"), 0.2]}}))
+
+
 @case("train-learning-rate-beyond-float")
 def _(tmp):
     net = pixel3dmm.nn.official_config("uv_map")
