@@ -38,6 +38,9 @@ def test_exports_and_config(tracker):
     assert defaults["online"]["early_stopping_delta"] == 5.0
     assert defaults["global"]["iters"] == 5000 and defaults["global"]["batch_size"] == 16
     assert defaults["global"]["smoothness"]["t"] == 15200.0
+    # the one change to the official video settings (docs/tracking.md): the dense UV loss is gated
+    assert defaults["fit"]["loss"]["uv_pixel_gate"] == 0.1
+    assert pixel3dmm.fit.default_config()["loss"]["uv_pixel_gate"] == 0.0
     assert tracker.config["global"]["iters"] == 12
     assert "global_iters=12" in repr(tracker)
     with pytest.raises(ValueError, match="bach_size"):
