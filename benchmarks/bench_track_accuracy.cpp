@@ -1,7 +1,8 @@
 // Tracking accuracy and jitter on a synthetic video (docs/tracking.md): the tracker (online stage, then global
 // stage) against independent single-image fits of every frame, on the 5023-vertex synthetic FLAME-layout model with
 // exact rendered maps (noise + 10% outlier pixels), 2 threads.
-//   bench_track_accuracy [frames=16] [global iters=300] [seed=0] [--set key=value ...]
+//   bench_track_accuracy [frames=16] [global iters=300] [seed=0] [--neck DEG] [--set key=value ...]
+// --neck DEG gives the key poses neck yaw and pitch in [-DEG, DEG] (default 0: the neck stays straight).
 // Every other setting is the official video default (configs/track.json); `pixel3dmm track --synthetic N
 // --compare` runs the same evaluation and also writes the outputs.
 #include <cstdio>
@@ -15,9 +16,12 @@
 int main(int argc, char** argv) {
   using namespace pixel3dmm;
   std::vector<std::string> positional, overrides;
+  double neck_deg = 0.0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
       overrides.push_back(argv[++i]);
+    } else if (std::strcmp(argv[i], "--neck") == 0 && i + 1 < argc) {
+      neck_deg = std::atof(argv[++i]);
     } else {
       positional.push_back(argv[i]);
     }
@@ -35,6 +39,8 @@ int main(int argc, char** argv) {
   track::SyntheticVideoOptions vo;
   vo.frames = frames;
   vo.seed = seed;
+  vo.pose.neck_deg = neck_deg;
+  std::printf("neck rotation of the key poses: %.0f deg\n", neck_deg);
   std::printf("%d frames, seed %llu, %lld px maps, image_size %d, online iters %d, global iters %d, batch %d\n",
               frames, static_cast<unsigned long long>(seed), static_cast<long long>(vo.maps.size),
               options.fit.image_size, options.online.iters, options.global.iters, options.global.batch_size);

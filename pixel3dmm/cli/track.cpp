@@ -60,6 +60,7 @@ int run_track(const std::vector<std::string>& argv) {
               "with noise and outliers) and report the error against its ground truth")
       .option("seed", "seed of the synthetic video", "0")
       .option("map-size", "synthetic maps' resolution (pixels)", "256")
+      .option("neck-deg", "synthetic video: neck yaw and pitch of the key poses in [-deg, deg]", "0")
       .flag("compare", "with --synthetic: also fit every frame on its own and report both")
       .flag("no-video", "skip the overlay video")
       .flag("no-frames", "skip the per-frame mesh and parameter folders");
@@ -90,9 +91,10 @@ int run_track(const std::vector<std::string>& argv) {
     so.frames = args.get_int("synthetic", 1);
     so.seed = static_cast<uint64_t>(args.get_int("seed", 0));
     so.maps.size = args.get_int("map-size", 16);
-    std::printf("pixel3dmm track: synthetic video, %lld frames, seed %llu, %lld px maps\n",
+    so.pose.neck_deg = args.get_double("neck-deg", 0.0);
+    std::printf("pixel3dmm track: synthetic video, %lld frames, seed %llu, %lld px maps, neck +-%g deg\n",
                 static_cast<long long>(so.frames), static_cast<unsigned long long>(so.seed),
-                static_cast<long long>(so.maps.size));
+                static_cast<long long>(so.maps.size), so.pose.neck_deg);
     auto single = std::make_shared<Progress>("single", so.frames);
     eval = track::evaluate_synthetic_video(tracker, so, args.has("compare"), state,
                                            track_progress(so.frames, options.global.iters),
@@ -150,7 +152,9 @@ int run_track(const std::vector<std::string>& argv) {
 
   if (synthetic) {
     const double head = eval.head_size;
-    io::json report = {{"frames", frames.size()}, {"head_size_mm", head * 1000}};
+    io::json report = {{"frames", frames.size()},
+                       {"head_size_mm", head * 1000},
+                       {"neck_deg", args.get_double("neck-deg", 0.0)}};
     std::printf("\n%-26s %11s %10s %10s %12s %10s\n", "", "posed (mm)", "% of head", "face (mm)", "jitter (mm)",
                 "s/frame");
     auto row = [&](const char* name, const char* key, const track::SequenceErrors& e) {

@@ -42,6 +42,11 @@ FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t
   t.select(1, 2).mul_(2.0);
   p.translation = t;
   p.focal = uniform(g, {1, 1}, o.focal_min, o.focal_max);
+  if (o.neck_deg > 0) {  // drawn last, so the other draws of a seed stay the same with or without neck rotation
+    const auto neck_yaw = uniform(g, {batch}, -o.neck_deg * kDeg, o.neck_deg * kDeg);
+    const auto neck_pitch = uniform(g, {batch}, -o.neck_deg * kDeg, o.neck_deg * kDeg);
+    p.neck = flame::matrix_to_rotation_6d(torch::matmul(axis(neck_yaw, 1), axis(neck_pitch, 0)));
+  }
   return p;
 }
 

@@ -16,6 +16,7 @@ struct RandomParamsOptions {
   double pitch_deg = 15.0;      ///< head pitch uniform in [-pitch, pitch]
   double roll_deg = 8.0;        ///< head roll uniform in [-roll, roll]
   double jaw_deg = 12.0;        ///< jaw opening uniform in [0, jaw]
+  double neck_deg = 0.0;        ///< neck yaw and pitch uniform in [-neck, neck] (0: no neck rotation, no draw)
   double translation_m = 0.02;  ///< x, y uniform in [-t, t]; z in [-2t, 2t]
   double focal_min = 3.4, focal_max = 4.4;  ///< normalised focal (fit at the official 3.90625 start)
   double eyelid_max = 0.5;      ///< eyelids uniform in [0, max]

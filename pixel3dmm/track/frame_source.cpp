@@ -55,8 +55,10 @@ FrameSource::FrameSource(const std::string& path, int64_t every, int64_t max_fra
   // Only the backends that read files: cv::CAP_ANY would also probe camera backends (gphoto2 scans the USB bus for
   // a second and leaks what it allocates there) whenever no file backend takes the file.
   bool opened = false;
-  for (const int api : {cv::CAP_FFMPEG, cv::CAP_GSTREAMER, cv::CAP_OPENCV_MJPEG})
-    if (!opened) opened = impl_->video.open(path, api) && impl_->video.isOpened();
+  for (const int api : {cv::CAP_FFMPEG, cv::CAP_GSTREAMER, cv::CAP_OPENCV_MJPEG}) {
+    opened = impl_->video.open(path, api) && impl_->video.isOpened();
+    if (opened) break;
+  }
   if (!opened)
     throw ValueError(path + ": OpenCV cannot open this file as a video (unknown format or codec; an image folder "
                             "works too)");

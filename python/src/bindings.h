@@ -40,7 +40,6 @@ inline torch::Tensor to_tensor(const py::object& obj) {
   return py::module_::import("torch").attr("as_tensor")(obj).cast<torch::Tensor>();
 }
 
-/// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
 /// Python's json.dumps refuses NaN and Inf without saying where they are: find the first one and name its key path
 /// ("lr.shape", "lr_decay[2]") in a ValueError.
 inline void check_finite_config_numbers(const py::handle& obj, const std::string& path) {
@@ -59,6 +58,7 @@ inline void check_finite_config_numbers(const py::handle& obj, const std::string
   }
 }
 
+/// Python object -> nlohmann::json through Python's json module (a config is small; exactness beats speed).
 inline io::json to_json(const py::object& obj) {
   check_finite_config_numbers(obj, "");
   const std::string text =

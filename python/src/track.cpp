@@ -111,9 +111,10 @@ void bind_track(py::module_& m) {
 
   m.def(
       "synthetic_video",
-      [](const Tracker& t, int64_t frames, uint64_t seed, int64_t map_size, int64_t key_every) {
+      [](const Tracker& t, int64_t frames, uint64_t seed, int64_t map_size, int64_t key_every, double neck_deg) {
         track::SyntheticVideoOptions o;
         o.frames = frames;
+        o.pose.neck_deg = neck_deg;
         o.seed = seed;
         o.maps.size = map_size;
         o.key_every = key_every;
@@ -131,10 +132,10 @@ void bind_track(py::module_& m) {
         return d;
       },
       py::arg("tracker"), py::arg("frames") = 24, py::arg("seed") = 0, py::arg("map_size") = 256,
-      py::arg("key_every") = 8,
+      py::arg("key_every") = 8, py::arg("neck_deg") = 0.0,
       "A synthetic video of one random head along a smooth random trajectory, rendered exactly (maps with noise\n"
-      "and outliers) -> dict: frames (list of fit.FitTarget), truth (fit.FitParams, N rows), vertices /\n"
-      "vertices_flame (N x V x 3 ground truth), canonical (1 x V x 3).");
+      "and outliers; neck_deg > 0 also turns the neck) -> dict: frames (list of fit.FitTarget), truth\n"
+      "(fit.FitParams, N rows), vertices / vertices_flame (N x V x 3 ground truth), canonical (1 x V x 3).");
   m.def(
       "vertex_jitter",
       [](const torch::Tensor& vertices, const std::optional<torch::Tensor>& subset) {

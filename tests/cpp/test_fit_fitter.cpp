@@ -41,6 +41,23 @@ TEST_CASE("FitAssets come from the model's masks", "[fit]") {
                                                    {"left_eyeball"});
 }
 
+TEST_CASE("random_params turns the neck only when asked, and leaves a seed's other draws alone", "[fit]") {
+  const FitParams straight = random_params(6, 20, 10, 5);
+  REQUIRE(torch::equal(straight.neck, FitParams::initial(6, 20, 10, 3.9).neck));
+  RandomParamsOptions o;
+  o.neck_deg = 10.0;
+  const FitParams turned = random_params(6, 20, 10, 5, o);
+  REQUIRE(torch::equal(turned.rotation, straight.rotation));
+  REQUIRE(torch::equal(turned.shape, straight.shape));
+  REQUIRE(torch::equal(turned.focal, straight.focal));
+  // Angle of each neck rotation: yaw and pitch each within 10 degrees, so at most 10 * sqrt(2), and not all ~0.
+  const auto r = flame::rotation_6d_to_matrix(turned.neck);
+  const auto cos = ((r.diagonal(0, -2, -1).sum(-1) - 1) / 2).clamp(-1, 1);
+  const auto deg = torch::acos(cos) * 180.0 / M_PI;
+  REQUIRE(deg.max().item<double>() <= 10.0 * std::sqrt(2.0) + 1e-3);
+  REQUIRE(deg.max().item<double>() > 2.0);
+}
+
 TEST_CASE("Fitter recovers a synthetic head from exact maps better than from the neutral start", "[fit]") {
   torch::manual_seed(0);
   // The official learning rates move a coefficient by at most lr per step, so the easy case keeps the identity and
