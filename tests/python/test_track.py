@@ -38,14 +38,26 @@ def test_exports_and_config(tracker):
     assert defaults["online"]["early_stopping_delta"] == 5.0
     assert defaults["global"]["iters"] == 5000 and defaults["global"]["batch_size"] == 16
     assert defaults["global"]["smoothness"]["t"] == 15200.0
-    # the one change to the official video settings (docs/tracking.md): the dense UV loss is gated
+    # the two changes to the official video settings (docs/tracking.md): the dense UV loss is gated, the neck prior
+    # is stronger; single-image fitting keeps the official values
     assert defaults["fit"]["loss"]["uv_pixel_gate"] == 0.1
+    assert defaults["fit"]["loss"]["reg_neck"] == 20.0
     assert pixel3dmm.fit.default_config()["loss"]["uv_pixel_gate"] == 0.0
+    assert pixel3dmm.fit.default_config()["loss"]["reg_neck"] == 0.1
     assert tracker.config["global"]["iters"] == 12
     assert "global_iters=12" in repr(tracker)
     with pytest.raises(ValueError, match="bach_size"):
         pixel3dmm.Tracker(flame.Flame(flame.synthetic_flame(vertices=1200, n_shape=10, n_expr=10)),
                           {"global": {"bach_size": 4}})
+
+
+def test_synthetic_video_turns_the_neck_only_when_asked(tracker, video):
+    straight = video["truth"].neck
+    assert torch.equal(straight, straight[:1].expand_as(straight))  # one (identity) neck for every frame
+    turned = track.synthetic_video(tracker, frames=5, seed=2, map_size=64, key_every=2, neck_deg=10.0)
+    assert torch.equal(turned["truth"].rotation, video["truth"].rotation)  # the seed's other draws are kept
+    assert (turned["truth"].neck - straight).abs().max() > 0.01
+    assert not torch.allclose(turned["vertices"], video["vertices"])
 
 
 def test_track_progress_stop_and_resume(tracker, video, tmp_path):
