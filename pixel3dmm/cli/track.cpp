@@ -70,6 +70,7 @@ int run_track(const std::vector<std::string>& argv) {
     return kOk;
   }
   const bool synthetic = args.has("synthetic");
+  const double neck_deg = args.get_double("neck-deg", 0.0);
   if (synthetic == (args.positionals().size() == 1))
     throw UsageError("give either VIDEO_OR_FOLDER or --synthetic N");
   io::json cfg = args.has("config") ? io::read_json(args.get("config")) : io::json(track::TrackerOptions{});
@@ -91,7 +92,7 @@ int run_track(const std::vector<std::string>& argv) {
     so.frames = args.get_int("synthetic", 1);
     so.seed = static_cast<uint64_t>(args.get_int("seed", 0));
     so.maps.size = args.get_int("map-size", 16);
-    so.pose.neck_deg = args.get_double("neck-deg", 0.0);
+    so.pose.neck_deg = neck_deg;
     std::printf("pixel3dmm track: synthetic video, %lld frames, seed %llu, %lld px maps, neck +-%g deg\n",
                 static_cast<long long>(so.frames), static_cast<unsigned long long>(so.seed),
                 static_cast<long long>(so.maps.size), so.pose.neck_deg);
@@ -154,7 +155,7 @@ int run_track(const std::vector<std::string>& argv) {
     const double head = eval.head_size;
     io::json report = {{"frames", frames.size()},
                        {"head_size_mm", head * 1000},
-                       {"neck_deg", args.get_double("neck-deg", 0.0)}};
+                       {"neck_deg", neck_deg}};
     std::printf("\n%-26s %11s %10s %10s %12s %10s\n", "", "posed (mm)", "% of head", "face (mm)", "jitter (mm)",
                 "s/frame");
     auto row = [&](const char* name, const char* key, const track::SequenceErrors& e) {

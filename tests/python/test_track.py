@@ -89,12 +89,13 @@ def test_cli_synthetic(tmp_path):
     args = [BIN, "track", "--synthetic", "4", "--map-size", "64", "--out", str(out), "--no-video",
             "--set", "fit.image_size=64", "--set", "fit.camera.steps=20", "--set", "fit.camera.landmark_steps=10",
             "--set", "online.iters=10", "--set", "global.iters=6", "--set", "global.batch_size=2",
-            "--set", "fit.iters=10", "--compare"]
+            "--set", "fit.iters=10", "--compare", "--neck-deg", "10"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "independent single fits" in r.stdout and "tracker, after global" in r.stdout
+    assert "neck +-10 deg" in r.stdout
     report = json.loads((out / "report.json").read_text())
-    assert report["frames"] == 4
+    assert report["frames"] == 4 and report["neck_deg"] == 10.0
     assert report["tracked"]["posed_error_mm"] > 0 and report["independent"]["jitter_mm"] > 0
     assert len(list((out / "input").glob("*.png"))) == 4
     assert (out / "sequence.safetensors").exists() and (out / "state" / "global.safetensors").exists()
@@ -107,6 +108,9 @@ def test_cli_synthetic(tmp_path):
     r4 = subprocess.run([BIN, "track", str(tmp_path / "missing.mp4"), "--demo-networks", "--out",
                          str(tmp_path / "y")], capture_output=True, text=True)
     assert r4.returncode == 3 and "missing.mp4" in r4.stderr
+    r5 = subprocess.run([BIN, "track", "--synthetic", "4", "--neck-deg", "-5", "--out", str(tmp_path / "z")],
+                        capture_output=True, text=True)
+    assert r5.returncode == 2 and "neck-deg" in r5.stderr
 
     cfg = subprocess.run([BIN, "config", "track"], capture_output=True, text=True)
     assert cfg.returncode == 0 and json.loads(cfg.stdout) == track.default_config()
