@@ -5,6 +5,10 @@
 
 #include "pixel3dmm/core/error.h"
 
+namespace pixel3dmm::python {
+void bind_identity(py::module_& m);  // identity.cpp
+}  // namespace pixel3dmm::python
+
 PYBIND11_MODULE(_C, m) {
   namespace py = pybind11;
   using namespace pixel3dmm::python;
@@ -55,4 +59,6 @@ PYBIND11_MODULE(_C, m) {
   bind_eval(eval);
   auto track = m.def_submodule("track", "Video tracking: online and global stages, resumable state, synthetic videos");
   bind_track(track);
+  auto identity = m.def_submodule("identity", "MICA: ArcFace alignment and network -> 300 FLAME identity coefficients");
+  bind_identity(identity);
 }
