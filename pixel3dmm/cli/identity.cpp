@@ -35,15 +35,16 @@ int run_identity(const std::vector<std::string>& argv) {
     if (keypoints.dim() == 2) keypoints = keypoints.unsqueeze(0);
     PIXEL3DMM_CHECK_FORMAT(keypoints.dim() == 3 && keypoints.size(0) == static_cast<int64_t>(images.size()) &&
                                keypoints.size(1) == 5 && keypoints.size(2) == 2,
-                           path, "expected keypoints of shape [", images.size(), ", 5, 2] (or [5, 2] for one image), found ",
-                           keypoints.sizes());
+                           path, "expected keypoints of shape [", images.size(),
+                           ", 5, 2] (or [5, 2] for one image), found ", keypoints.sizes());
   }
   auto mica = identity::load_mica(args.get("mica"));
   const auto frames = identity::identity_frames(static_cast<int64_t>(images.size()));
   torch::Tensor sum;
   for (const int64_t i : frames) {
     const auto& path = images[static_cast<size_t>(i)];
-    const auto rgb = io::read_image(path)[0].clamp(0, 1).mul(255).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+    const auto rgb =
+        io::read_image(path)[0].clamp(0, 1).mul(255).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
     torch::Tensor code;
     try {
       code = identity::identity_code(mica, rgb, keypoints.defined() ? keypoints[i] : torch::Tensor());

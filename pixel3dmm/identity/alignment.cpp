@@ -7,8 +7,8 @@
 namespace pixel3dmm::identity {
 
 torch::Tensor arcface_template() {
-  static const float dst[5][2] = {{38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f},
-                                  {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
+  static const float dst[5][2] = {
+      {38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f}, {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
   return torch::from_blob(const_cast<float*>(&dst[0][0]), {5, 2}, torch::kFloat32).clone();
 }
 
@@ -74,8 +74,7 @@ torch::Tensor arcface_similarity(const torch::Tensor& keypoints) {
 
 torch::Tensor warp_arcface_crop(const torch::Tensor& image, const torch::Tensor& M, int64_t size) {
   PIXEL3DMM_CHECK(image.dim() == 3 && image.size(2) == 3 && image.scalar_type() == torch::kUInt8,
-                  "arcface crop: expected an H x W x 3 uint8 image, found ", image.sizes(), " ",
-                  image.scalar_type());
+                  "arcface crop: expected an H x W x 3 uint8 image, found ", image.sizes(), " ", image.scalar_type());
   PIXEL3DMM_CHECK(M.dim() == 2 && M.size(0) == 2 && M.size(1) == 3, "arcface crop: expected a 2 x 3 matrix, found ",
                   M.sizes());
   PIXEL3DMM_CHECK(size > 0, "arcface crop: size must be positive, found ", size);

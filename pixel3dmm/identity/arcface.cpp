@@ -6,8 +6,7 @@ namespace pixel3dmm::identity {
 
 namespace {
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 torch::nn::BatchNorm2d bn2d(int64_t channels, double eps) {
   return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).eps(eps));
@@ -27,8 +26,8 @@ void IBasicBlockImpl::reset() {
   conv2 = register_module("conv2", conv(planes, planes, 3, stride));
   bn3 = register_module("bn3", bn2d(planes, eps));
   if (stride != 1 || in_planes != planes)
-    downsample = register_module("downsample", torch::nn::Sequential(conv(in_planes, planes, 1, stride),
-                                                                    bn2d(planes, eps)));
+    downsample =
+        register_module("downsample", torch::nn::Sequential(conv(in_planes, planes, 1, stride), bn2d(planes, eps)));
 }
 
 torch::Tensor IBasicBlockImpl::forward(const torch::Tensor& x) {
@@ -64,8 +63,8 @@ void IResNetImpl::reset() {
   bn2 = register_module("bn2", bn2d(512, eps));
   const int64_t side = options.input_size() / 16;
   fc = register_module("fc", torch::nn::Linear(512 * side * side, options.num_features()));
-  features = register_module(
-      "features", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(options.num_features()).eps(eps)));
+  features = register_module("features",
+                             torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(options.num_features()).eps(eps)));
 }
 
 torch::Tensor IResNetImpl::forward(const torch::Tensor& x) {

@@ -11,7 +11,8 @@ MappingNetworkImpl::MappingNetworkImpl(const MappingNetworkOptions& options_) : 
 void MappingNetworkImpl::reset() {
   PIXEL3DMM_CHECK(options.hidden_layers() >= 0 && options.hidden_layers() <= 5,
                   "MappingNetworkOptions::hidden_layers: expected 0..5 (more layers add skip connections, which "
-                  "are not supported), found ", options.hidden_layers());
+                  "are not supported), found ",
+                  options.hidden_layers());
   PIXEL3DMM_CHECK(options.z_dim() > 0 && options.hidden_dim() > 0 && options.output_dim() > 0,
                   "MappingNetworkOptions: dimensions must be positive");
   network = register_module("network", torch::nn::ModuleList());
@@ -22,8 +23,8 @@ void MappingNetworkImpl::reset() {
 }
 
 torch::Tensor MappingNetworkImpl::forward(const torch::Tensor& z) {
-  PIXEL3DMM_CHECK(z.dim() == 2 && z.size(1) == options.z_dim(), "mapping network input: expected B x ",
-                  options.z_dim(), ", found ", z.sizes());
+  PIXEL3DMM_CHECK(z.dim() == 2 && z.size(1) == options.z_dim(), "mapping network input: expected B x ", options.z_dim(),
+                  ", found ", z.sizes());
   auto h = z;
   for (const auto& layer : *network)
     h = torch::leaky_relu(layer->as<torch::nn::Linear>()->forward(h), options.negative_slope());

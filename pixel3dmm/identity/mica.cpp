@@ -67,13 +67,13 @@ MicaOptions mica_options_from(const TensorMap& tensors, const std::string& sourc
     PIXEL3DMM_CHECK_FORMAT(layers[l] > 0, source, "no tensor 'arcface.layer", l + 1,
                            ".0.*': not MICA weights (expected the IResNet names under 'arcface.')");
   const auto& fc = tensors.at(shape_of(tensors, "arcface.fc.weight", source, 2));
-  PIXEL3DMM_CHECK_FORMAT(fc.size(1) % 512 == 0, source, "tensor 'arcface.fc.weight': expected shape [F, 512 * s * s], found ",
-                         fc.sizes());
+  PIXEL3DMM_CHECK_FORMAT(fc.size(1) % 512 == 0, source,
+                         "tensor 'arcface.fc.weight': expected shape [F, 512 * s * s], found ", fc.sizes());
   const int64_t cells = fc.size(1) / 512;
   int64_t side = 1;
   while (side * side < cells) ++side;
-  PIXEL3DMM_CHECK_FORMAT(side * side == cells, source, "tensor 'arcface.fc.weight': expected shape [F, 512 * s * s], found ",
-                         fc.sizes());
+  PIXEL3DMM_CHECK_FORMAT(side * side == cells, source,
+                         "tensor 'arcface.fc.weight': expected shape [F, 512 * s * s], found ", fc.sizes());
   options.arcface().layers(layers).num_features(fc.size(0)).input_size(16 * side);
   int64_t hidden = 0;
   while (tensors.count("regressor.network." + std::to_string(hidden + 1) + ".weight")) ++hidden;
@@ -82,8 +82,9 @@ MicaOptions mica_options_from(const TensorMap& tensors, const std::string& sourc
   PIXEL3DMM_CHECK_FORMAT(hidden <= 5, source, "the mapping network has ", hidden,
                          " hidden layers after the first; only up to 5 (no skip connections) are supported");
   options.regressor().z_dim(first.size(1)).hidden_dim(first.size(0)).output_dim(out.size(0)).hidden_layers(hidden);
-  PIXEL3DMM_CHECK_FORMAT(first.size(1) == fc.size(0), source, "tensor 'regressor.network.0.weight': expected shape [H, ",
-                         fc.size(0), "] (ArcFace's feature width), found ", first.sizes());
+  PIXEL3DMM_CHECK_FORMAT(first.size(1) == fc.size(0), source,
+                         "tensor 'regressor.network.0.weight': expected shape [H, ", fc.size(0),
+                         "] (ArcFace's feature width), found ", first.sizes());
   return options;
 }
 

@@ -91,7 +91,8 @@ def test_convert_mica_tar(tmp_path, weights, blob):
 
 @pytest.mark.parametrize("drop,reshape,match", [
     (("arcface", "fc.bias"), None, r"missing: arcface\.fc\.bias"),
-    (None, ("flameModel", "regressor.output.bias", (299,)), r"regressor\.output\.bias \(expected \[300\], found \[299\]\)"),
+    (None, ("flameModel", "regressor.output.bias", (299,)),
+     r"regressor\.output\.bias \(expected \[300\], found \[299\]\)"),
     (("flameModel", "regressor.network.0.weight"), None, r"regressor\.network\.0\.weight' is missing"),
 ])
 def test_convert_refuses_mismatched_weights_naming_file_and_key(tmp_path, weights, drop, reshape, match):
