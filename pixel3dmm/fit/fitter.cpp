@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "pixel3dmm/core/error.h"
@@ -71,9 +72,11 @@ std::string non_finite_names(const std::map<std::string, torch::Tensor>& named, 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
-FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init) {
+FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init,
+                             const torch::Tensor& identity) {
   FitParams p;
-  p.shape = torch::zeros({1, n_shape});
+  if (identity.defined()) check_shape(identity, {1, n_shape}, "FitParams::initial: identity");
+  p.shape = identity.defined() ? identity.detach().to(torch::kFloat).clone() : torch::zeros({1, n_shape});
   p.expression = torch::zeros({batch, n_expr});
   p.jaw = identity_6d(batch);
   p.neck = identity_6d(batch);
@@ -166,6 +169,8 @@ PreparedTargets PreparedTargets::rows(const torch::Tensor& index) const {
                           {&r.iris_mask, &iris_mask}, {&r.corr.target_px, &corr.target_px},
                           {&r.corr.uv_dist2, &corr.uv_dist2}})
     *dst = pick(*src);
+  r.identity_prior = identity_prior;  // one prior for the whole set
+  r.identity_codes = identity_codes;
   return r;
 }
 
@@ -204,6 +209,14 @@ PreparedTargets PreparedTargets::cat(const std::vector<PreparedTargets>& parts) 
   for (const auto& p : parts) px.push_back(p.corr.target_px), d2.push_back(p.corr.uv_dist2);
   r.corr.target_px = torch::cat(px);
   r.corr.uv_dist2 = torch::cat(d2);
+  // The set's prior: the parts' priors weighted by the number of codes each averages.
+  for (const auto& p : parts) {
+    if (!p.identity_prior.defined() || p.identity_codes <= 0) continue;
+    const auto weighted = p.identity_prior * double(p.identity_codes);
+    r.identity_prior = r.identity_prior.defined() ? r.identity_prior + weighted : weighted;
+    r.identity_codes += p.identity_codes;
+  }
+  if (r.identity_prior.defined()) r.identity_prior = r.identity_prior / double(r.identity_codes);
   return r;
 }
 
@@ -246,6 +259,30 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
                                 {"camera.lr_focal", cam.lr_focal}, {"camera.lr_pp", cam.lr_pp}})
     PIXEL3DMM_CHECK_T(ValueError, std::isfinite(v) && v >= 0 && v <= std::numeric_limits<float>::max(), "fit.",
                       name, " must be a learning rate in [0, 3.4e38] (float32), found ", v);
+}
+
+std::pair<torch::Tensor, int64_t> Fitter::identity_prior(const std::vector<FitTarget>& targets) const {
+  const int64_t n = config_.n_shape, full = flame_->n_shape();
+  torch::Tensor sum;
+  int64_t count = 0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const torch::Tensor& code = targets[i].identity;
+    if (!code.defined()) continue;
+    const std::string what = "target " + std::to_string(i) + " identity";
+    const int64_t k = code.numel();
+    PIXEL3DMM_CHECK_T(ValueError, (code.dim() == 1 || (code.dim() == 2 && code.size(0) == 1)) && (k == n || k == full),
+                      what, ": expected shape [1, ", n, "] or [", n, "]", (full != n ? " (or " + std::to_string(full) +
+                      " coefficients, the model's identity count, of which the first " + std::to_string(n) +
+                      " are used)" : std::string()), ", found ", shape_string(code.sizes()));
+    PIXEL3DMM_CHECK_T(ValueError, code.is_floating_point(), what, ": expected a floating-point dtype, found ",
+                      code.scalar_type());
+    check_finite(code, what);
+    const auto c = code.detach().to(torch::kFloat).reshape({1, k}).slice(1, 0, n);
+    sum = sum.defined() ? sum + c : c.clone();
+    ++count;
+  }
+  if (count == 0) return {torch::Tensor(), 0};
+  return {sum / double(count), count};
 }
 
 PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {
@@ -313,6 +350,7 @@ PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {
   if (any_lmk) p.landmarks = torch::cat(lmk), p.landmark_mask = torch::cat(lmkm);
   if (any_iris) p.iris = torch::cat(iris), p.iris_mask = torch::cat(irism);
   p.corr = uv_correspondences(p.uv, assets_.uv_vertex_uv);
+  std::tie(p.identity_prior, p.identity_codes) = identity_prior(targets);
   return p;
 }
 
@@ -437,7 +475,8 @@ std::map<std::string, torch::Tensor> Fitter::full_stage_terms(const FitParams& p
   terms["reg/neck"] = sum_squares(p.neck, i6) * w.reg_neck;
   terms["reg/eye_left"] = sum_squares(p.eyes.slice(1, 0, 6), i6) * w.reg_eyes;
   terms["reg/eye_right"] = sum_squares(p.eyes.slice(1, 6, 12), i6) * w.reg_eyes;
-  terms["reg/shape"] = sum_squares(p.shape) * w.reg_shape;  // MICA prior = 0 (official ignore_mica)
+  // Official: reg/shape pulls toward the MICA code (zero with ignore_mica), reg/shape_general toward zero.
+  terms["reg/shape"] = sum_squares(p.shape, data.identity_prior) * w.reg_shape;
   terms["reg/shape_general"] = sum_squares(p.shape) * w.reg_shape_general;
   if (assets_.mirror_index.defined() && w.reg_mirror > 0)
     terms["reg/mirror"] = mirror_loss(ev.flame.v_shaped, assets_.mirror_index) * w.reg_mirror;
@@ -471,8 +510,10 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
   PIXEL3DMM_CHECK(!landmarks_only || data.landmarks.defined(), "landmark-only fit: the targets have no landmarks");
   const int64_t s = data.size, b = data.batch;
   const FitLossConfig& w = config_.loss;
+  // Official start: the identity at the prior (MICA's code), everything else neutral.
   FitParams p = start_params ? start_params->clone()
-                             : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
+                             : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init,
+                                                  data.identity_prior);
   FitResult result;
   const UVVertexLossOptions uv_gates{w.delta_uv, w.dist_uv, w.uv_l2};
   auto log_step = [&](const std::string& stage, int step, const std::map<std::string, torch::Tensor>& terms,
@@ -626,6 +667,7 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
   result.vertices = ev.vertices;
   result.vertices_flame = ev.flame.vertices;
   result.landmarks2d = project2d(result.camera, ev.landmarks);
+  if (data.identity_prior.defined()) result.identity_prior = data.identity_prior.clone();
   flame::FlameParams neutral;
   neutral.shape = q.shape;
   result.canonical = flame_.ptr()->forward(neutral).v_shaped;

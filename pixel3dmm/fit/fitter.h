@@ -37,6 +37,12 @@ struct FitTarget {
   torch::Tensor landmark_mask; ///< 1 x 68 (optional; default: landmarks not at (0, 0), as the official code)
   torch::Tensor iris;          ///< 1 x 2 x 2 pupils in pixels, image-left eye first (optional)
   torch::Tensor image;         ///< 1 x 3 x H x W the crop, only for pictures of the result (optional)
+  /// 1 x K or K: an estimate of the person's identity from this image (optional), e.g. MICA's shape code.
+  /// K = FitConfig::n_shape, or the FLAME module's identity count (FLAME: 300, MICA's output) of which the first
+  /// n_shape are used. The fit's identity prior is the mean of the codes of its targets (the official tracker
+  /// averages the MICA codes of its frames): the identity starts there and `reg/shape` pulls toward it, while
+  /// `reg/shape_general` pulls toward zero. No target with a code: the prior is zero (official `ignore_mica`).
+  torch::Tensor identity;
 };
 
 /// The fitted parameters (official names in comments). B = number of images; shape is shared (1 row).
@@ -52,8 +58,10 @@ struct FitParams {
   torch::Tensor focal;            ///< 1 x 1 normalised focal length (`fl`)
   torch::Tensor principal_point;  ///< 1 x 2 normalised principal point (`pp`)
 
-  /// The official initialisation: zeros, identity rotations, focal `focal_init`, for B images.
-  static FitParams initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init);
+  /// The official initialisation: zeros, identity rotations, focal `focal_init`, for B images; the identity
+  /// `identity` (1 x n_shape, the prior; undefined: zeros).
+  static FitParams initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init,
+                           const torch::Tensor& identity = {});
   /// A detached deep copy.
   FitParams clone() const;
   /// Name -> tensor, official names (shape, exp, jaw, neck, eyes, eyelids, R, t, fl, pp).
@@ -77,6 +85,7 @@ struct FitResult {
   torch::Tensor vertices_flame;  ///< B x V x 3 FLAME space, posed, no head R / t (the official mesh/*.ply)
   torch::Tensor canonical;       ///< 1 x V x 3 template + identity, neutral (the official canonical.ply)
   torch::Tensor landmarks2d;     ///< B x 68 x 2 projected model landmarks (analytic projection, pixels at S)
+  torch::Tensor identity_prior;  ///< 1 x n_shape the prior the identity was pulled toward; undefined: none (zero)
   std::vector<FitLogEntry> log;
   double seconds = 0.0;
   int iterations = 0;            ///< optimisation steps taken, both stages
@@ -125,10 +134,15 @@ struct PreparedTargets {
   torch::Tensor landmarks, landmark_mask;                 ///< B x 68 x 2 pixels at S, B x 68 (undefined: none)
   torch::Tensor iris, iris_mask;                          ///< B x 2 x 2, B x 2 (undefined: none)
   UVCorrespondences corr;                                 ///< B x N correspondences of the UV-vertex loss
+  /// 1 x n_shape: the identity prior of the whole set (mean of the targets' `identity` codes; undefined: none,
+  /// i.e. zero), the start of the identity and the target of reg/shape; `rows` keeps it as it is.
+  torch::Tensor identity_prior;
+  int64_t identity_codes = 0;                             ///< how many codes identity_prior averages
 
   /// The targets at `rows` (int64 indices), in that order.
   PreparedTargets rows(const torch::Tensor& rows) const;
-  /// Concatenates along the batch; an optional field that some parts lack is filled with zeros (and zero masks).
+  /// Concatenates along the batch; an optional field that some parts lack is filled with zeros (and zero masks);
+  /// the identity prior is the mean of the parts' priors weighted by their identity_codes.
   static PreparedTargets cat(const std::vector<PreparedTargets>& parts);
 };
 
@@ -155,16 +169,21 @@ class Fitter {
     return fit(std::vector<FitTarget>{target}, on_step);
   }
 
-  /// Fits starting from `start` (e.g. the previous video frame's result) instead of the official neutral start;
-  /// `start` must have as many images as `targets` and the configured component counts.
+  /// Fits starting from `start` (e.g. the previous video frame's result) instead of the official neutral start
+  /// (or the identity prior); `start` must have as many images as `targets` and the configured component counts.
+  /// The targets' identity codes still set the prior reg/shape pulls toward.
   FitResult fit_from(const std::vector<FitTarget>& targets, const FitParams& start,
                      const FitCallback& on_step = {}) const;
   /// Landmark-only baseline with the same schedule: UV, normal and silhouette terms off; 68 landmarks (not only
   /// the eyes) drive the full stage. For comparisons (benchmark), not the method.
   FitResult fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
 
-  /// Resizes targets to S and computes their UV correspondences (exact 1-NN, the costly part of preparation).
+  /// Resizes targets to S and computes their UV correspondences (exact 1-NN, the costly part of preparation) and
+  /// the identity prior (identity_prior).
   PreparedTargets prepare(const std::vector<FitTarget>& targets) const;
+  /// The mean of the targets' identity codes, 1 x n_shape float32 (undefined when none has one), and how many
+  /// there were. Throws ValueError naming the target on a code of the wrong size or with NaN / Inf.
+  std::pair<torch::Tensor, int64_t> identity_prior(const std::vector<FitTarget>& targets) const;
   /// The general form of fit / fit_from: prepared targets, a start (B rows as the targets) and the stages to run.
   FitResult fit_stages(const PreparedTargets& data, const FitParams& start, const FitStages& stages,
                        const FitCallback& on_step = {}) const;

@@ -4,8 +4,11 @@
 #include "pixel3dmm/flame/rotation.h"
 #include "test_util.h"
 
+#include <limits>
+
 using namespace pixel3dmm;
 using namespace pixel3dmm::fit;
+using pixel3dmm::test::require_close;
 
 namespace {
 
@@ -220,3 +223,78 @@ TEST_CASE("stop_on_numerical_fault keeps the last finite parameters", "[fit][rel
   pixel3dmm::test::require_throws_with<NumericalFault>([&] { Fitter(small_fitter().flame(), config).fit(st.target); },
                                                        {"non-finite parameters after camera-stage step 0 (t)"});
 }
+
+// ---- the identity prior (official: MICA's code; issue 25) ----
+
+TEST_CASE("An identity prior starts the identity, is the target of reg/shape and averages over a set", "[fit][prior]") {
+  Fitter fitter = small_fitter(0, 2);
+  const FitParams truth = random_params(2, 20, 10, 3);
+  SyntheticTarget a = render_synthetic_target(fitter, truth, 0, {96});
+  SyntheticTarget b = render_synthetic_target(fitter, truth, 1, {96});
+  torch::manual_seed(5);
+  const auto c1 = torch::randn({1, 20}), c2 = torch::randn({20});
+  // No code: zero prior (official ignore_mica), zero start.
+  REQUIRE_FALSE(fitter.prepare({a.target}).identity_prior.defined());
+  REQUIRE(fitter.fit(a.target).params.shape.abs().max().item<double>() == 0.0);
+  REQUIRE_FALSE(fitter.fit(a.target).identity_prior.defined());
+  // One code: the fit starts at it (no full-stage steps here, and the camera stage leaves the identity alone).
+  a.target.identity = c1;
+  const FitResult r = fitter.fit(a.target);
+  require_close(r.params.shape, c1, 0.0);
+  require_close(r.identity_prior, c1, 0.0);
+  // A set: the mean of the codes of the targets that have one; a code of the model's full size is cut to n_shape.
+  b.target.identity = c2;
+  require_close(fitter.prepare({a.target, b.target}).identity_prior, (c1 + c2.unsqueeze(0)) / 2, 1e-6);
+  FitTarget no_code = b.target;
+  no_code.identity = torch::Tensor();
+  require_close(fitter.prepare({no_code, a.target}).identity_prior, c1, 0.0);
+  // PreparedTargets::cat weighs the parts' priors by their code counts; rows keeps the set's prior.
+  const auto joined = PreparedTargets::cat({fitter.prepare({a.target, b.target}), fitter.prepare({a.target})});
+  require_close(joined.identity_prior, (2 * c1 + c2.unsqueeze(0)) / 3, 1e-6);
+  REQUIRE(joined.identity_codes == 3);
+  require_close(joined.rows(torch::tensor({2}, torch::kLong)).identity_prior, joined.identity_prior, 0.0);
+  // reg/shape measures the distance to the prior, reg/shape_general the distance to zero.
+  const auto data = fitter.prepare({a.target});
+  FitParams at_prior = FitParams::initial(1, 20, 10, fitter.config().focal_init, c1);
+  const auto terms = fitter.full_stage_terms(at_prior, data, 0.0);
+  REQUIRE(terms.at("reg/shape").item<double>() == 0.0);
+  REQUIRE(terms.at("reg/shape_general").item<double>() ==
+          Approx(c1.pow(2).sum().item<double>() * fitter.config().loss.reg_shape_general).epsilon(1e-5));
+  FitParams at_zero = FitParams::initial(1, 20, 10, fitter.config().focal_init);
+  REQUIRE(fitter.full_stage_terms(at_zero, data, 0.0).at("reg/shape").item<double>() ==
+          Approx(c1.pow(2).sum().item<double>() * fitter.config().loss.reg_shape).epsilon(1e-5));
+  // Bad codes are named with the target and the expected size.
+  FitTarget bad = a.target;
+  bad.identity = torch::zeros({1, 512});
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(std::vector<FitTarget>{a.target, bad}); },
+                                                   {"target 1 identity", "[1, 20]", "[1, 512]"});
+  bad.identity = torch::full({20}, std::numeric_limits<float>::quiet_NaN());
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(bad); }, {"target 0 identity", "non-finite"});
+}
+
+TEST_CASE("With an identity prior the fitted identity moves toward the given code", "[fit][prior]") {
+  FitConfig config = small_fitter().config();
+  config.iters = 60;
+  config.camera.steps = 20;
+  config.camera.landmark_steps = 10;
+  // A pull the short schedule can show: Adam moves a coefficient by about lr per step, and the official
+  // reg_shape (0.2) is small beside the data terms over 60 steps.
+  config.lr.shape = 0.05;
+  config.loss.reg_shape = 5.0;
+  Fitter fitter(small_fitter().flame(), config);
+  SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});
+  torch::manual_seed(9);
+  const auto code = torch::randn({1, 20}) * 2.0;  // unrelated to the truth: only reg/shape pulls toward it
+  // Both fits start from the neutral identity, so the difference is the prior's pull.
+  const FitParams start = FitParams::initial(1, 20, 10, config.focal_init);
+  const FitResult without = fitter.fit_from({st.target}, start);
+  st.target.identity = code;
+  const FitResult with = fitter.fit_from({st.target}, start);
+  const double d0 = code.norm().item<double>();
+  const double d_without = (without.params.shape - code).norm().item<double>();
+  const double d_with = (with.params.shape - code).norm().item<double>();
+  INFO("distance to the code: start " << d0 << ", fit without the prior " << d_without << ", with " << d_with);
+  REQUIRE(d_with < 0.85 * d0);
+  REQUIRE(d_with < d_without - 0.1 * d0);
+}
+
