@@ -1,5 +1,6 @@
 #include "pixel3dmm/fit/fitter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -150,9 +151,17 @@ FitAssets FitAssets::from_model(const flame::FlameModel& model) {
     const auto z = model.v_template.index_select(0, index_tensor(ids)).select(1, 2);
     return ids[z.argmax().item<int64_t>()];
   };
+  // The official pupils are FLAME vertices 4597 (image-left, in right_eyeball) and 4051 (image-right, in
+  // left_eyeball): ids of FLAME's topology (5023 vertices, 9976 faces). Another topology (the synthetic model,
+  // 5023 vertices but other faces) uses the front-most rest-pose vertex of each eyeball.
+  const auto in = [](const std::vector<int64_t>& ids, int64_t v) {
+    return std::find(ids.begin(), ids.end(), v) != ids.end();
+  };
+  const bool flame_topology = model.n_vertices() == 5023 && model.n_faces() == 9976 && in(right, 4597) &&
+                              in(left, 4051);
   const auto iris_left = optional("iris_image_left"), iris_right = optional("iris_image_right");
-  a.iris_vertices = index_tensor({iris_left.empty() ? front_most(right) : iris_left[0],
-                                  iris_right.empty() ? front_most(left) : iris_right[0]});
+  a.iris_vertices = index_tensor({!iris_left.empty() ? iris_left[0] : flame_topology ? 4597 : front_most(right),
+                                  !iris_right.empty() ? iris_right[0] : flame_topology ? 4051 : front_most(left)});
   a.mirror_index = model.mirror_index;
   return a;
 }

@@ -115,10 +115,13 @@ struct FitAssets {
   torch::Tensor iris_vertices;  ///< 2: image-left pupil vertex, image-right pupil vertex (official 4597, 4051)
   torch::Tensor mirror_index;   ///< V (undefined: no mirror regulariser)
 
-  /// From a FLAME model: uv_vertices = mask "uv_valid" if present, else (face \ eye_region) + ears + neck;
-  /// eye_vertices = left_eyeball + right_eyeball; iris = masks "iris_image_left"/"iris_image_right" if present,
-  /// else the front-most rest-pose vertex of right_eyeball / left_eyeball (the subject's right eye appears on
-  /// the image's left). Throws ValueError naming what the model lacks (per-vertex UVs, face or eyeball masks).
+  /// From a FLAME model: uv_vertices = mask "uv_valid" if present (the official asset
+  /// uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy, converter option --uv-vertices), else ours:
+  /// (face \ eye_region) + ears + neck; eye_vertices = left_eyeball + right_eyeball; iris = masks
+  /// "iris_image_left"/"iris_image_right" if present, else the official FLAME vertices 4597 / 4051 on FLAME's
+  /// topology (5023 vertices, 9976 faces, 4597 in right_eyeball, 4051 in left_eyeball), else the front-most
+  /// rest-pose vertex of right_eyeball / left_eyeball (the subject's right eye appears on the image's left).
+  /// Throws ValueError naming what the model lacks (per-vertex UVs, face or eyeball masks).
   static FitAssets from_model(const flame::FlameModel& model);
 };
 

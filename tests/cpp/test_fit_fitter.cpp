@@ -298,3 +298,38 @@ TEST_CASE("With an identity prior the fitted identity moves toward the given cod
   REQUIRE(d_with < d_without - 0.1 * d0);
 }
 
+// ---- the official vertex sets (issue 25) ----
+
+TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the front-most eyeball vertices; mask "
+          "uv_valid replaces our UV-loss vertices", "[fit]") {
+  const flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().n_shape(5).n_expr(5));
+  REQUIRE(model.n_vertices() == 5023);  // FLAME's vertex count, but other faces
+  REQUIRE(model.n_faces() != 9976);
+  auto front_most = [&](const char* name) {
+    const auto ids = model.masks.at(name);
+    return ids[model.v_template.index_select(0, ids).select(1, 2).argmax()].item<int64_t>();
+  };
+  const FitAssets own = FitAssets::from_model(model);
+  REQUIRE(own.iris_vertices[0].item<int64_t>() == front_most("right_eyeball"));
+  REQUIRE(own.iris_vertices[1].item<int64_t>() == front_most("left_eyeball"));
+  REQUIRE(front_most("right_eyeball") != 4597);
+  // FLAME's topology (5023 vertices, 9976 faces) with the ids in the right eyeballs: the official ids.
+  flame::FlameModel flame_like = model;
+  flame_like.faces = torch::cat({model.faces, model.faces.slice(0, 0, 9976 - model.n_faces())});
+  const FitAssets official = FitAssets::from_model(flame_like);
+  REQUIRE(official.iris_vertices[0].item<int64_t>() == 4597);
+  REQUIRE(official.iris_vertices[1].item<int64_t>() == 4051);
+  // Eyeball masks that do not hold them: not FLAME's layout after all.
+  std::swap(flame_like.masks.at("left_eyeball"), flame_like.masks.at("right_eyeball"));
+  REQUIRE(FitAssets::from_model(flame_like).iris_vertices[0].item<int64_t>() == front_most("left_eyeball"));
+  // The official UV-loss vertex set, stored as mask uv_valid by the converter.
+  flame::FlameModel with_set = model;
+  const auto ids = torch::tensor({5, 17, 100, 4000}, torch::kLong);
+  with_set.masks["uv_valid"] = ids;
+  const FitAssets a = FitAssets::from_model(with_set);
+  REQUIRE(torch::equal(a.uv_vertices, ids));
+  const auto uv = model.vertex_uv.index_select(0, ids).to(torch::kFloat);
+  require_close(a.uv_vertex_uv, torch::stack({uv.select(1, 0), 1.0 - uv.select(1, 1)}, 1), 0.0);
+  REQUIRE(own.uv_vertices.numel() != 4);
+}
+
