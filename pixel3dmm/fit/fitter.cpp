@@ -10,6 +10,7 @@
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
+#include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/flame/rotation.h"
 
 namespace pixel3dmm::fit {
@@ -231,13 +232,16 @@ PreparedTargets PreparedTargets::cat(const std::vector<PreparedTargets>& parts) 
 
 namespace {
 
-render::MeshRenderer make_renderer(const flame::FlameModel& model, const FitAssets& assets) {
+render::MeshRenderer make_renderer(const flame::FlameModel& model, const FitAssets& assets,
+                                   const std::string& silhouette) {
   const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
   render::MeshRenderer r(model.faces, per_corner ? model.uv_coords : model.vertex_uv,
                          per_corner ? model.uv_faces : torch::Tensor(), model.n_vertices());
   auto eyes = torch::zeros({model.n_vertices(), 1});
   eyes.index_fill_(0, assets.eye_vertices, 1.0);
   r.set_region_masks(eyes);
+  // The silhouette's mask texture (official: face + eyeballs); none: the whole mesh's coverage (ours).
+  r.set_mask_texture(silhouette_texture(model, silhouette));
   return r;
 }
 
@@ -247,7 +251,7 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
     : flame_(std::move(flame)),
       config_(std::move(config)),
       assets_(FitAssets::from_model(flame_->model())),
-      renderer_(make_renderer(flame_->model(), assets_)) {
+      renderer_(make_renderer(flame_->model(), assets_, config_.silhouette_texture)) {
   PIXEL3DMM_CHECK(flame_->options().rotation() == flame::RotationRep::SixD,
                   "Fitter: the Flame module must take 6D rotations (FlameOptions().rotation(RotationRep::SixD))");
   PIXEL3DMM_CHECK(flame_->dtype() == torch::kFloat, "Fitter: the Flame module must be float32");
@@ -507,8 +511,13 @@ std::map<std::string, torch::Tensor> Fitter::full_stage_terms(const FitParams& p
     terms["normal"] = normal_loss(data.normals, out.normals, data.normal_mask, out.regions.select(1, 0),
                                   {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
                       w.normal;
-    if (data.valid_bg.defined())
-      terms["sil"] = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg) * w_sil;
+    if (data.valid_bg.defined()) {
+      // Official: the mean over the texture's channels (uv_mask_eyes.png's three differ in a few thousand texels).
+      const int64_t c = out.mask.size(1);
+      auto sil = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg);
+      for (int64_t k = 1; k < c; ++k) sil = sil + silhouette_loss(data.fg_mask, out.mask.select(1, k), data.valid_bg);
+      terms["sil"] = sil * (w_sil / static_cast<double>(c));
+    }
   }
   return terms;
 }

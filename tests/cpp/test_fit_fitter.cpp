@@ -1,9 +1,12 @@
 #include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/flame/rotation.h"
+#include "pixel3dmm/io/image.h"
 #include "test_util.h"
 
+#include <array>
 #include <limits>
 
 using namespace pixel3dmm;
@@ -298,7 +301,7 @@ TEST_CASE("With an identity prior the fitted identity moves toward the given cod
   REQUIRE(d_with < d_without - 0.1 * d0);
 }
 
-// ---- the official vertex sets (issue 25) ----
+// ---- the official vertex sets and the silhouette mask (issue 25) ----
 
 TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the front-most eyeball vertices; mask "
           "uv_valid replaces our UV-loss vertices", "[fit]") {
@@ -333,3 +336,80 @@ TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the fron
   REQUIRE(own.uv_vertices.numel() != 4);
 }
 
+TEST_CASE("region_mask_texture covers exactly the texels of the regions' faces", "[fit][silhouette]") {
+  const flame::FlameModel model =
+      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(5).n_expr(5));
+  const int64_t size = 128;
+  const auto tex = region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"}, size);
+  REQUIRE(tex.sizes() == torch::IntArrayRef({1, size, size}));
+  // Brute force: a texel is 1 iff its centre lies in the UV triangle of a face whose 3 vertices are all selected.
+  std::vector<char> sel(static_cast<size_t>(model.n_vertices()), 0);
+  for (const char* name : {"face", "left_eyeball", "right_eyeball"}) {
+    const auto m = model.masks.at(name);
+    for (int64_t i = 0; i < m.numel(); ++i) sel[static_cast<size_t>(m[i].item<int64_t>())] = 1;
+  }
+  const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
+  const auto uv = (per_corner ? model.uv_coords : model.vertex_uv).to(torch::kDouble);
+  const auto tf = per_corner ? model.uv_faces : model.faces;
+  auto expected = torch::zeros({size, size}, torch::kFloat);
+  const auto jj = torch::arange(size, torch::kDouble).add(0.5).view({size, 1}).expand({size, size});
+  const auto ii = torch::arange(size, torch::kDouble).add(0.5).view({1, size}).expand({size, size});
+  int64_t selected_faces = 0;
+  for (int64_t k = 0; k < model.n_faces(); ++k) {
+    bool all = true;
+    for (int c = 0; c < 3; ++c) all = all && sel[static_cast<size_t>(model.faces[k][c].item<int64_t>())];
+    if (!all) continue;
+    ++selected_faces;
+    std::array<double, 3> x{}, y{};
+    for (int c = 0; c < 3; ++c) {
+      const int64_t q = tf[k][c].item<int64_t>();
+      x[c] = (1.0 - uv[q][0].item<double>()) * size;  // MeshRenderer's layout: column (1 - u), row (1 - v)
+      y[c] = (1.0 - uv[q][1].item<double>()) * size;
+    }
+    const double area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
+    if (area == 0.0) continue;
+    auto edge = [&](int a, int b) { return ((x[b] - x[a]) * (jj - y[a]) - (ii - x[a]) * (y[b] - y[a])) * area; };
+    expected.masked_fill_((edge(1, 2) >= 0) & (edge(2, 0) >= 0) & (edge(0, 1) >= 0), 1.0);
+  }
+  REQUIRE(selected_faces > 100);
+  const double covered = expected.mean().item<double>();
+  INFO("texture share covered: " << covered);
+  REQUIRE(covered > 0.02);
+  REQUIRE(covered < 0.8);
+  REQUIRE(torch::equal(tex[0], expected));
+  pixel3dmm::test::require_throws_with<ValueError>([&] { region_mask_texture(model, {"face", "nose_tip"}, 8); },
+                                                   {"mask.nose_tip"});
+}
+
+TEST_CASE("The silhouette term renders the mask texture: generated, or read from a PNG, or the coverage",
+          "[fit][silhouette]") {
+  const flame::FlameModel model =
+      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
+  FitConfig config = small_fitter().config();
+  auto make = [&](const std::string& texture) {
+    FitConfig c = config;
+    c.silhouette_texture = texture;
+    return Fitter(flame::Flame(model, flame::FlameOptions()), c);
+  };
+  const Fitter coverage = make(""), masks = make("masks");
+  const FitParams truth = random_params(1, 20, 10, 3);
+  SyntheticTarget st = render_synthetic_target(coverage, truth, 0, {96});
+  // Everything is background: the term is the mean rendered mask.
+  st.target.valid_bg = torch::ones({1, 96, 96});
+  st.target.fg_mask = torch::zeros({1, 96, 96});
+  const auto data = coverage.prepare({st.target});
+  auto sil = [&](const Fitter& f) { return f.full_stage_terms(truth, data, 1.0).at("sil").item<double>(); };
+  const double whole = sil(coverage), face = sil(masks);
+  INFO("silhouette term: whole mesh " << whole << ", face + eyeballs " << face);
+  REQUIRE(face > 0.05 * whole);
+  REQUIRE(face < 0.8 * whole);  // no scalp, neck or ears
+  // The same texture as a PNG (3 equal channels, averaged): the same term.
+  pixel3dmm::test::TempDir dir;
+  const std::string png = (dir.path / "uv_mask.png").string();
+  io::write_image(png, region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"}));
+  const auto read = read_mask_texture(png);
+  REQUIRE(read.sizes() == torch::IntArrayRef({3, 1024, 1024}));
+  REQUIRE(sil(make(png)) == Approx(face).epsilon(1e-5));
+  pixel3dmm::test::require_throws_with<FileNotFound>([&] { make((dir.path / "missing.png").string()); },
+                                                     {"missing.png"});
+}

@@ -136,3 +136,9 @@ def test_identity_prior_from_python(scene, tmp_path):
     with pytest.raises(ValueError, match=r"target 0 identity.*\[1, 10\]"):
         fitter.fit(with_code)
 
+
+def test_silhouette_texture_setting(tmp_path):
+    assert fit.default_config()["silhouette_texture"] == ""  # the whole mesh's coverage (ours)
+    small_fitter(silhouette_texture="masks")  # generated from the model's face and eyeball masks
+    with pytest.raises(FileNotFoundError, match="uv_mask_eyes.png"):
+        small_fitter(silhouette_texture=str(tmp_path / "uv_mask_eyes.png"))
