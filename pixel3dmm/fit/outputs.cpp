@@ -166,6 +166,8 @@ void write_fit_outputs(const std::string& folder, const Fitter& fitter, const Fi
     io::json j;
     for (const auto& [k, v] : t) j[k] = tensor_json(v);
     j["img_size"] = {s, s};
+    // The identity prior the fit pulled toward (MICA's or a given code); null: none (the official ignore_mica).
+    j["identity_prior"] = result.identity_prior.defined() ? tensor_json(result.identity_prior) : io::json(nullptr);
     j["iterations"] = result.iterations;
     j["seconds"] = result.seconds;
     io::write_json(path("params.json"), j);

@@ -292,3 +292,20 @@ def test_errors_name_file_key_expected_and_found(tmp_path, fake_chumpy_scipy, ca
     r = run_converter(good, "--landmarks", lm, "-o", tmp_path / "x.npz", capsys=capsys)
     assert r.returncode == 3 and "lm.npy" in r.stderr and "pickled dict" in r.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_official_uv_vertex_set_is_stored_as_a_mask(tmp_path, fake_chumpy_scipy):
+    # The official UV-loss vertex set (uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy) -> mask.uv_valid.
+    arrays = official_arrays()
+    paths, _ = write_official_files(tmp_path, fake_chumpy_scipy, arrays)
+    ids = tmp_path / "uv_valid.npy"
+    np.save(ids, np.array([1, 4, 6], np.int32))
+    out = convert_flame.convert(str(paths["model"]), uv_vertices=str(ids))
+    np.testing.assert_array_equal(out["mask.uv_valid"], [1, 4, 6])
+    assert out["mask.uv_valid"].dtype == np.int64
+    for bad, expected in ((np.array([1, V]), f"[0, {V})"), (np.array([1, 1]), "unique"),
+                          (np.array([0.5, 1.0]), "integer"), (np.zeros((2, 2), np.int64), "1-D")):
+        np.save(ids, bad)
+        with pytest.raises(ValueError, match="uv_valid") as e:
+            convert_flame.convert(str(paths["model"]), uv_vertices=str(ids))
+        assert "uv_valid.npy" in str(e.value) and expected in str(e.value)
