@@ -19,6 +19,7 @@ detect_faces = _pp.detect_faces
 masks_from_segmentation = _pp.masks_from_segmentation
 masks_from_landmarks = _pp.masks_from_landmarks
 read_segmentation = _pp.read_segmentation
+labels_in_crop = _pp.labels_in_crop
 locate_pupils = _pp.locate_pupils
 apply_affine = _pp.apply_affine
 invert_affine = _pp.invert_affine
@@ -36,6 +37,7 @@ __all__ = [
     "masks_from_segmentation",
     "masks_from_landmarks",
     "read_segmentation",
+    "labels_in_crop",
     "locate_pupils",
     "apply_affine",
     "invert_affine",

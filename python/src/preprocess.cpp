@@ -69,6 +69,7 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("upsample", &PreprocessOptions::upsample, "detector upsampling: -1 automatic, 0..3")
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
+                     "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
                      "'landmarks+grabcut', 'landmarks' or 'segmentation'")
       .def_readwrite("segmentation", &PreprocessOptions::segmentation,
                      "label PNG (facer celebm layout) for mask_method 'segmentation'")
@@ -218,6 +219,13 @@ void bind_preprocess(py::module_& m) {
       "normal_mask, fg_mask, valid_bg (each 1 x H x W float32 {0, 1}).");
   m.def("read_segmentation", &preprocess::read_segmentation, py::arg("path"),
         "A label PNG -> H x W int64 (RGB: the red channel, as the official reader).");
+  m.def(
+      "labels_in_crop",
+      [](const py::object& labels, const torch::Tensor& affine, int64_t image_height, int64_t image_width,
+         int64_t size) { return preprocess::labels_in_crop(to_tensor(labels), affine, image_height, image_width, size); },
+      py::arg("labels"), py::arg("affine"), py::arg("image_height"), py::arg("image_width"), py::arg("size"),
+      "H x W labels -> size x size int64 in the crop: a photo-sized map warped by affine (2 x 3 float64, photo -> "
+      "crop; 20 outside the photo), a square map resized with Pillow's NEAREST (the official seg_og layout).");
   m.def(
       "masks_from_landmarks",
       [](const torch::Tensor& image, const torch::Tensor& landmarks, bool grabcut, double forehead, uint64_t seed) {
