@@ -44,8 +44,9 @@ torch::Tensor resize_map(const torch::Tensor& map, int64_t s) {
 torch::Tensor resize_mask(const torch::Tensor& mask, int64_t s) {
   const auto m = mask.to(torch::kFloat).unsqueeze(1);
   if (m.size(2) == s && m.size(3) == s) return m.squeeze(1);
-  return F::interpolate(m, F::InterpolateFuncOptions().size(std::vector<int64_t>{s, s}).mode(torch::kNearest))
-      .squeeze(1);
+  // Pillow's NEAREST sample positions (source floor((i + 0.5) * scale)), as the official tracker resizes seg_og.
+  // (torch's "nearest-exact"; called directly, as LibTorch 1.13's F::interpolate warns on every call for it.)
+  return torch::_upsample_nearest_exact2d(m, {s, s}).squeeze(1);
 }
 
 double item(const torch::Tensor& t) { return t.detach().item<double>(); }

@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 
 torch::Tensor resize_mask_nearest(const torch::Tensor& mask, int64_t size) {  // 1 x h x w -> 1 x size x size
   if (mask.size(-1) == size && mask.size(-2) == size) return mask;
-  return torch::upsample_nearest2d(mask.unsqueeze(1), {size, size}).squeeze(1);
+  // Pillow's NEAREST positions, as the fitter (fit/fitter.cpp resize_mask) and the official tracker.
+  return torch::_upsample_nearest_exact2d(mask.unsqueeze(1), {size, size}).squeeze(1);
 }
 
 torch::Tensor from_json_rows(const io::json& j, int64_t rows, int64_t cols, const std::string& file,

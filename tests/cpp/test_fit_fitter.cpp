@@ -131,6 +131,22 @@ TEST_CASE("Fitter rejects malformed targets with the field name", "[fit]") {
   pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(t); }, {"target 0 uv", "non-finite"});
 }
 
+TEST_CASE("Masks reach the fit resolution at Pillow's NEAREST positions, as the official tracker's seg_og",
+          "[fit][masks]") {
+  Fitter fitter = small_fitter(1);
+  SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {192});
+  // 192 -> 96: Pillow's NEAREST samples source pixels 2i + 1. A mask that is 1 exactly on odd rows and columns
+  // arrives as all ones (torch's legacy nearest, 2i, would give all zeros).
+  const auto odd = (torch::arange(192) % 2 == 1).to(torch::kFloat);
+  const auto grid = (odd.view({192, 1}) * odd.view({1, 192})).unsqueeze(0);
+  for (auto* m : {&st.target.uv_mask, &st.target.normal_mask, &st.target.fg_mask, &st.target.valid_bg}) *m = grid;
+  const PreparedTargets p = fitter.prepare({st.target});
+  for (const auto* m : {&p.uv_mask, &p.normal_mask, &p.fg_mask, &p.valid_bg}) {
+    REQUIRE(m->sizes() == torch::IntArrayRef({1, 96, 96}));
+    REQUIRE(m->min().item<float>() == 1.0f);
+  }
+}
+
 TEST_CASE("An early stop from the callback ends the fit", "[fit]") {
   Fitter fitter = small_fitter(50);
   const SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});

@@ -2,6 +2,7 @@
 #include <climits>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
 #include "pixel3dmm/fit/synthetic_target.h"
@@ -257,6 +258,54 @@ TEST_CASE("the real-video front end detects, smooths the crops, fills a frame wi
   }
   // frame 3 borrowed the landmarks of a neighbour, placed by its own (smoothed) crop
   REQUIRE(vt.boxes[3].side > 0);
+}
+
+TEST_CASE("the real-video front end reads one official seg_og label PNG per source frame", "[track][photos][masks]") {
+  const std::string photo = "/usr/share/doc/libdlib19.1/examples/faces/Tom_Cruise_avp_2014_4.jpg";
+  std::error_code ec;
+  if (!std::filesystem::exists(photo, ec) || !std::filesystem::exists(preprocess::default_landmark_model_path(), ec)) {
+    WARN("SKIPPED: " << photo << " (libdlib19.1) or the landmark model (libdlib-data) is missing");
+    return;
+  }
+  const auto image = io::read_image(photo);
+  const int64_t H = image.size(2), W = image.size(3);
+  TempDir frames, seg;
+  for (int i = 0; i < 4; ++i) io::write_image(frames.file("f" + std::to_string(i) + ".png"), image);
+  // Every 2nd frame is kept: kept frames 0 and 1 read source files 00000.png (all skin) and 00002.png (all
+  // background); 00001.png does not exist, so reading by kept index would fail.
+  const auto write_labels = [&](const std::string& name, int label) {
+    cv::Mat m(static_cast<int>(H), static_cast<int>(W), CV_8U, cv::Scalar(label));
+    REQUIRE(cv::imwrite(seg.file(name), m));
+  };
+  write_labels("00000.png", 2);
+  write_labels("00002.png", 0);
+  preprocess::PreprocessOptions po;
+  po.segmentation = seg.path.string();  // mask_method "auto" -> segmentation
+  const preprocess::Preprocessor preprocessor(po);
+  FrontEndOptions fo;
+  fo.every = 2;
+  fo.smooth_radius = 0;
+  fo.map_size = 64;
+  const auto vt = load_video_targets(frames.path.string(), preprocessor, predict::demo_predictor(), fo);
+  REQUIRE(vt.frames.size() == 2);
+  const auto& skin = vt.frames[0];
+  const auto& bg = vt.frames[1];
+  // Skin is in uv, normal and fg masks and never background; crop pixels outside the photo (label 20) in none.
+  CHECK(torch::equal(skin.uv_mask, skin.fg_mask));
+  CHECK(skin.uv_mask.sum().item<double>() > 0.5 * 64 * 64);
+  CHECK(skin.valid_bg.sum().item<double>() == 0.0);
+  CHECK(bg.uv_mask.sum().item<double>() == 0.0);
+  CHECK(torch::equal(bg.valid_bg, skin.uv_mask));  // same crop, same photo pixels
+  // A folder that is not there, and a frame without its file, are named.
+  po.segmentation = seg.file("none");
+  require_throws_with<FileNotFound>(
+      [&] { load_video_targets(frames.path.string(), preprocess::Preprocessor(po), predict::demo_predictor(), fo); },
+      {seg.file("none"), "seg_og"});
+  po.segmentation = seg.path.string();
+  fo.every = 1;
+  require_throws_with<FileNotFound>(
+      [&] { load_video_targets(frames.path.string(), preprocess::Preprocessor(po), predict::demo_predictor(), fo); },
+      {"00001.png"});
 }
 
 TEST_CASE("smooth_boxes removes an outlier detection and follows steady motion", "[track]") {
