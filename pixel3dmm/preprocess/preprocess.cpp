@@ -33,11 +33,11 @@ FaceDetectorOptions detector_options(const PreprocessOptions& o) {
 void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop_size >= 16 && o.crop_size <= 8192, "PreprocessOptions.crop_size: expected 16..8192, found ",
                   o.crop_size);
-  PIXEL3DMM_CHECK(
-      o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" || o.mask_method == "segmentation",
-      "PreprocessOptions.mask_method: expected 'landmarks+grabcut', 'landmarks' or 'segmentation', "
-      "found '",
-      o.mask_method, "'");
+  PIXEL3DMM_CHECK(o.mask_method == "auto" || o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" ||
+                      o.mask_method == "segmentation",
+                  "PreprocessOptions.mask_method: expected 'auto', 'landmarks+grabcut', 'landmarks' or "
+                  "'segmentation', found '",
+                  o.mask_method, "'");
   PIXEL3DMM_CHECK(o.mask_method != "segmentation" || !o.segmentation.empty(),
                   "PreprocessOptions: mask_method 'segmentation' needs a label image path in `segmentation`");
   PIXEL3DMM_CHECK(o.crop == "landmarks" || o.crop == "official",
@@ -45,6 +45,10 @@ void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop != "official" || !o.faceboxes.empty(),
                   "PreprocessOptions: crop 'official' needs FaceBoxesV2 weights in `faceboxes` (convert FaceBoxesV2.pth "
                   "with python -m pixel3dmm.convert_preprocessing faceboxes)");
+  // A label image that would be silently ignored is a mistake, not a preference.
+  PIXEL3DMM_CHECK(o.segmentation.empty() || o.mask_method == "auto" || o.mask_method == "segmentation",
+                  "PreprocessOptions: a label image is given (segmentation = '", o.segmentation,
+                  "') but mask_method is '", o.mask_method, "'; use 'auto' or 'segmentation'");
   PIXEL3DMM_CHECK(o.pupil_dark_fraction > 0 && o.pupil_dark_fraction <= 1,
                   "PreprocessOptions.pupil_dark_fraction: expected (0, 1], found ", o.pupil_dark_fraction);
 }
@@ -55,32 +59,12 @@ torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::matmul(torch::cat({a, row}), torch::cat({b, row})).slice(0, 0, 2).contiguous();
 }
 
-/// Label image -> crop-frame labels (S x S int64), nearest label; outside the photo is background (0).
-torch::Tensor segmentation_in_crop(const std::string& path, const torch::Tensor& affine, int64_t src_h, int64_t src_w,
-                                   int64_t size) {
-  torch::Tensor labels = read_segmentation(path);
-  const int64_t h = labels.size(0), w = labels.size(1);
-  cv::Mat src;
-  cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_64F, labels.to(torch::kDouble).contiguous().data_ptr<double>())
-      .convertTo(src, CV_32F);
-  cv::Mat dst;
-  if (h == src_h && w == src_w) {
-    auto A = affine.contiguous();
-    cv::Mat M(2, 3, CV_64F, A.data_ptr<double>());
-    cv::warpAffine(src, dst, M, cv::Size(static_cast<int>(size), static_cast<int>(size)), cv::INTER_NEAREST,
-                   cv::BORDER_CONSTANT, cv::Scalar(0));
-  } else if (h == w) {
-    cv::resize(src, dst, cv::Size(static_cast<int>(size), static_cast<int>(size)), 0, 0, cv::INTER_NEAREST);
-  } else {
-    throw ValueError(concat(path, ": segmentation of ", w, " x ", h, " pixels fits neither the photo (", src_w, " x ",
-                            src_h, ") nor a square crop"));
-  }
-  auto out = torch::empty({size, size}, torch::kFloat);
-  std::memcpy(out.data_ptr<float>(), dst.ptr<float>(), sizeof(float) * dst.total());
-  return out.round().to(torch::kLong);
-}
-
 }  // namespace
+
+std::string resolved_mask_method(const PreprocessOptions& options) {
+  if (options.mask_method != "auto") return options.mask_method;
+  return options.segmentation.empty() ? "landmarks+grabcut" : "segmentation";
+}
 
 torch::Tensor normalize_image(const torch::Tensor& image, const std::string& what) {
   PIXEL3DMM_CHECK(image.defined(), what, ": undefined tensor");
@@ -156,7 +140,8 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   popt.dark_fraction = o.pupil_dark_fraction;
   LandmarkMaskOptions mopt;
   mopt.forehead = o.forehead;
-  mopt.grabcut = o.mask_method == "landmarks+grabcut";
+  const std::string method = resolved_mask_method(o);
+  mopt.grabcut = method == "landmarks+grabcut";
   mopt.grabcut_iterations = o.grabcut_iterations;
   mopt.seed = o.seed;
   const auto back =
@@ -173,9 +158,10 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
     p.affine = compose(to_crop, shrink);
     FaceMasks m;
-    if (o.mask_method == "segmentation") {
-      m = masks_from_segmentation(segmentation_in_crop(o.segmentation, p.affine, H0, W0, o.crop_size),
-                                  o.big_normal_mask);
+    if (method == "segmentation") {
+      m = masks_from_segmentation(
+          labels_in_crop(read_segmentation(o.segmentation), p.affine, H0, W0, o.crop_size, o.segmentation),
+          o.big_normal_mask);
     } else {
       m = masks_from_landmarks(p.crop, lm, mopt);
     }
@@ -188,7 +174,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.image_height = H0;
     p.image_width = W0;
     p.source = source;
-    p.mask_method = o.mask_method;
+    p.mask_method = method;
     p.crop_method = "landmarks";
     results.push_back(std::move(p));
   }
@@ -252,12 +238,13 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   popt.dark_fraction = o.pupil_dark_fraction;
   p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
   FaceMasks m;
-  if (o.mask_method == "segmentation") {
+  const std::string method = resolved_mask_method(o);
+  if (method == "segmentation") {
     m = masks_from_segmentation(segmentation_in_crop(o.segmentation, p.affine, H, W, o.crop_size), o.big_normal_mask);
   } else {
     LandmarkMaskOptions mopt;
     mopt.forehead = o.forehead;
-    mopt.grabcut = o.mask_method == "landmarks+grabcut";
+    mopt.grabcut = method == "landmarks+grabcut";
     mopt.grabcut_iterations = o.grabcut_iterations;
     mopt.seed = o.seed;
     m = masks_from_landmarks(p.crop, lm, mopt);
@@ -273,7 +260,7 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   p.image_height = H;
   p.image_width = W;
   p.source = source;
-  p.mask_method = o.mask_method;
+  p.mask_method = method;
   p.crop_method = "official";
   return {std::move(p)};
 }

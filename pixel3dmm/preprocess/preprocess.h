@@ -38,10 +38,13 @@ struct PreprocessOptions {
   int64_t detect_max_side = 1024;
   int upsample = -1;
   double min_score = 0.0;
-  /// "landmarks+grabcut" (default), "landmarks", or "segmentation" (labels from `segmentation`).
-  std::string mask_method = "landmarks+grabcut";
-  /// Label image in the official facer/celebm layout, for mask_method "segmentation": either of the source
-  /// image's size (warped into the crop, nearest label) or square (taken as the crop, resized nearest).
+  /// "auto" (default): "segmentation" when `segmentation` names a label image, else "landmarks+grabcut";
+  /// or "landmarks+grabcut", "landmarks", "segmentation" (the official masks from the labels in `segmentation`).
+  std::string mask_method = "auto";
+  /// Label image in the official facer/celebm layout (8-bit PNG, label values; 20 = not parsed): either of the
+  /// source image's size (warped into the crop, nearest label, 20 outside the photo) or square (the official
+  /// `seg_og/{i:05d}.png` of the crop, resized with Pillow's NEAREST). See labels_in_crop. For `pixel3dmm track`
+  /// a folder holding one such file per frame, named by the frame's index (`00000.png`, ...).
   std::string segmentation;
   /// The official big_normal_mask switch (adds neck and ears to normal_mask), segmentation masks only.
   bool big_normal_mask = false;
@@ -52,6 +55,9 @@ struct PreprocessOptions {
   /// See PupilOptions.
   double pupil_dark_fraction = 0.2;
 };
+
+/// What options.mask_method means for these options: "auto" resolved, others as they are.
+std::string resolved_mask_method(const PreprocessOptions& options);
 
 /// One face, ready for fitting. All pixel coordinates are crop pixels (S = crop_size) unless said otherwise.
 struct Preprocessed {
@@ -70,7 +76,7 @@ struct Preprocessed {
   int64_t image_height = 0;   ///< source image size
   int64_t image_width = 0;
   std::string source;       ///< file path, or empty for an in-memory image
-  std::string mask_method;  ///< how the masks were made
+  std::string mask_method;  ///< how the masks were made (resolved: never "auto")
   std::string crop_method;  ///< "landmarks" or "official" (then `box` and `score` are FaceBoxes')
 };
 

@@ -7,6 +7,7 @@
 
 namespace pixel3dmm::python {
 void bind_preprocess_official(py::module_& m);  // preprocess_official.cpp: FaceBoxesV2 and the official crop
+void bind_identity(py::module_& m);  // identity.cpp
 }  // namespace pixel3dmm::python
 
 PYBIND11_MODULE(_C, m) {
@@ -60,4 +61,6 @@ PYBIND11_MODULE(_C, m) {
   bind_eval(eval);
   auto track = m.def_submodule("track", "Video tracking: online and global stages, resumable state, synthetic videos");
   bind_track(track);
+  auto identity = m.def_submodule("identity", "MICA: ArcFace alignment and network -> 300 FLAME identity coefficients");
+  bind_identity(identity);
 }
