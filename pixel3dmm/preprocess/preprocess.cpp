@@ -240,7 +240,9 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   FaceMasks m;
   const std::string method = resolved_mask_method(o);
   if (method == "segmentation") {
-    m = masks_from_segmentation(segmentation_in_crop(o.segmentation, p.affine, H, W, o.crop_size), o.big_normal_mask);
+    m = masks_from_segmentation(
+        labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
+        o.big_normal_mask);
   } else {
     LandmarkMaskOptions mopt;
     mopt.forehead = o.forehead;
