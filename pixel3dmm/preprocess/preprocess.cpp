@@ -59,6 +59,30 @@ torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::matmul(torch::cat({a, row}), torch::cat({b, row})).slice(0, 0, 2).contiguous();
 }
 
+// The masks of one crop (uv, normal, fg, valid_bg): from the label image in the official layout when the method is
+// "segmentation" (`affine` maps the source photo of H x W pixels to the crop), else from the crop's landmarks.
+void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
+                  int64_t H, int64_t W) {
+  FaceMasks m;
+  if (method == "segmentation") {
+    m = masks_from_segmentation(
+        labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
+        o.big_normal_mask);
+  } else {
+    LandmarkMaskOptions mopt;
+    mopt.forehead = o.forehead;
+    mopt.grabcut = method == "landmarks+grabcut";
+    mopt.grabcut_iterations = o.grabcut_iterations;
+    mopt.seed = o.seed;
+    m = masks_from_landmarks(p.crop, lm, mopt);
+  }
+  p.uv_mask = m.uv_mask;
+  p.normal_mask = m.normal_mask;
+  p.fg_mask = m.fg_mask;
+  p.valid_bg = m.valid_bg;
+  p.mask_method = method;
+}
+
 }  // namespace
 
 std::string resolved_mask_method(const PreprocessOptions& options) {
@@ -138,12 +162,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   copt.keep_inside = o.keep_inside;
   PupilOptions popt;
   popt.dark_fraction = o.pupil_dark_fraction;
-  LandmarkMaskOptions mopt;
-  mopt.forehead = o.forehead;
   const std::string method = resolved_mask_method(o);
-  mopt.grabcut = method == "landmarks+grabcut";
-  mopt.grabcut_iterations = o.grabcut_iterations;
-  mopt.seed = o.seed;
   const auto back =
       torch::tensor({1.0 / shrink[0][0].item<double>(), 1.0 / shrink[1][1].item<double>()}).to(torch::kFloat);
 
@@ -157,24 +176,12 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.landmarks = lm.unsqueeze(0);
     p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
     p.affine = compose(to_crop, shrink);
-    FaceMasks m;
-    if (method == "segmentation") {
-      m = masks_from_segmentation(
-          labels_in_crop(read_segmentation(o.segmentation), p.affine, H0, W0, o.crop_size, o.segmentation),
-          o.big_normal_mask);
-    } else {
-      m = masks_from_landmarks(p.crop, lm, mopt);
-    }
-    p.uv_mask = m.uv_mask;
-    p.normal_mask = m.normal_mask;
-    p.fg_mask = m.fg_mask;
-    p.valid_bg = m.valid_bg;
+    attach_masks(p, o, method, lm, H0, W0);
     p.box = (face.box.view({2, 2}) * back).view({4});
     p.score = face.score;
     p.image_height = H0;
     p.image_width = W0;
     p.source = source;
-    p.mask_method = method;
     p.crop_method = "landmarks";
     results.push_back(std::move(p));
   }
@@ -237,24 +244,7 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   PupilOptions popt;
   popt.dark_fraction = o.pupil_dark_fraction;
   p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
-  FaceMasks m;
-  const std::string method = resolved_mask_method(o);
-  if (method == "segmentation") {
-    m = masks_from_segmentation(
-        labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
-        o.big_normal_mask);
-  } else {
-    LandmarkMaskOptions mopt;
-    mopt.forehead = o.forehead;
-    mopt.grabcut = method == "landmarks+grabcut";
-    mopt.grabcut_iterations = o.grabcut_iterations;
-    mopt.seed = o.seed;
-    m = masks_from_landmarks(p.crop, lm, mopt);
-  }
-  p.uv_mask = m.uv_mask;
-  p.normal_mask = m.normal_mask;
-  p.fg_mask = m.fg_mask;
-  p.valid_bg = m.valid_bg;
+  attach_masks(p, o, resolved_mask_method(o), lm, H, W);
   const auto& fb = boxes.front();
   p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
                          static_cast<float>(fb.y + fb.height)});
@@ -262,7 +252,6 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   p.image_height = H;
   p.image_width = W;
   p.source = source;
-  p.mask_method = method;
   p.crop_method = "official";
   return {std::move(p)};
 }
