@@ -70,6 +70,34 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
   return o;
 }
 
+void declare_identity_options(Args& args) {
+  args.option("mica", "converted MICA weights (python -m pixel3dmm.convert_mica mica.tar): each crop's MICA code "
+                      "starts the identity and reg/shape pulls toward it, as the official fit does")
+      .option("identity", "an identity code to use as the prior instead (.npy, 300 FLAME shape coefficients, "
+                          "e.g. from `pixel3dmm identity`)")
+      .option("identity-prior", "mica (the official default when --mica or --identity is given) or none", "mica");
+}
+
+identity::IdentityPriorOptions identity_options(const Args& args) {
+  const std::string prior = args.get("identity-prior");
+  PIXEL3DMM_CHECK_T(UsageError, prior == "mica" || prior == "none",
+                    "--identity-prior: expected mica or none, found '", prior, "'");
+  PIXEL3DMM_CHECK_T(UsageError, !(args.has("mica") && args.has("identity")),
+                    "--mica and --identity are two sources of one prior: give one");
+  identity::IdentityPriorOptions o;
+  if (prior == "none") return o;
+  if (args.has("mica")) o.mica = args.get("mica");
+  if (args.has("identity")) o.code = args.get("identity");
+  return o;
+}
+
+void print_identity_prior(const identity::IdentityPrior& prior) {
+  if (prior.enabled())
+    std::printf("identity prior: %s\n", prior.describe().c_str());
+  else
+    std::printf("no identity prior was used (the official fit starts from MICA's code: give --mica or --identity)\n");
+}
+
 void declare_network_choice(Args& args, const std::string& purpose) {
   args.option("uv-weights", "converted UV network (.safetensors, its .json beside)" + purpose)
       .option("normal-weights", "converted normal network (with --uv-weights)")

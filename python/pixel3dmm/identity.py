@@ -26,10 +26,12 @@ arcface_template = _identity.arcface_template
 arcface_similarity = _identity.arcface_similarity
 warp_arcface_crop = _identity.warp_arcface_crop
 arcface_blob = _identity.arcface_blob
+keypoints_from_landmarks68 = _identity.keypoints_from_landmarks68
+IdentityPrior = _identity.IdentityPrior
 
 __all__ = ["Mica", "load_mica", "save_mica", "mica_from_state_dict", "arcface_template", "arcface_similarity",
            "warp_arcface_crop", "arcface_blob", "as_uint8_rgb", "arcface_input", "identity_code",
-           "frames_for_identity", "mean_identity", "save_identity"]
+           "frames_for_identity", "mean_identity", "save_identity", "keypoints_from_landmarks68", "IdentityPrior"]
 
 
 def as_uint8_rgb(image) -> _torch.Tensor:

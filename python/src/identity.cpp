@@ -3,6 +3,7 @@
 
 #include "bindings.h"
 #include "pixel3dmm/identity/alignment.h"
+#include "pixel3dmm/identity/identity_prior.h"
 #include "pixel3dmm/identity/mica.h"
 
 namespace pixel3dmm::python {
@@ -84,6 +85,24 @@ void bind_identity(py::module_& m) {
         "H x W x 3 uint8 RGB -> 3 x H x W float32 (pixel - 127.5) / 127.5, MICA's network input.");
   m.def("arcface_input", &identity::arcface_input, py::arg("image_rgb"), py::arg("keypoints"),
         "H x W x 3 uint8 RGB image and 5 x 2 keypoints -> 3 x 112 x 112 float32 blob.");
+  m.def("keypoints_from_landmarks68", &identity::keypoints_from_landmarks68, py::arg("landmarks"),
+        "68 x 2 iBUG landmarks -> the five ArcFace keypoints 5 x 2 (eye centres, nose tip 30, mouth corners 48, 54).");
+  py::class_<identity::IdentityPrior>(m, "IdentityPrior",
+                                      "Where a fit's identity prior comes from: MICA weights (a code per crop), a "
+                                      "given code (.npy), or nothing.")
+      .def(py::init([](const std::string& mica, const std::string& code) {
+             identity::IdentityPriorOptions o;
+             o.mica = mica;
+             o.code = code;
+             return identity::IdentityPrior(o);
+           }),
+           py::kw_only(), py::arg("mica") = "", py::arg("code") = "")
+      .def_property_readonly("enabled", &identity::IdentityPrior::enabled)
+      .def("code", &identity::IdentityPrior::code, py::arg("crop"), py::arg("landmarks"), py::arg("source") = "",
+           "crop 1 x 3 x S x S float in [0, 1], landmarks 1 x 68 x 2 crop pixels -> (K,) code, or None without a "
+           "prior.")
+      .def("describe", &identity::IdentityPrior::describe)
+      .def("__repr__", [](const identity::IdentityPrior& p) { return "IdentityPrior(" + p.describe() + ")"; });
 }
 
 }  // namespace pixel3dmm::python
