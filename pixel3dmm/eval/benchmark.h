@@ -149,6 +149,10 @@ struct RunOptions {
   /// Called after each case with (cases done, total, its score).
   std::function<void(int64_t, int64_t, const CaseScore&)> progress;
   fit::FitCallback on_step;         ///< passed to every fit
+  /// >= 0: the identity-prior experiment (synthetic benchmarks only): each case's fit is given an identity prior
+  /// (FitTarget::identity, as MICA's code would be) = the true identity from <case>/truth.json + N(0, noise^2)
+  /// per coefficient, seeded by the case's index; the method's name gets " + prior". < 0: no prior.
+  double identity_noise = -1.0;
 };
 
 /// Fits every case with `options.method`, writes the meshes to <out>/meshes/<name>_{posed,neutral}.ply, scores
