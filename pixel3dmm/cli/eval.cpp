@@ -149,7 +149,9 @@ int run_run(const std::vector<std::string>& argv) {
             "Fits every case of a benchmark with one method, scores the meshes against the posed and neutral ground "
             "truth and writes RESULTS/results.md, results.csv, heatmaps.png and meshes/.");
   args.positional("bench", "benchmark folder (cases.jsonl) or manifest file", 1, 1)
-      .option("method", "landmarks (landmark-only fit), uv (normal term off), full (UV + normals), ours (= full)",
+      .option("method",
+              "landmarks (landmark-only fit), uv (normal term off), normals (UV terms off), full (UV + normals), "
+              "ours (= full)",
               "full")
       .option("out", "results folder", "eval-results");
   declare_network_choice(args, ": also fit its predictions on each case's image (method (d))");

@@ -334,8 +334,10 @@ Summary BenchmarkResults::summary() const {
 fit::FitConfig method_config(const std::string& method, fit::FitConfig config) {
   if (method == "uv") {
     config.loss.normal = 0.0;
+  } else if (method == "normals") {
+    config.loss.uv = 0.0;  // the full stage's UV-vertex and UV-pixel terms; the camera warm-up keeps its own
   } else if (method != "full" && method != "ours" && method != "landmarks") {
-    throw ValueError("unknown benchmark method '" + method + "' (expected ours, landmarks, uv or full)");
+    throw ValueError("unknown benchmark method '" + method + "' (expected ours, landmarks, uv, normals or full)");
   }
   return config;
 }

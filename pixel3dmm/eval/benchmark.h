@@ -136,7 +136,8 @@ struct BenchmarkResults {
 };
 
 /// The methods `run_benchmark` fits: "landmarks" (Fitter::fit_landmarks_only), "uv" (the fit with the normal term
-/// off), "full" (UV + normals: the method), "ours" (= full with the config as given). For "full"/"ours" a
+/// off), "normals" (the full stage's UV terms off: the paper's fourth ablation row), "full" (UV + normals: the
+/// method), "ours" (= full with the config as given). For "full"/"ours" a
 /// predictor, when given, replaces the case's maps by its predictions on the case's image (method (d)).
 fit::FitConfig method_config(const std::string& method, fit::FitConfig config);
 

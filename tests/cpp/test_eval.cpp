@@ -255,6 +255,12 @@ TEST_CASE("benchmark manifests: errors name the file, line and key", "[eval]") {
   require_close(b.cases[0].landmarks_posed, c.landmarks_posed, 1e-6);
   REQUIRE_FALSE(b.cases[0].landmarks_neutral.defined());
   require_throws_with<ValueError>([] { eval::method_config("magic", {}); }, {"unknown benchmark method", "magic"});
+  // The ablation rows switch off exactly one kind of dense term.
+  const fit::FitConfig full;
+  REQUIRE(eval::method_config("uv", full).loss.normal == 0.0);
+  REQUIRE(eval::method_config("uv", full).loss.uv == full.loss.uv);
+  REQUIRE(eval::method_config("normals", full).loss.uv == 0.0);
+  REQUIRE(eval::method_config("normals", full).loss.normal == full.loss.normal);
 }
 
 TEST_CASE("synthetic benchmark: deterministic, readable by the fit, ground truth scores zero against itself",
