@@ -30,6 +30,7 @@ import numpy as np
 
 from .restricted_pickle import (_SAFE_GLOBALS, RefusedGlobal, RestrictedUnpickler, Stub, guarded_reconstruct,
                                 refuse_large, stub_class)
+from .restricted_pickle import load as load_pickle  # one file-reading path for every pickle the converters read
 
 # ---------------------------------------------------------------------------------------------------------------
 # chumpy / scipy stand-ins
@@ -119,22 +120,9 @@ def to_array(obj: Any, where: str) -> np.ndarray:
     raise ValueError(f"{where}: expected an array, found {type(obj).__name__}")
 
 
-def _load_pickle(path: str, allowed: Dict[Tuple[str, str], Any]) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), allowed=allowed, source=path).load()
-    except RefusedGlobal:
-        raise
-    except Exception as e:  # truncated or corrupt data surfaces as many exception types
-        raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
-
-
 def load_flame_pickle(path: str) -> Dict[str, np.ndarray]:
     """The arrays of an official FLAME model pickle (chumpy / scipy objects turned into NumPy arrays)."""
-    raw = _load_pickle(path, _stub_globals())
+    raw = load_pickle(path, allowed=_stub_globals())
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a pickled dict of FLAME arrays, found {type(raw).__name__}")
     out = {}
@@ -442,7 +430,7 @@ def convert(model: str, landmarks: Optional[str] = None, template: Optional[str]
             _check(arr.shape == (V, 3), path, name, f"shape ({V}, 3)", arr.shape)
             out[name] = arr.astype(fdt)
     if masks:
-        raw = _load_pickle(masks, {})
+        raw = load_pickle(masks, allowed={})
         if not isinstance(raw, dict):
             raise ValueError(f"{masks}: expected a pickled dict of vertex-index arrays, found {type(raw).__name__}")
         for name, idx in raw.items():

@@ -6,6 +6,7 @@
 #include "pixel3dmm/core/error.h"
 
 namespace pixel3dmm::python {
+void bind_preprocess_official(py::module_& m);  // preprocess_official.cpp: FaceBoxesV2 and the official crop
 void bind_identity(py::module_& m);  // identity.cpp
 }  // namespace pixel3dmm::python
 
@@ -50,6 +51,7 @@ PYBIND11_MODULE(_C, m) {
   bind_fit(fit);
   auto preprocess = m.def_submodule("preprocess", "Photo -> face crop, 68 landmarks, pupils and masks (dlib)");
   bind_preprocess(preprocess);
+  bind_preprocess_official(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
   auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator, Trainer");
