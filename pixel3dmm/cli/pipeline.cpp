@@ -34,8 +34,15 @@ void declare_pipeline_options(Args& args, bool networks) {
     args.option("uv-weights", "converted UV network (.safetensors, its .json beside)")
         .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
         .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
-        .option("masks", "how to make the fit masks: landmarks+grabcut, landmarks, segmentation", "landmarks+grabcut")
-        .option("segmentation", "label image in the official facer/celebm layout (with --masks segmentation)")
+        .option("faceboxes", "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
+                             "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks")
+        .option("masks",
+                "how to make the fit masks: auto (segmentation when --segmentation is given, else "
+                "landmarks+grabcut), landmarks+grabcut, landmarks, segmentation",
+                "auto")
+        .option("segmentation",
+                "label image in the official facer/celebm layout (seg_og PNG: the photo's size or the square crop); "
+                "the fit then uses the official masks from its labels")
         .option("max-side", "shrink larger photos to this long side first (pixels; 0 = no limit)", "4096");
   }
   args.option("config", "fit config JSON (fields of configs/fit.json; missing fields keep the official defaults)")
@@ -53,6 +60,10 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
     o.normal_weights = args.get("normal-weights");
   }
   if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
+  if (args.has("faceboxes")) {
+    o.preprocess.crop = "official";
+    o.preprocess.faceboxes = args.get("faceboxes");
+  }
   if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);

@@ -52,7 +52,13 @@ int run_track(const std::vector<std::string>& argv) {
       .repeated("set", "override one tracking setting, e.g. --set global.iters=500 --set fit.image_size=128")
       .option("flame", "FLAME model (.npz/.safetensors, see `pixel3dmm convert`); default: the synthetic model")
       .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
-      .option("masks", "how to make the fit masks: landmarks+grabcut or landmarks", "landmarks+grabcut")
+      .option("masks",
+              "how to make the fit masks: auto (segmentation when --segmentation is given, else landmarks+grabcut), "
+              "landmarks+grabcut, landmarks, segmentation",
+              "auto")
+      .option("segmentation",
+              "folder of label images in the official seg_og layout, one per source frame (00000.png, ...; each the "
+              "frame's size or the square crop); the fit then uses the official masks from their labels")
       .option("every", "keep every n-th frame", "1")
       .option("max-frames", "track at most this many frames (-1: all)", "-1")
       .option("smooth-crop", "radius (frames) of the median that stabilises the crop boxes; 0 = per-frame crops", "3")
@@ -114,6 +120,7 @@ int run_track(const std::vector<std::string>& argv) {
     preprocess::PreprocessOptions po;
     if (args.has("landmark-model")) po.landmark_model = args.get("landmark-model");
     po.mask_method = args.get("masks");
+    if (args.has("segmentation")) po.segmentation = args.get("segmentation");
     const preprocess::Preprocessor preprocessor(po);
     const auto predictor = chosen_predictor(args, true);
     track::FrontEndOptions fo;

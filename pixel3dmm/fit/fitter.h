@@ -30,10 +30,13 @@ struct FitAssets {
   torch::Tensor iris_vertices;  ///< 2: image-left pupil vertex, image-right pupil vertex (official 4597, 4051)
   torch::Tensor mirror_index;   ///< V (undefined: no mirror regulariser)
 
-  /// From a FLAME model: uv_vertices = mask "uv_valid" if present, else (face \ eye_region) + ears + neck;
-  /// eye_vertices = left_eyeball + right_eyeball; iris = masks "iris_image_left"/"iris_image_right" if present,
-  /// else the front-most rest-pose vertex of right_eyeball / left_eyeball (the subject's right eye appears on
-  /// the image's left). Throws ValueError naming what the model lacks (per-vertex UVs, face or eyeball masks).
+  /// From a FLAME model: uv_vertices = mask "uv_valid" if present (the official asset
+  /// uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy, converter option --uv-vertices), else ours:
+  /// (face \ eye_region) + ears + neck; eye_vertices = left_eyeball + right_eyeball; iris = masks
+  /// "iris_image_left"/"iris_image_right" if present, else the official FLAME vertices 4597 / 4051 on FLAME's
+  /// topology (5023 vertices, 9976 faces, 4597 in right_eyeball, 4051 in left_eyeball), else the front-most
+  /// rest-pose vertex of right_eyeball / left_eyeball (the subject's right eye appears on the image's left).
+  /// Throws ValueError naming what the model lacks (per-vertex UVs, face or eyeball masks).
   static FitAssets from_model(const flame::FlameModel& model);
 };
 
@@ -46,10 +49,15 @@ struct PreparedTargets {
   torch::Tensor landmarks, landmark_mask;                 ///< B x 68 x 2 pixels at S, B x 68 (undefined: none)
   torch::Tensor iris, iris_mask;                          ///< B x 2 x 2, B x 2 (undefined: none)
   UVCorrespondences corr;                                 ///< B x N correspondences of the UV-vertex loss
+  /// 1 x n_shape: the identity prior of the whole set (mean of the targets' `identity` codes; undefined: none,
+  /// i.e. zero), the start of the identity and the target of reg/shape; `rows` keeps it as it is.
+  torch::Tensor identity_prior;
+  int64_t identity_codes = 0;                             ///< how many codes identity_prior averages
 
   /// The targets at `rows` (int64 indices), in that order.
   PreparedTargets rows(const torch::Tensor& rows) const;
-  /// Concatenates along the batch; an optional field that some parts lack is filled with zeros (and zero masks).
+  /// Concatenates along the batch; an optional field that some parts lack is filled with zeros (and zero masks);
+  /// the identity prior is the mean of the parts' priors weighted by their identity_codes.
   static PreparedTargets cat(const std::vector<PreparedTargets>& parts);
 };
 
@@ -64,16 +72,21 @@ class Fitter {
     return fit(std::vector<FitTarget>{target}, on_step);
   }
 
-  /// Fits starting from `start` (e.g. the previous video frame's result) instead of the official neutral start;
-  /// `start` must have as many images as `targets` and the configured component counts.
+  /// Fits starting from `start` (e.g. the previous video frame's result) instead of the official neutral start
+  /// (or the identity prior); `start` must have as many images as `targets` and the configured component counts.
+  /// The targets' identity codes still set the prior reg/shape pulls toward.
   FitResult fit_from(const std::vector<FitTarget>& targets, const FitParams& start,
                      const FitCallback& on_step = {}) const;
   /// Landmark-only baseline with the same schedule: UV, normal and silhouette terms off; 68 landmarks (not only
   /// the eyes) drive the full stage. For comparisons (benchmark), not the method.
   FitResult fit_landmarks_only(const std::vector<FitTarget>& targets, const FitCallback& on_step = {}) const;
 
-  /// Resizes targets to S and computes their UV correspondences (exact 1-NN, the costly part of preparation).
+  /// Resizes targets to S and computes their UV correspondences (exact 1-NN, the costly part of preparation) and
+  /// the identity prior (identity_prior).
   PreparedTargets prepare(const std::vector<FitTarget>& targets) const;
+  /// The mean of the targets' identity codes, 1 x n_shape float32 (undefined when none has one), and how many
+  /// there were. Throws ValueError naming the target on a code of the wrong size or with NaN / Inf.
+  std::pair<torch::Tensor, int64_t> identity_prior(const std::vector<FitTarget>& targets) const;
   /// The general form of fit / fit_from: prepared targets, a start (B rows as the targets) and the stages to run.
   FitResult fit_stages(const PreparedTargets& data, const FitParams& start, const FitStages& stages,
                        const FitCallback& on_step = {}) const;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "pixel3dmm/core/shape.h"
+
 namespace pixel3dmm::fit {
 namespace {
 
@@ -11,9 +13,11 @@ torch::Tensor identity_6d(int64_t batch) {
 
 }  // namespace
 
-FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init) {
+FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init,
+                             const torch::Tensor& identity) {
   FitParams p;
-  p.shape = torch::zeros({1, n_shape});
+  if (identity.defined()) check_shape(identity, {1, n_shape}, "FitParams::initial: identity");
+  p.shape = identity.defined() ? identity.detach().to(torch::kFloat).clone() : torch::zeros({1, n_shape});
   p.expression = torch::zeros({batch, n_expr});
   p.jaw = identity_6d(batch);
   p.neck = identity_6d(batch);

@@ -30,6 +30,12 @@ struct FitTarget {
   torch::Tensor landmark_mask; ///< 1 x 68 (optional; default: landmarks not at (0, 0), as the official code)
   torch::Tensor iris;          ///< 1 x 2 x 2 pupils in pixels, image-left eye first (optional)
   torch::Tensor image;         ///< 1 x 3 x H x W the crop, only for pictures of the result (optional)
+  /// 1 x K or K: an estimate of the person's identity from this image (optional), e.g. MICA's shape code.
+  /// K = FitConfig::n_shape, or the FLAME module's identity count (FLAME: 300, MICA's output) of which the first
+  /// n_shape are used. The fit's identity prior is the mean of the codes of its targets (the official tracker
+  /// averages the MICA codes of its frames): the identity starts there and `reg/shape` pulls toward it, while
+  /// `reg/shape_general` pulls toward zero. No target with a code: the prior is zero (official `ignore_mica`).
+  torch::Tensor identity;
 };
 
 /// The fitted parameters (official names in comments). B = number of images; shape is shared (1 row).
@@ -45,8 +51,10 @@ struct FitParams {
   torch::Tensor focal;            ///< 1 x 1 normalised focal length (`fl`)
   torch::Tensor principal_point;  ///< 1 x 2 normalised principal point (`pp`)
 
-  /// The official initialisation: zeros, identity rotations, focal `focal_init`, for B images.
-  static FitParams initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init);
+  /// The official initialisation: zeros, identity rotations, focal `focal_init`, for B images; the identity
+  /// `identity` (1 x n_shape, the prior; undefined: zeros).
+  static FitParams initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init,
+                           const torch::Tensor& identity = {});
   /// A detached deep copy.
   FitParams clone() const;
   /// Name -> tensor, official names (shape, exp, jaw, neck, eyes, eyelids, R, t, fl, pp).
@@ -70,6 +78,7 @@ struct FitResult {
   torch::Tensor vertices_flame;  ///< B x V x 3 FLAME space, posed, no head R / t (the official mesh/*.ply)
   torch::Tensor canonical;       ///< 1 x V x 3 template + identity, neutral (the official canonical.ply)
   torch::Tensor landmarks2d;     ///< B x 68 x 2 projected model landmarks (analytic projection, pixels at S)
+  torch::Tensor identity_prior;  ///< 1 x n_shape the prior the identity was pulled toward; undefined: none (zero)
   std::vector<FitLogEntry> log;
   double seconds = 0.0;
   int iterations = 0;            ///< optimisation steps taken, both stages

@@ -150,6 +150,39 @@ torch::Tensor read_segmentation(const std::string& path) {
   return t.to(torch::kLong);
 }
 
+torch::Tensor labels_in_crop(const torch::Tensor& labels, const torch::Tensor& affine, int64_t image_height,
+                             int64_t image_width, int64_t size, const std::string& what) {
+  PIXEL3DMM_CHECK(labels.defined() && labels.dim() == 2 && labels.size(0) > 0 && labels.size(1) > 0, what,
+                  ": expected an H x W label image, found ",
+                  labels.defined() ? shape_string(labels.sizes()) : std::string("undefined"));
+  PIXEL3DMM_CHECK(size > 0, what, ": expected a positive crop size, found ", size);
+  const int64_t h = labels.size(0), w = labels.size(1);
+  torch::Tensor l = labels.to(torch::kCPU, torch::kLong);
+  if (h == image_height && w == image_width) {
+    check_shape(affine, {2, 3}, what + ": affine");
+    cv::Mat src;
+    torch::Tensor lf = l.to(torch::kFloat).contiguous();
+    cv::Mat(static_cast<int>(h), static_cast<int>(w), CV_32F, lf.data_ptr<float>()).copyTo(src);
+    torch::Tensor A = affine.to(torch::kCPU, torch::kDouble).contiguous();
+    cv::Mat M(2, 3, CV_64F, A.data_ptr<double>());
+    auto out = torch::empty({size, size}, torch::kFloat);
+    cv::Mat dst(static_cast<int>(size), static_cast<int>(size), CV_32F, out.data_ptr<float>());
+    cv::warpAffine(src, dst, M, dst.size(), cv::INTER_NEAREST, cv::BORDER_CONSTANT,
+                   cv::Scalar(static_cast<double>(kUnparsedLabel)));
+    return out.round().to(torch::kLong);
+  }
+  if (h != w) {
+    throw ValueError(concat(what, ": a label image of ", w, " x ", h, " pixels fits neither the photo (",
+                            image_width, " x ", image_height, ") nor a square crop"));
+  }
+  // Pillow's NEAREST (what the official tracker resizes seg_og with): source pixel floor((i + 0.5) * h / size).
+  auto idx = ((torch::arange(size, torch::kDouble) + 0.5) * (static_cast<double>(h) / static_cast<double>(size)))
+                 .floor()
+                 .clamp(0, h - 1)
+                 .to(torch::kLong);
+  return l.index_select(0, idx).index_select(1, idx).contiguous();
+}
+
 torch::Tensor face_region(const torch::Tensor& landmarks, int64_t height, int64_t width, double forehead) {
   check_landmarks(landmarks, "face_region");
   PIXEL3DMM_CHECK(height > 0 && width > 0, "face_region: expected a positive size, found ", height, " x ", width);

@@ -8,6 +8,7 @@
 ///   normal_mask {2, 6, 7, 10, 11, 12, 13}       (+ {1, 4, 5} with big_normal_mask)
 ///   fg_mask     {2, 6, 7, 8, 9, 10, 12, 13}     the face the silhouette term matches (no ears, neck, hair)
 ///   valid_bg    label <= 1                       where the rendered face must not be (background, neck)
+/// Label 20 (the parser's "outside the aligned face", and here also "outside the photo") is in none of them.
 
 #include <torch/types.h>
 
@@ -15,6 +16,9 @@
 #include <string>
 
 namespace pixel3dmm::preprocess {
+
+/// The label of pixels no parser saw (official: outside the parser's aligned region); in none of the masks.
+constexpr int64_t kUnparsedLabel = 20;
 
 /// Each 1 x H x W float32 in {0, 1}.
 struct FaceMasks {
@@ -31,6 +35,15 @@ FaceMasks masks_from_segmentation(const torch::Tensor& labels, bool big_normal_m
 /// Reads a label PNG (8-bit, values = labels; 3 channels: channel 0, as the official reader) as H x W int64.
 /// Throws FileNotFound / FormatError naming the path.
 torch::Tensor read_segmentation(const std::string& path);
+
+/// A label image in a crop's frame, nearest label. labels: H x W integer. When H x W is the photo's size
+/// (image_height x image_width) it is warped by `affine` (2 x 3 float64, photo pixels -> crop pixels, as
+/// Preprocessed::affine) and crop pixels outside the photo get kUnparsedLabel; otherwise a square label image is
+/// taken as the crop itself (the official `seg_og` layout, 512 x 512 on the official crop) and resized with
+/// Pillow's NEAREST sample positions (source pixel floor((i + 0.5) * H / size)), as the official tracker resizes.
+/// -> size x size int64. `what` names the label image in errors (ValueError when neither case fits).
+torch::Tensor labels_in_crop(const torch::Tensor& labels, const torch::Tensor& affine, int64_t image_height,
+                             int64_t image_width, int64_t size, const std::string& what = "labels");
 
 struct LandmarkMaskOptions {
   /// Forehead: the brow points lifted along the face's upward axis by this fraction of the brow-to-chin

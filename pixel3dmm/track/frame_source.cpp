@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -10,6 +11,7 @@
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/preprocess/crop.h"
 #include "pixel3dmm/preprocess/masks.h"
+#include "pixel3dmm/preprocess/preprocess.h"
 #include "pixel3dmm/preprocess/pupils.h"
 #include "pixel3dmm/reconstruct/fit_inputs.h"
 
@@ -135,9 +137,13 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
                                 const predict::Predictor& predictor, const FrontEndOptions& o,
                                 const FrontEndCallback& progress) {
   const preprocess::PreprocessOptions& po = preprocessor.options();
-  PIXEL3DMM_CHECK_T(ValueError, po.mask_method != "segmentation",
-                    "track: mask method 'segmentation' needs one label image per frame; use 'landmarks' or "
-                    "'landmarks+grabcut'");
+  const std::string method = preprocess::resolved_mask_method(po);
+  if (method == "segmentation") {
+    std::error_code ec;
+    PIXEL3DMM_CHECK_T(FileNotFound, fs::is_directory(po.segmentation, ec), po.segmentation,
+                      ": track reads label images from a folder (one per frame, 00000.png, ..., the official seg_og "
+                      "layout); no such folder");
+  }
   PIXEL3DMM_CHECK_T(ValueError, o.predict_batch >= 1, "track: predict_batch must be >= 1, got ", o.predict_batch);
   VideoTargets v;
   preprocess::CropOptions copt;
@@ -187,7 +193,7 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
   pupils.dark_fraction = po.pupil_dark_fraction;
   preprocess::LandmarkMaskOptions mopt;
   mopt.forehead = po.forehead;
-  mopt.grabcut = po.mask_method == "landmarks+grabcut";
+  mopt.grabcut = method == "landmarks+grabcut";
   mopt.grabcut_iterations = po.grabcut_iterations;
   mopt.seed = po.seed;
   std::vector<preprocess::Preprocessed> pending;
@@ -203,14 +209,14 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
       one.normals = batch.normals.slice(0, row, row + 1);
       fit::FitTarget t = reconstruct::make_target(pending[j], one);
       if (o.map_size > 0 && t.uv.size(-1) != o.map_size) {
-        // The fitter's own resize (bicubic, antialiased; nearest for masks), done once here to keep memory low.
+        // The fitter's own resize (bicubic, antialiased; Pillow-position nearest for masks), done once here to keep memory low.
         const std::vector<int64_t> s{o.map_size, o.map_size};
         auto map = [&](const torch::Tensor& x) {
           return F::interpolate(x, F::InterpolateFuncOptions().size(s).mode(torch::kBicubic).align_corners(false)
                                        .antialias(true));
         };
         auto mask = [&](const torch::Tensor& x) {
-          return F::interpolate(x.unsqueeze(1), F::InterpolateFuncOptions().size(s).mode(torch::kNearest)).squeeze(1);
+          return torch::_upsample_nearest_exact2d(x.unsqueeze(1), s).squeeze(1);  // Pillow's NEAREST positions
         };
         const double scale = double(o.map_size) / double(t.uv.size(-1));
         t.uv = map(t.uv);
@@ -236,11 +242,24 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
     const torch::Tensor lm = preprocess::apply_affine(landmarks[static_cast<size_t>(i)], p.affine);
     p.landmarks = lm.unsqueeze(0);
     p.iris = preprocess::locate_pupils(p.crop, lm, pupils).unsqueeze(0);
-    const preprocess::FaceMasks m = preprocess::masks_from_landmarks(p.crop, lm, mopt);
+    preprocess::FaceMasks m;
+    if (method == "segmentation") {
+      // Named by the frame's index in the source (the official seg_og/{t:05d}.png), so --every keeps matching.
+      char name[32];
+      std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(i * o.every));
+      const std::string file = (fs::path(po.segmentation) / name).string();
+      m = preprocess::masks_from_segmentation(
+          preprocess::labels_in_crop(preprocess::read_segmentation(file), p.affine, frame.size(2), frame.size(3),
+                                     po.crop_size, file),
+          po.big_normal_mask);
+    } else {
+      m = preprocess::masks_from_landmarks(p.crop, lm, mopt);
+    }
     p.uv_mask = m.uv_mask;
     p.normal_mask = m.normal_mask;
     p.fg_mask = m.fg_mask;
     p.valid_bg = m.valid_bg;
+    p.mask_method = method;
     pending.push_back(std::move(p));
     if (static_cast<int>(pending.size()) >= o.predict_batch) flush();
   }

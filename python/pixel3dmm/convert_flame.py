@@ -4,7 +4,8 @@ Usage::
 
     /usr/bin/python3 -m pixel3dmm.convert_flame generic_model.pkl --landmarks landmark_embedding.npy \\
         --template head_template.obj [--eyelids l_eyelid.npy r_eyelid.npy] [--masks FLAME_masks.pkl] \\
-        [--vertex-uv flame_uv_coords.npy] [--mirror flame_mirror_index.npy] -o flame.npz
+        [--vertex-uv flame_uv_coords.npy] [--mirror flame_mirror_index.npy] \\
+        [--uv-vertices uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy] -o flame.npz
 
 What it reads:
 
@@ -17,7 +18,9 @@ What it reads:
   anything from the file (torch is not needed).
 * ``head_template.obj``: texture coordinates (``vt``) and the per-corner texture indices of each face.
 * ``l_eyelid.npy`` / ``r_eyelid.npy`` (plain float arrays), ``FLAME_masks.pkl`` (a dict of index arrays),
-  ``flame_uv_coords.npy`` and ``flame_mirror_index.npy`` (plain arrays from the Pixel3DMM repository).
+  ``flame_uv_coords.npy``, ``flame_mirror_index.npy`` and ``uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy``
+  (plain arrays from the Pixel3DMM repository; the last, the official UV-loss vertex set of 2473 ids, is stored as
+  the vertex mask ``mask.uv_valid`` that the fit uses instead of its own set).
 """
 import argparse
 import io
@@ -361,7 +364,7 @@ def _load_plain_npy(path: str) -> np.ndarray:
 def convert(model: str, landmarks: Optional[str] = None, template: Optional[str] = None,
             eyelids: Optional[Sequence[str]] = None, masks: Optional[str] = None, vertex_uv: Optional[str] = None,
             mirror: Optional[str] = None, n_shape_basis: Optional[int] = None,
-            float32: bool = False) -> Dict[str, np.ndarray]:
+            float32: bool = False, uv_vertices: Optional[str] = None) -> Dict[str, np.ndarray]:
     """The arrays of our FLAME layout from the official files (see the module docstring)."""
     pkl = load_flame_pickle(model)
     for key in _REQUIRED_PKL_KEYS:
@@ -443,6 +446,16 @@ def convert(model: str, landmarks: Optional[str] = None, template: Optional[str]
         _check(arr.shape == (V,), mirror, "mirror_index", f"shape ({V},)", arr.shape)
         _check(arr.min() >= 0 and arr.max() < V, mirror, "mirror_index", f"indices in [0, {V})", _range(arr))
         out["mirror_index"] = arr
+    if uv_vertices:
+        # The official UV-loss vertex set (VALID_VERTS): unique vertex ids, stored as a vertex mask.
+        arr = _load_plain_npy(uv_vertices)
+        _check(arr.ndim == 1 and arr.size > 0 and np.issubdtype(arr.dtype, np.integer), uv_vertices, "uv_valid",
+               "a non-empty 1-D integer array of vertex ids", f"{arr.dtype} {arr.shape}")
+        arr = arr.astype(np.int64)
+        _check(arr.min() >= 0 and arr.max() < V, uv_vertices, "uv_valid", f"vertex indices in [0, {V})", _range(arr))
+        _check(len(np.unique(arr)) == arr.size, uv_vertices, "uv_valid", "unique vertex ids",
+               f"{arr.size - len(np.unique(arr))} repeated")
+        out["mask.uv_valid"] = arr
     return out
 
 
@@ -471,6 +484,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--masks", help="FLAME_masks.pkl (FLAME website)")
     parser.add_argument("--vertex-uv", help="flame_uv_coords.npy: per-vertex UVs (else derived from --template)")
     parser.add_argument("--mirror", help="flame_mirror_index.npy (Pixel3DMM assets)")
+    parser.add_argument("--uv-vertices", help="uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy (Pixel3DMM assets): "
+                        "the official UV-loss vertex set, stored as mask.uv_valid")
     parser.add_argument("--n-shape-basis", type=int, help="identity components before the expression ones "
                         "(default: 300, FLAME's split)")
     parser.add_argument("--float32", action="store_true", help="store floats as float32 (default: float64)")
@@ -481,7 +496,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         arrays = convert(args.model, landmarks=args.landmarks, template=args.template, eyelids=args.eyelids,
                          masks=args.masks, vertex_uv=args.vertex_uv, mirror=args.mirror,
-                         n_shape_basis=args.n_shape_basis, float32=args.float32)
+                         n_shape_basis=args.n_shape_basis, float32=args.float32, uv_vertices=args.uv_vertices)
         write_npz(args.output, arrays)
     except (ValueError, FileNotFoundError, RefusedGlobal) as e:
         print(f"convert_flame: error: {e}", file=sys.stderr)

@@ -19,6 +19,13 @@ detect_faces = _pp.detect_faces
 masks_from_segmentation = _pp.masks_from_segmentation
 masks_from_landmarks = _pp.masks_from_landmarks
 read_segmentation = _pp.read_segmentation
+labels_in_crop = _pp.labels_in_crop
+FaceParser = _pp.FaceParser
+face_align_matrix_celebm = _pp.face_align_matrix_celebm
+aligned_grid = _pp.aligned_grid
+image_grid = _pp.image_grid
+labels_from_logits = _pp.labels_from_logits
+archive_format_version = _pp.archive_format_version
 locate_pupils = _pp.locate_pupils
 apply_affine = _pp.apply_affine
 invert_affine = _pp.invert_affine
@@ -42,6 +49,13 @@ __all__ = [
     "masks_from_segmentation",
     "masks_from_landmarks",
     "read_segmentation",
+    "labels_in_crop",
+    "FaceParser",
+    "face_align_matrix_celebm",
+    "aligned_grid",
+    "image_grid",
+    "labels_from_logits",
+    "archive_format_version",
     "locate_pupils",
     "apply_affine",
     "invert_affine",

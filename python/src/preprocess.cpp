@@ -1,5 +1,6 @@
 // Bindings of pixel3dmm/preprocess: photo -> crop, landmarks, pupils, masks (dlib detection).
 #include "pixel3dmm/preprocess/preprocess.h"
+#include "pixel3dmm/preprocess/face_parser.h"
 
 #include <pybind11/stl.h>
 
@@ -68,7 +69,12 @@ void bind_preprocess(py::module_& m) {
                      "detection runs on a copy at most this large")
       .def_readwrite("upsample", &PreprocessOptions::upsample, "detector upsampling: -1 automatic, 0..3")
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
+      .def_readwrite("crop", &PreprocessOptions::crop,
+                     "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
+      .def_readwrite("faceboxes", &PreprocessOptions::faceboxes,
+                     "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
+                     "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
                      "'landmarks+grabcut', 'landmarks' or 'segmentation'")
       .def_readwrite("segmentation", &PreprocessOptions::segmentation,
                      "label PNG (facer celebm layout) for mask_method 'segmentation'")
@@ -103,6 +109,7 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("image_width", &Preprocessed::image_width)
       .def_readwrite("source", &Preprocessed::source, "file path ('' for an in-memory image)")
       .def_readwrite("mask_method", &Preprocessed::mask_method)
+      .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height
@@ -218,6 +225,51 @@ void bind_preprocess(py::module_& m) {
       "normal_mask, fg_mask, valid_bg (each 1 x H x W float32 {0, 1}).");
   m.def("read_segmentation", &preprocess::read_segmentation, py::arg("path"),
         "A label PNG -> H x W int64 (RGB: the red channel, as the official reader).");
+  py::class_<preprocess::FaceParser>(m, "FaceParser",
+                                     "facer's FaRL celebm/448 parser from its TorchScript file, run as the official "
+                                     "pipeline runs it (alignment from five keypoints, warp, inverse warp).")
+      .def(py::init([](const std::string& path, int64_t size, double bbox_scale_factor, int64_t classes) {
+             preprocess::FaceParserOptions o;
+             o.size = size;
+             o.bbox_scale_factor = bbox_scale_factor;
+             o.classes = classes;
+             return preprocess::FaceParser(path, o);
+           }),
+           py::arg("path"), py::arg("size") = 448, py::arg("bbox_scale_factor") = 1.25, py::arg("classes") = 19)
+      .def(
+          "logits",
+          [](const preprocess::FaceParser& p, const torch::Tensor& image, const torch::Tensor& points) {
+            py::gil_scoped_release release;
+            return p.logits(image, points);
+          },
+          py::arg("image"), py::arg("points"),
+          "image 1 x 3 x H x W (uint8, or float in [0, 1]), points N x 5 x 2 -> N x classes x H x W logits.")
+      .def(
+          "labels",
+          [](const preprocess::FaceParser& p, const torch::Tensor& image, const torch::Tensor& points) {
+            py::gil_scoped_release release;
+            return p.labels(image, points);
+          },
+          py::arg("image"), py::arg("points"), "-> N x H x W uint8 label maps (20 outside the aligned region).")
+      .def_property_readonly("path", &preprocess::FaceParser::path);
+  m.def("face_align_matrix_celebm", &preprocess::face_align_matrix_celebm, py::arg("points"),
+        py::arg("bbox_scale_factor") = 1.25, py::arg("size") = 448,
+        "points N x 5 x 2 -> N x 3 x 3 float32: the official get_face_align_matrix_celebm.");
+  m.def("aligned_grid", &preprocess::aligned_grid, py::arg("matrix"), py::arg("image_height"), py::arg("image_width"),
+        py::arg("size") = 448, "N x 3 x 3 -> N x size x size x 2 grid_sample grid of the aligned crop.");
+  m.def("image_grid", &preprocess::image_grid, py::arg("matrix"), py::arg("image_height"), py::arg("image_width"),
+        py::arg("size") = 448, "N x 3 x 3 -> N x H x W x 2 grid_sample grid back to the image.");
+  m.def("labels_from_logits", &preprocess::labels_from_logits, py::arg("logits"),
+        "N x C x H x W -> N x H x W uint8: argmax of the softmax, C + 1 where all logits are 0.");
+  m.def("archive_format_version", &preprocess::archive_format_version, py::arg("path"),
+        "The file format version a torch zip archive records, or -1.");
+  m.def(
+      "labels_in_crop",
+      [](const py::object& labels, const torch::Tensor& affine, int64_t image_height, int64_t image_width,
+         int64_t size) { return preprocess::labels_in_crop(to_tensor(labels), affine, image_height, image_width, size); },
+      py::arg("labels"), py::arg("affine"), py::arg("image_height"), py::arg("image_width"), py::arg("size"),
+      "H x W labels -> size x size int64 in the crop: a photo-sized map warped by affine (2 x 3 float64, photo -> "
+      "crop; 20 outside the photo), a square map resized with Pillow's NEAREST (the official seg_og layout).");
   m.def(
       "masks_from_landmarks",
       [](const torch::Tensor& image, const torch::Tensor& landmarks, bool grabcut, double forehead, uint64_t seed) {

@@ -131,6 +131,36 @@ TEST_CASE("preprocess: label PNGs: red channel of RGB, missing file named", "[pr
   require_throws_with<FormatError>([&] { read_segmentation(dir.file("bad.png")); }, {dir.file("bad.png")});
 }
 
+TEST_CASE("preprocess: label images into the crop: photo-sized warped (20 outside), seg_og resized as Pillow",
+          "[preprocess][masks]") {
+  // A 6 x 8 photo's labels; the crop is the photo shifted right by 2 and down by 1 (integer: nearest is exact).
+  const auto labels = torch::arange(48, torch::kLong).view({6, 8}) % 21;
+  const auto affine = torch::tensor({1.0, 0.0, 2.0, 0.0, 1.0, 1.0}, torch::kDouble).view({2, 3});
+  const auto crop = labels_in_crop(labels, affine, 6, 8, 9);
+  REQUIRE(crop.sizes() == torch::IntArrayRef({9, 9}));
+  REQUIRE(crop.scalar_type() == torch::kLong);
+  for (int y = 0; y < 9; ++y) {
+    for (int x = 0; x < 9; ++x) {
+      const int sx = x - 2, sy = y - 1;
+      const bool inside = sx >= 0 && sx < 8 && sy >= 0 && sy < 6;
+      INFO("crop pixel " << x << ", " << y);
+      CHECK(crop[y][x].item<int64_t>() == (inside ? labels[sy][sx].item<int64_t>() : kUnparsedLabel));
+    }
+  }
+  // Outside the photo is in no mask: not background either.
+  const auto m = masks_from_segmentation(crop);
+  CHECK(m.valid_bg[0][0][0].item<float>() == 0.0f);
+  CHECK((m.uv_mask + m.normal_mask + m.fg_mask + m.valid_bg)[0][0].sum().item<float>() == 0.0f);
+  // A square map of another size is the crop (official seg_og): 8 -> 4 samples source pixels 1, 3, 5, 7 as
+  // Pillow's NEAREST does (not 0, 2, 4, 6).
+  const auto square = torch::arange(64, torch::kLong).view({8, 8});
+  const auto small = labels_in_crop(square, affine, 6, 8, 4);
+  const auto odd = torch::tensor({1, 3, 5, 7}, torch::kLong);
+  REQUIRE(torch::equal(small, square.index_select(0, odd).index_select(1, odd)));
+  require_throws_with<ValueError>([&] { labels_in_crop(torch::zeros({5, 7}, torch::kLong), affine, 6, 8, 4, "x.png"); },
+                                  {"x.png", "7 x 5", "8 x 6"});
+}
+
 TEST_CASE("preprocess: crop square: scale, centring and the official keep-inside rule", "[preprocess][crop]") {
   const auto lm = synthetic_landmarks(300, 260);
   const auto lo = std::get<0>(lm.min(0)), hi = std::get<0>(lm.max(0));

@@ -2,6 +2,7 @@
 #include <climits>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
 #include "pixel3dmm/fit/synthetic_target.h"
@@ -259,6 +260,54 @@ TEST_CASE("the real-video front end detects, smooths the crops, fills a frame wi
   REQUIRE(vt.boxes[3].side > 0);
 }
 
+TEST_CASE("the real-video front end reads one official seg_og label PNG per source frame", "[track][photos][masks]") {
+  const std::string photo = "/usr/share/doc/libdlib19.1/examples/faces/Tom_Cruise_avp_2014_4.jpg";
+  std::error_code ec;
+  if (!std::filesystem::exists(photo, ec) || !std::filesystem::exists(preprocess::default_landmark_model_path(), ec)) {
+    WARN("SKIPPED: " << photo << " (libdlib19.1) or the landmark model (libdlib-data) is missing");
+    return;
+  }
+  const auto image = io::read_image(photo);
+  const int64_t H = image.size(2), W = image.size(3);
+  TempDir frames, seg;
+  for (int i = 0; i < 4; ++i) io::write_image(frames.file("f" + std::to_string(i) + ".png"), image);
+  // Every 2nd frame is kept: kept frames 0 and 1 read source files 00000.png (all skin) and 00002.png (all
+  // background); 00001.png does not exist, so reading by kept index would fail.
+  const auto write_labels = [&](const std::string& name, int label) {
+    cv::Mat m(static_cast<int>(H), static_cast<int>(W), CV_8U, cv::Scalar(label));
+    REQUIRE(cv::imwrite(seg.file(name), m));
+  };
+  write_labels("00000.png", 2);
+  write_labels("00002.png", 0);
+  preprocess::PreprocessOptions po;
+  po.segmentation = seg.path.string();  // mask_method "auto" -> segmentation
+  const preprocess::Preprocessor preprocessor(po);
+  FrontEndOptions fo;
+  fo.every = 2;
+  fo.smooth_radius = 0;
+  fo.map_size = 64;
+  const auto vt = load_video_targets(frames.path.string(), preprocessor, predict::demo_predictor(), fo);
+  REQUIRE(vt.frames.size() == 2);
+  const auto& skin = vt.frames[0];
+  const auto& bg = vt.frames[1];
+  // Skin is in uv, normal and fg masks and never background; crop pixels outside the photo (label 20) in none.
+  CHECK(torch::equal(skin.uv_mask, skin.fg_mask));
+  CHECK(skin.uv_mask.sum().item<double>() > 0.5 * 64 * 64);
+  CHECK(skin.valid_bg.sum().item<double>() == 0.0);
+  CHECK(bg.uv_mask.sum().item<double>() == 0.0);
+  CHECK(torch::equal(bg.valid_bg, skin.uv_mask));  // same crop, same photo pixels
+  // A folder that is not there, and a frame without its file, are named.
+  po.segmentation = seg.file("none");
+  require_throws_with<FileNotFound>(
+      [&] { load_video_targets(frames.path.string(), preprocess::Preprocessor(po), predict::demo_predictor(), fo); },
+      {seg.file("none"), "seg_og"});
+  po.segmentation = seg.path.string();
+  fo.every = 1;
+  require_throws_with<FileNotFound>(
+      [&] { load_video_targets(frames.path.string(), preprocess::Preprocessor(po), predict::demo_predictor(), fo); },
+      {"00001.png"});
+}
+
 TEST_CASE("smooth_boxes removes an outlier detection and follows steady motion", "[track]") {
   std::vector<preprocess::CropBox> boxes;
   for (int i = 0; i < 9; ++i) boxes.push_back({100 + 2 * i, 50, 200});
@@ -371,4 +420,28 @@ TEST_CASE("tracking beats independent single-image fits on jitter, and writes it
   if (std::filesystem::is_directory(overlay)) REQUIRE(std::filesystem::exists(overlay + "/00007.png"));
 
   require_throws_with<ValueError>([&] { vertex_jitter(torch::zeros({2, 5, 3})); }, {"3 frames"});
+}
+
+TEST_CASE("the tracker starts the identity at the mean of the frames' codes and pulls it there", "[track][prior]") {
+  TrackerOptions o = small_options();
+  o.online.iters = 10;
+  o.global.iters = 12;
+  const Tracker tracker(small_flame(), o);
+  SyntheticVideo v = small_video(tracker.fitter(), 4);
+  torch::manual_seed(4);
+  const auto c0 = torch::randn({1, 10}), c2 = torch::randn({1, 10});
+  v.frames[0].identity = c0;  // official: MICA on every N // 10-th frame, codes averaged
+  v.frames[2].identity = c2;
+  const auto prior = (c0 + c2) / 2;
+  TempDir state;
+  const TrackResult r = tracker.track(v.frames, state.path.string());
+  require_close(r.identity_prior, prior, 1e-6);
+  // The online stage freezes the identity (official freeze_id): every frame was fitted with the prior's face.
+  require_close(r.online_params.shape, prior, 0.0);
+  // The global stage optimises it.
+  REQUIRE((r.params.shape - prior).abs().max().item<double>() > 0);
+  // A state folder made with another prior is refused.
+  v.frames[2].identity = torch::Tensor();
+  require_throws_with<ValueError>([&] { tracker.track(v.frames, state.path.string()); },
+                                  {"options.json", "identity prior"});
 }

@@ -41,7 +41,7 @@ def test_segmentation_masks_follow_the_official_label_sets():
 
 def test_options_and_errors():
     o = pp.PreprocessOptions()
-    assert o.crop_size == 512 and o.mask_method == "landmarks+grabcut"
+    assert o.crop_size == 512 and o.mask_method == "auto"
     assert "crop_size=512" in repr(o)
     with pytest.raises(ValueError, match="unknown option 'nope'"):
         pp.preprocess_image(torch.zeros(1, 3, 8, 8), {"nope": 1})
@@ -97,11 +97,13 @@ def test_photo_end_to_end(tmp_path):
     img = pixel3dmm.io.load_image(PHOTO)
     labels = torch.full(img.shape[2:], 2.0)
     pixel3dmm.io.save_image(str(tmp_path / "seg.png"), (labels / 255.0).expand(3, *labels.shape))
-    s = pp.preprocess_file(PHOTO, {"crop_size": 256, "mask_method": "segmentation",
-                                   "segmentation": str(tmp_path / "seg.png")})
+    # A label image alone selects the segmentation masks (mask_method "auto").
+    s = pp.preprocess_file(PHOTO, {"crop_size": 256, "segmentation": str(tmp_path / "seg.png")})
     assert s.mask_method == "segmentation"
     assert s.uv_mask.sum() > 0.5 * 256 * 256
-    assert s.valid_bg.sum() == (1 - s.uv_mask).sum()  # outside the photo: background (label 0)
+    assert s.valid_bg.sum() == 0  # outside the photo: label 20, in no mask (not background)
+    with pytest.raises(ValueError, match="label image is given"):
+        pp.preprocess_file(PHOTO, {"mask_method": "landmarks", "segmentation": str(tmp_path / "seg.png")})
 
 
 @pytest.mark.skipif(not have_photos(), reason="libdlib19.1 example photos or dlib landmark model missing")
