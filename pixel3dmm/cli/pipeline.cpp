@@ -73,6 +73,8 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
 void declare_identity_options(Args& args) {
   args.option("mica", "converted MICA weights (python -m pixel3dmm.convert_mica mica.tar): each crop's MICA code "
                       "starts the identity and reg/shape pulls toward it, as the official fit does")
+      .option("scrfd", "insightface's scrfd_10g_bnkps.onnx: MICA's five keypoints by SCRFD on each crop, as the "
+                       "official preprocessing (default: from the crop's 68 landmarks)")
       .option("identity", "an identity code to use as the prior instead (.npy, 300 FLAME shape coefficients, "
                           "e.g. from `pixel3dmm identity`)")
       .option("identity-prior", "mica (the official default when --mica or --identity is given) or none", "mica");
@@ -86,7 +88,9 @@ identity::IdentityPriorOptions identity_options(const Args& args) {
                     "--mica and --identity are two sources of one prior: give one");
   identity::IdentityPriorOptions o;
   if (prior == "none") return o;
+  PIXEL3DMM_CHECK_T(UsageError, !args.has("scrfd") || args.has("mica"), "--scrfd needs --mica");
   if (args.has("mica")) o.mica = args.get("mica");
+  if (args.has("scrfd")) o.scrfd = args.get("scrfd");
   if (args.has("identity")) o.code = args.get("identity");
   return o;
 }

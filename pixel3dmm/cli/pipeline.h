@@ -20,10 +20,10 @@ void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
 reconstruct::ReconstructorOptions pipeline_options(const Args& args);
 
-/// --mica, --identity, --identity-prior: the fit's identity prior (`reconstruct`, `fit`).
+/// --mica, --scrfd, --identity, --identity-prior: the fit's identity prior (`reconstruct`, `fit`).
 void declare_identity_options(Args& args);
-/// The prior those flags choose (empty options: none). UsageError for --mica with --identity or an unknown
-/// --identity-prior.
+/// The prior those flags choose (empty options: none). UsageError for --mica with --identity, --scrfd without
+/// --mica or an unknown --identity-prior.
 identity::IdentityPriorOptions identity_options(const Args& args);
 /// "identity prior: <what>" or a line saying that none was used and how to give one.
 void print_identity_prior(const identity::IdentityPrior& prior);

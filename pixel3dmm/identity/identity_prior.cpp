@@ -18,7 +18,10 @@ IdentityPrior::IdentityPrior(const IdentityPriorOptions& options) : options_(opt
   PIXEL3DMM_CHECK(options_.mica.empty() || options_.code.empty(),
                   "identity prior: give MICA weights or an identity code, not both (", options_.mica, ", ",
                   options_.code, ")");
+  PIXEL3DMM_CHECK(options_.scrfd.empty() || !options_.mica.empty(),
+                  "identity prior: SCRFD (", options_.scrfd, ") finds MICA's keypoints; give the MICA weights too");
   if (!options_.mica.empty()) mica_ = load_mica(options_.mica);
+  if (!options_.scrfd.empty()) scrfd_ = std::make_shared<ScrfdDetector>(options_.scrfd);
   if (!options_.code.empty()) {
     code_ = io::read_npy(options_.code);
     PIXEL3DMM_CHECK_FORMAT(code_.is_floating_point() && (code_.dim() == 1 || (code_.dim() == 2 && code_.size(0) == 1)) &&
@@ -48,15 +51,19 @@ torch::Tensor IdentityPrior::code(const torch::Tensor& crop, const torch::Tensor
                        .permute({1, 2, 0})
                        .contiguous();
   try {
+    const auto keypoints = scrfd_ ? detect_five_keypoints(*scrfd_, rgb) : keypoints_from_landmarks68(landmarks);
+    if (!keypoints.defined()) return {};  // SCRFD found no face: no code from this crop, as officially
     Mica mica = mica_;  // a handle: forward is not const
-    return identity_code(mica, rgb, keypoints_from_landmarks68(landmarks));
+    return identity_code(mica, rgb, keypoints);
   } catch (const ValueError& e) {
     throw ValueError((source.empty() ? std::string("identity prior") : source) + ": " + e.what());
   }
 }
 
 std::string IdentityPrior::describe() const {
-  if (mica_) return "MICA (" + options_.mica + "; keypoints from the 68 landmarks)";
+  if (mica_)
+    return "MICA (" + options_.mica + "; keypoints " +
+           (scrfd_ ? "by SCRFD " + options_.scrfd : std::string("from the 68 landmarks")) + ")";
   if (code_.defined()) return options_.code;
   return "none";
 }

@@ -4,20 +4,23 @@
 /// (official `ignore_mica: False`). Users choose one of:
 ///   - MICA weights (`mica`): the code of each crop, from five keypoints: SCRFD-10G's when `scrfd` is given (the
 ///     official detector), else the five points of the crop's 68 landmarks (eye centres, nose tip, mouth corners;
-///     ours, documented in docs/preprocessing.md);
+///     ours, documented in docs/identity.md);
 ///   - a code they already have (`code`: a .npy of the model's identity coefficients, e.g. MICA's identity.npy);
 ///   - nothing: no prior (the identity starts at zero and is pulled toward zero).
 
 #include <torch/types.h>
 
+#include <memory>
 #include <string>
 
 #include "pixel3dmm/identity/mica.h"
+#include "pixel3dmm/identity/scrfd.h"
 
 namespace pixel3dmm::identity {
 
 struct IdentityPriorOptions {
   std::string mica;   ///< converted MICA weights (python -m pixel3dmm.convert_mica mica.tar); empty: no MICA
+  std::string scrfd;  ///< SCRFD-10G ONNX file for MICA's keypoints (official); empty: from the 68 landmarks
   std::string code;   ///< an identity .npy (K or 1 x K float); empty: none. Not together with `mica`.
 };
 
@@ -32,16 +35,19 @@ class IdentityPrior {
   bool per_crop() const { return static_cast<bool>(mica_); }
 
   /// The prior for one face. crop: 1 x 3 x S x S (or 3 x S x S) float RGB in [0, 1]; landmarks: 1 x 68 x 2 or
-  /// 68 x 2 iBUG landmarks in crop pixels (used for MICA's keypoints). Returns the (K,) float32 code, or an
-  /// undefined tensor when there is no prior. ValueError naming `source` when the keypoints are unusable.
+  /// 68 x 2 iBUG landmarks in crop pixels (MICA's keypoints without SCRFD). Returns the (K,) float32 code, or an
+  /// undefined tensor when there is no prior or SCRFD finds no face on the crop (the official code skips such a
+  /// frame). ValueError naming `source` when the keypoints are unusable.
   torch::Tensor code(const torch::Tensor& crop, const torch::Tensor& landmarks, const std::string& source = "") const;
 
-  /// One line for logs and report.json: "none", "MICA (<file>; keypoints from the 68 landmarks)", "<file>".
+  /// One line for logs and report.json: "none", "MICA (<file>; keypoints from SCRFD <file> | from the 68
+  /// landmarks)", "<file>".
   std::string describe() const;
 
  private:
   IdentityPriorOptions options_;
   Mica mica_{nullptr};
+  std::shared_ptr<ScrfdDetector> scrfd_;  // shared: detection is not const, copies of the prior share one network
   torch::Tensor code_;
 };
 
