@@ -419,6 +419,13 @@ TEST_CASE("The silhouette term renders the mask texture: generated, or read from
   INFO("silhouette term: whole mesh " << whole << ", face + eyeballs " << face);
   REQUIRE(face > 0.05 * whole);
   REQUIRE(face < 0.8 * whole);  // no scalp, neck or ears
+  // The default, "auto": the face + eyeball texture for a model with those masks, the coverage for one without.
+  REQUIRE(FitConfig().silhouette_texture == "auto");
+  REQUIRE(sil(make("auto")) == Approx(face).epsilon(1e-6));
+  flame::FlameModel bare = model;
+  bare.masks.erase("left_eyeball");
+  REQUIRE_FALSE(silhouette_texture(bare, "auto").defined());
+  pixel3dmm::test::require_throws_with<ValueError>([&] { silhouette_texture(bare, "masks"); }, {"left_eyeball"});
   // The same texture as a PNG (3 equal channels, averaged): the same term.
   pixel3dmm::test::TempDir dir;
   const std::string png = (dir.path / "uv_mask.png").string();
