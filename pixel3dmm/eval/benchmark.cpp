@@ -1,4 +1,5 @@
 #include "pixel3dmm/eval/benchmark.h"
+#include "pixel3dmm/eval/vertex_error.h"
 
 #include <torch/torch.h>
 
@@ -260,7 +261,7 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
 
 Scorer::Scorer(flame::FlameModel model, ScoreOptions options) : model_(std::move(model)), options_(options) {
   in_region_ = torch::zeros({model_.n_vertices()}, torch::kBool);
-  in_region_.index_fill_(0, fit::face_region_vertices(model_), true);
+  in_region_.index_fill_(0, face_region_vertices(model_), true);
 }
 
 torch::Tensor Scorer::region_faces(const torch::Tensor& faces, int64_t n_vertices) const {

@@ -97,7 +97,7 @@ class Scorer {
 
   /// pred: a FLAME-topology mesh (the NoW landmarks are read off it); gt: a FLAME-topology mesh, or any mesh (already
   /// cropped to the face) with `gt_landmarks` (7 x 3, NoW order) given. Both are restricted to the face region
-  /// (fit::face_region_vertices) when they have FLAME topology.
+  /// (eval::face_region_vertices) when they have FLAME topology.
   GeometryScore score(const io::Mesh& pred, const io::Mesh& gt, const torch::Tensor& gt_landmarks = {}) const;
 
   const flame::FlameModel& model() const { return model_; }

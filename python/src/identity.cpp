@@ -11,12 +11,8 @@
 namespace pixel3dmm::python {
 
 namespace {
-py::dict tensor_dict(const identity::TensorMap& m) {
-  py::dict d;
-  for (const auto& [k, v] : m) d[py::str(k)] = v;
-  return d;
-}
-
+// Unlike pybind11's std::map caster (whose values must be torch.Tensor), this takes NumPy arrays too, which
+// mica_from_state_dict has always accepted.
 identity::TensorMap tensor_map(const py::dict& d) {
   identity::TensorMap m;
   for (const auto& item : d)
@@ -43,7 +39,7 @@ void bind_identity(py::module_& m) {
       .def(
           "official_state_dict",
           [](const std::shared_ptr<identity::MicaImpl>& mica) {
-            return tensor_dict(identity::mica_state_dict(identity::Mica(mica)));
+            return identity::mica_state_dict(identity::Mica(mica));
           },
           "Parameters and buffers under the official names ('arcface.*', 'regressor.*').")
       .def_property_readonly("layers", [](const identity::MicaImpl& mica) { return mica.options.arcface().layers(); });

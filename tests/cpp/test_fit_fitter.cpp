@@ -1,3 +1,4 @@
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/fit/synthetic_target.h"
@@ -12,6 +13,9 @@
 using namespace pixel3dmm;
 using namespace pixel3dmm::fit;
 using pixel3dmm::test::require_close;
+using pixel3dmm::eval::aligned_vertex_error;
+using pixel3dmm::eval::mean_vertex_error;
+using pixel3dmm::eval::non_eyeball_vertices;
 
 namespace {
 
