@@ -15,7 +15,8 @@ double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const t
 /// `b`, per batch item; a, b: B x V x 3, `vertices` (undefined = all) selects the vertices aligned and measured.
 /// The measure for posed geometry: a single image fixes the head's depth only up to the focal length (a head 10%
 /// farther away under a 10% longer lens looks nearly the same), so raw world-space errors mostly measure that
-/// ambiguity, not the reconstruction.
+/// ambiguity, not the reconstruction. ValueError (from eval::umeyama) for non-finite or degenerate (collinear)
+/// vertices.
 double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
 
 /// The vertices geometry errors are measured over: all but the eyeballs. An eyeball spinning about its centre leaves
