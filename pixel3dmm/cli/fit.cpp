@@ -61,9 +61,9 @@ int run_fit(const std::vector<std::string>& argv) {
     outcomes.push_back(run_item(std::to_string(inputs.size()) + " folders (joint)", "", [&] {
       std::vector<fit::FitTarget> targets;
       // The prior from every max(1, N / 10)-th folder, as Reconstructor::reconstruct_set and the official code.
-      const auto frames = identity::identity_frames(static_cast<int64_t>(inputs.size()));
+      const auto n = static_cast<int64_t>(inputs.size());
       for (size_t i = 0; i < inputs.size(); ++i)
-        targets.push_back(target_of(inputs[i], std::find(frames.begin(), frames.end(), int64_t(i)) != frames.end()));
+        targets.push_back(target_of(inputs[i], identity::is_identity_frame(static_cast<int64_t>(i), n)));
       const auto r = fitter.fit(targets, fit_progress("fit", steps));
       for (size_t i = 0; i < inputs.size(); ++i) write(output_of(inputs[i]), r, targets[i], static_cast<int64_t>(i));
       return r.log.empty() ? 0.0 : r.log.back().total;

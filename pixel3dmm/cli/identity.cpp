@@ -53,8 +53,7 @@ int run_identity(const std::vector<std::string>& argv) {
   size_t used = 0;
   for (const int64_t i : frames) {
     const auto& path = images[static_cast<size_t>(i)];
-    const auto rgb =
-        io::read_image(path)[0].clamp(0, 1).mul(255).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+    const auto rgb = io::to_uint8_hwc(io::read_image(path));
     torch::Tensor kps = keypoints.defined() ? keypoints[i] : torch::Tensor();
     if (scrfd) {
       kps = identity::detect_five_keypoints(*scrfd, rgb);

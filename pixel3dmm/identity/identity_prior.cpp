@@ -1,6 +1,7 @@
 #include "pixel3dmm/identity/identity_prior.h"
 
 #include "pixel3dmm/core/error.h"
+#include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/npy.h"
 
 namespace pixel3dmm::identity {
@@ -43,13 +44,7 @@ torch::Tensor IdentityPrior::code(const torch::Tensor& crop, const torch::Tensor
                   source, ": identity prior: expected a 1 x 3 x S x S crop, found ",
                   crop.defined() ? crop.sizes() : torch::IntArrayRef{});
   // MICA reads the saved crop as 8-bit pixels (official: cv2.imread of the 512 x 512 crop).
-  const auto rgb = crop.reshape({3, crop.size(-2), crop.size(-1)})
-                       .clamp(0, 1)
-                       .mul(255)
-                       .round()
-                       .to(torch::kUInt8)
-                       .permute({1, 2, 0})
-                       .contiguous();
+  const auto rgb = io::to_uint8_hwc(crop.reshape({3, crop.size(-2), crop.size(-1)}));
   try {
     const auto keypoints = scrfd_ ? detect_five_keypoints(*scrfd_, rgb) : keypoints_from_landmarks68(landmarks);
     if (!keypoints.defined()) return {};  // SCRFD found no face: no code from this crop, as officially

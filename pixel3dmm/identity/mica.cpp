@@ -121,6 +121,8 @@ std::vector<int64_t> identity_frames(int64_t n) {
   return frames;
 }
 
+bool is_identity_frame(int64_t i, int64_t n) { return i >= 0 && i < n && i % std::max<int64_t>(1, n / 10) == 0; }
+
 torch::Tensor identity_code(Mica& mica, const torch::Tensor& image_rgb, const torch::Tensor& keypoints) {
   torch::NoGradGuard no_grad;
   torch::Tensor blob;

@@ -63,6 +63,9 @@ void save_mica(const Mica& mica, const std::string& path);
 /// at the first (all of them for n < 20, else 10 to 15).
 std::vector<int64_t> identity_frames(int64_t n);
 
+/// Whether frame i of n is one of identity_frames(n).
+bool is_identity_frame(int64_t i, int64_t n);
+
 /// The identity of one face: image H x W x 3 uint8 RGB with keypoints 5 x 2 (image pixels), or, with undefined
 /// keypoints, an aligned 112 x 112 ArcFace crop -> (300,) float32 code. No gradients.
 torch::Tensor identity_code(Mica& mica, const torch::Tensor& image_rgb, const torch::Tensor& keypoints = {});

@@ -174,6 +174,16 @@ torch::Tensor read_image(const std::string& path) {
   return hwc.permute({2, 0, 1}).unsqueeze(0).contiguous();
 }
 
+torch::Tensor to_uint8_hwc(const torch::Tensor& image) {
+  PIXEL3DMM_CHECK(image.defined() && image.is_floating_point() &&
+                      (image.dim() == 3 || (image.dim() == 4 && image.size(0) == 1)),
+                  "to_uint8_hwc: expected a float [1, C, H, W] or [C, H, W] image, found ",
+                  image.defined() ? shape_string(image.sizes()) : std::string("undefined"));
+  const auto chw = image.dim() == 4 ? image[0] : image;
+  return chw.detach().to(torch::kCPU, torch::kFloat).clamp(0, 1).mul(255).round().to(torch::kUInt8)
+      .permute({1, 2, 0}).contiguous();
+}
+
 void write_image(const std::string& path, const torch::Tensor& image, int bit_depth) {
   PIXEL3DMM_CHECK(image.defined(), path, ": cannot write an undefined tensor as an image");
   PIXEL3DMM_CHECK(image.is_floating_point(), path, ": image: expected a floating point tensor, found ",
@@ -216,7 +226,7 @@ void write_image(const std::string& path, const torch::Tensor& image, int bit_de
     hwc = (hwc.clamp(0, 1) * 65535.0f).round().to(torch::kInt32);
     cv_type = CV_16UC(static_cast<int>(C));
   } else {
-    hwc = (hwc.clamp(0, 1) * 255.0f).round().to(torch::kUInt8);
+    hwc = to_uint8_hwc(chw);
     cv_type = CV_8UC(static_cast<int>(C));
   }
   hwc = hwc.contiguous();

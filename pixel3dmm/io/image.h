@@ -20,6 +20,11 @@ torch::Tensor read_image(const std::string& path);
 /// `bit_depth` 16 (.png, .tif); .exr stores float32 values as they are (`bit_depth` not consulted). Atomic.
 void write_image(const std::string& path, const torch::Tensor& image, int bit_depth = 8);
 
+/// The 8-bit pixels write_image stores: a 1 x C x H x W or C x H x W float tensor in [0, 1] (clamped) ->
+/// H x W x C uint8, contiguous, on the CPU. Networks the official code feeds from saved 8-bit crops (MICA,
+/// SCRFD) take this.
+torch::Tensor to_uint8_hwc(const torch::Tensor& image);
+
 /// The largest width x height read_image accepts; default 100 megapixels, or the environment variable
 /// PIXEL3DMM_MAX_IMAGE_PIXELS when set to a positive integer at start-up. A decompression bomb (a tiny file that
 /// declares a huge image) is refused before its pixels are allocated.

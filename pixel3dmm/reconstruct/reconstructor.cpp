@@ -71,15 +71,12 @@ std::vector<Reconstruction> Reconstructor::reconstruct_set(const std::vector<std
   std::vector<Reconstruction> out(paths.size());
   std::vector<fit::FitTarget> targets;
   // MICA on every max(1, N / 10)-th photo, as the official preprocessing picks a sequence's identity frames.
-  std::vector<bool> identity_frame(paths.size(), false);
-  for (const int64_t i : identity::identity_frames(static_cast<int64_t>(paths.size())))
-    identity_frame[static_cast<size_t>(i)] = true;
   for (size_t i = 0; i < paths.size(); ++i) {
     out[i].input = preprocessor_.file(paths[i]);
     out[i].predictions = predict(out[i].input);
     out[i].target = make_target(out[i].input, out[i].predictions);
     out[i].index = static_cast<int64_t>(i);
-    if (identity_frame[i])
+    if (identity::is_identity_frame(static_cast<int64_t>(i), static_cast<int64_t>(paths.size())))
       out[i].target.identity = identity_.code(out[i].input.crop, out[i].input.landmarks, out[i].input.source);
     targets.push_back(out[i].target);
   }

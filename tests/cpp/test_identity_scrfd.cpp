@@ -2,10 +2,12 @@
 // Decode parity with our Python reference and the detector on a stand-in export are in tests/python/test_scrfd.py.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/identity/detail/onnx_graph.h"
+#include "pixel3dmm/identity/mica.h"
 #include "pixel3dmm/identity/scrfd.h"
 #include "test_util.h"
 
@@ -169,4 +171,15 @@ TEST_CASE("scrfd: decode of hand-made anchors, threshold equality, NMS and the c
   REQUIRE(identity::centre_face(tie, 20, 20) == 0);
   tie.boxes[0][0] = -0.5f;  // now the other one is nearer
   REQUIRE(identity::centre_face(tie, 20, 20) == 1);
+}
+
+TEST_CASE("identity frames: every max(1, n / 10)-th, and is_identity_frame agrees", "[identity]") {
+  REQUIRE(identity::identity_frames(0).empty());
+  REQUIRE(identity::identity_frames(3) == std::vector<int64_t>{0, 1, 2});
+  REQUIRE(identity::identity_frames(25) == std::vector<int64_t>{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24});
+  for (int64_t n : {1, 7, 19, 20, 25, 64, 101}) {
+    const auto frames = identity::identity_frames(n);
+    for (int64_t i = -1; i <= n; ++i)
+      REQUIRE(identity::is_identity_frame(i, n) == (std::find(frames.begin(), frames.end(), i) != frames.end()));
+  }
 }

@@ -180,3 +180,18 @@ TEST_CASE("the official map PNG encodings: uv (u, 1 - v, 0), normals (n + 1) / 2
   REQUIRE(normals_png_image(torch::full({3, 1, 1}, 3.0f)).max().item<float>() == 1.0f);
   require_throws_with<ValueError>([&] { uv_png_image(normals); }, {"uv_png_image", "2 x H x W", "[1, 3, 4, 5]"});
 }
+
+TEST_CASE("to_uint8_hwc gives the pixels write_image stores", "[io][image]") {
+  TempDir dir;
+  const auto img = random_image(3, 4, 5, 3, 255.0) * 1.2 - 0.1;  // some values outside [0, 1]
+  const auto hwc = to_uint8_hwc(img);
+  REQUIRE(hwc.scalar_type() == torch::kUInt8);
+  REQUIRE(hwc.sizes() == torch::IntArrayRef({4, 5, 3}));
+  REQUIRE(hwc.is_contiguous());
+  write_image(dir.file("d.png"), img);
+  const auto stored = read_image(dir.file("d.png"))[0].permute({1, 2, 0}).mul(255).round().to(torch::kUInt8);
+  REQUIRE(torch::equal(hwc, stored));
+  REQUIRE(torch::equal(to_uint8_hwc(img[0]), hwc));  // C x H x W too
+  require_throws_with<ValueError>([] { to_uint8_hwc(torch::zeros({2, 3, 4, 4})); }, {"expected a float [1, C, H, W]"});
+  require_throws_with<ValueError>([] { to_uint8_hwc(torch::zeros({3, 4, 4}, torch::kUInt8)); }, {"expected a float"});
+}
