@@ -12,6 +12,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/preprocess/preprocess.h"
+#include "test_photos.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
@@ -23,18 +24,9 @@ using pixel3dmm::test::TempDir;
 
 namespace {
 
-const std::string kFaces = "/usr/share/doc/libdlib19.1/examples/faces/";
+const std::string& kFaces = pixel3dmm::test::kDlibFaces;
 
-bool have_photos() {
-  std::error_code ec;
-  const bool ok = std::filesystem::exists(kFaces + "2008_001322.jpg", ec) &&
-                  std::filesystem::exists(default_landmark_model_path(), ec);
-  if (!ok) {
-    WARN("SKIPPED: the example photos (" << kFaces << ", Debian package libdlib19.1) or the landmark model ("
-                                         << default_landmark_model_path() << ", libdlib-data) are missing");
-  }
-  return ok;
-}
+bool have_photos() { return pixel3dmm::test::have_dlib_photos(); }
 
 /// One detector for all photo tests (the landmark model takes a second to load).
 const Preprocessor& shared_preprocessor() {

@@ -17,6 +17,7 @@
 #include "pixel3dmm/track/outputs.h"
 #include "pixel3dmm/track/synthetic_video.h"
 #include "pixel3dmm/track/tracker.h"
+#include "test_photos.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
@@ -205,12 +206,8 @@ TEST_CASE("frame source reads a video file OpenCV wrote", "[track]") {
 
 TEST_CASE("the real-video front end detects, smooths the crops, fills a frame without a face and predicts",
           "[track][photos]") {
-  const std::string photo = "/usr/share/doc/libdlib19.1/examples/faces/Tom_Cruise_avp_2014_4.jpg";
-  std::error_code ec;
-  if (!std::filesystem::exists(photo, ec) || !std::filesystem::exists(preprocess::default_landmark_model_path(), ec)) {
-    WARN("SKIPPED: " << photo << " (libdlib19.1) or the landmark model (libdlib-data) is missing");
-    return;
-  }
+  const std::string photo = test::kDlibFaces + "Tom_Cruise_avp_2014_4.jpg";
+  if (!test::have_dlib_photos(photo)) return;
   // A shaking camera: the photo shifted sideways per frame, and one frame (3) that shows no face.
   const auto image = io::read_image(photo);
   const std::vector<int64_t> shift = {0, 6, -4, 0, 5, 0};
@@ -262,12 +259,8 @@ TEST_CASE("the real-video front end detects, smooths the crops, fills a frame wi
 }
 
 TEST_CASE("the real-video front end reads one official seg_og label PNG per source frame", "[track][photos][masks]") {
-  const std::string photo = "/usr/share/doc/libdlib19.1/examples/faces/Tom_Cruise_avp_2014_4.jpg";
-  std::error_code ec;
-  if (!std::filesystem::exists(photo, ec) || !std::filesystem::exists(preprocess::default_landmark_model_path(), ec)) {
-    WARN("SKIPPED: " << photo << " (libdlib19.1) or the landmark model (libdlib-data) is missing");
-    return;
-  }
+  const std::string photo = test::kDlibFaces + "Tom_Cruise_avp_2014_4.jpg";
+  if (!test::have_dlib_photos(photo)) return;
   const auto image = io::read_image(photo);
   const int64_t H = image.size(2), W = image.size(3);
   TempDir frames, seg;
