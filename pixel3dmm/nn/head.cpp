@@ -6,8 +6,10 @@
 #include <cmath>
 
 #include "pixel3dmm/core/error.h"
+#include "pixel3dmm/core/runtime.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/nn/detail/attention.h"
+#include "pixel3dmm/nn/detail/linear.h"
 
 namespace pixel3dmm::nn {
 
@@ -26,9 +28,9 @@ void MultiheadSelfAttentionImpl::reset() {
 
 torch::Tensor MultiheadSelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), hd = dim / num_heads;
-  auto t = at::matmul(x, in_proj_weight.t()).view({B, N, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});
+  auto t = detail::linear(x, in_proj_weight, {}).view({B, N, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});
   auto o = detail::attention(t[0], t[1], t[2], 1.0 / std::sqrt(double(hd)));
-  return at::linear(o.transpose(1, 2).reshape({B, N, dim}), out_proj->weight, out_proj->bias);
+  return detail::linear(o.transpose(1, 2).reshape({B, N, dim}), out_proj->weight, out_proj->bias);
 }
 
 namespace {
@@ -39,9 +41,11 @@ torch::nn::Sequential make_mlp(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor run_mlp(torch::nn::Sequential& mlp, const torch::Tensor& x) {
-  auto h = mlp[0]->as<torch::nn::Linear>()->forward(x);
+  const auto& fc1 = *mlp[0]->as<torch::nn::Linear>();
+  const auto& fc2 = *mlp[3]->as<torch::nn::Linear>();
+  auto h = detail::linear(x, fc1.weight, fc1.bias);
   h = torch::GradMode::is_enabled() ? at::gelu(h) : at::gelu_(h);
-  return mlp[3]->as<torch::nn::Linear>()->forward(h);  // the dropouts have p = 0
+  return detail::linear(h, fc2.weight, fc2.bias);  // the dropouts have p = 0
 }
 }  // namespace
 
@@ -89,7 +93,7 @@ void VolTransformerImpl::reset() {
 }
 
 torch::Tensor VolTransformerImpl::forward(const torch::Tensor& tokens) {
-  auto x = at::linear(tokens, down_proj->weight, down_proj->bias);  // bias fused in the GEMM, as in vit.cpp
+  auto x = detail::linear(tokens, down_proj->weight, down_proj->bias);  // bias fused in the GEMM, as in vit.cpp
   for (const auto& layer : *layers) x = layer->as<GroupAttBlock>()->forward(x);
   return x;
 }
@@ -148,21 +152,26 @@ torch::Tensor PredictionHeadImpl::forward(const torch::Tensor& features) {
     // Inference: the first two layers whole, then the last transposed convolution and the final linear on
     // blocks of rows, so that their 4x and 16x larger intermediates never leave the cache.
     for (int i = 0; i < 2; ++i) {
-      auto t = at::addmm(bias[i], z, W[i]);
+      auto t = detail::linear(z, W[i].t(), bias[i]);
       at::gelu_(t);
       z = t.view({-1, D});
     }
     out = at::empty({z.size(0) * 4, 4 * P}, z.options());
     const int64_t rows = z.size(0), block = std::max<int64_t>(256, (int64_t(1) << 20) / (4 * D));  // ~4 MB
-    auto buf = at::empty({block, 4 * D}, z.options());
-    for (int64_t r = 0; r < rows; r += block) {
-      const int64_t n = std::min(block, rows - r);
-      auto y = buf.narrow(0, 0, n);
-      at::addmm_out(y, bias[2], z.narrow(0, r, n), W[2]);
-      at::gelu_(y);
-      auto dst = out.narrow(0, 4 * r, 4 * n);
-      at::addmm_out(dst, bc, y.view({4 * n, D}), Wc.t());
-    }
+    // Blocks on the intra-op threads, each with single-threaded GEMMs (one pool of workers: see detail/linear.h).
+    const ScopedBlasThreads single_threaded_blas(1);
+    at::parallel_for(0, (rows + block - 1) / block, 1, [&](int64_t begin, int64_t end) {
+      const torch::NoGradGuard no_grad;  // grad mode is thread-local: OpenMP's workers start with it on
+      auto buf = at::empty({block, 4 * D}, z.options());
+      for (int64_t b = begin; b < end; ++b) {
+        const int64_t r = b * block, n = std::min(block, rows - r);
+        auto y = buf.narrow(0, 0, n);
+        at::addmm_out(y, bias[2], z.narrow(0, r, n), W[2]);
+        at::gelu_(y);
+        auto dst = out.narrow(0, 4 * r, 4 * n);
+        at::addmm_out(dst, bc, y.view({4 * n, D}), Wc.t());
+      }
+    });
   }
   // rows x (p, q, c) -> the image
   out = out.view({B, h, w, 2, 2, 2, 2, 2, 2, 2, 2, P});

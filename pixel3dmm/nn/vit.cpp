@@ -9,6 +9,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/nn/detail/attention.h"
+#include "pixel3dmm/nn/detail/linear.h"
 
 namespace pixel3dmm::nn {
 
@@ -104,10 +105,10 @@ void ViTAttentionImpl::reset() {
 
 torch::Tensor ViTAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), hd = dim / num_heads;
-  // at::linear, not Linear::forward: the C++ frontend's F::linear adds the bias of a 3-D input in a second pass
-  auto t = at::linear(x, qkv->weight, qkv->bias).view({B, N, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});  // 3xBxHxNxhd
+  // detail::linear, not Linear::forward: the C++ frontend's F::linear adds the bias of a 3-D input in a second pass
+  auto t = detail::linear(x, qkv->weight, qkv->bias).view({B, N, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});  // 3xBxHxNxhd
   auto o = detail::attention(t[0], t[1], t[2], 1.0 / std::sqrt(double(hd)));        // B x H x N x hd
-  return at::linear(o.transpose(1, 2).reshape({B, N, dim}), proj->weight, proj->bias);
+  return detail::linear(o.transpose(1, 2).reshape({B, N, dim}), proj->weight, proj->bias);
 }
 
 ViTMlpImpl::ViTMlpImpl(int64_t dim, int64_t hidden) : dim(dim), hidden(hidden) { reset(); }
@@ -118,9 +119,9 @@ void ViTMlpImpl::reset() {
 }
 
 torch::Tensor ViTMlpImpl::forward(const torch::Tensor& x) {
-  auto h = at::linear(x, fc1->weight, fc1->bias);
+  auto h = detail::linear(x, fc1->weight, fc1->bias);
   h = torch::GradMode::is_enabled() ? at::gelu(h) : at::gelu_(h);  // exact (erf) GELU, as nn.GELU()
-  return at::linear(h, fc2->weight, fc2->bias);
+  return detail::linear(h, fc2->weight, fc2->bias);
 }
 
 ViTBlockImpl::ViTBlockImpl(const VisionTransformerOptions& options) : options(options) { reset(); }

@@ -7,6 +7,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/io/resize.h"
 #include "pixel3dmm/io/safetensors.h"
+#include "pixel3dmm/nn/detail/linear.h"
 #include "pixel3dmm/nn/network.h"
 #include "pixel3dmm/predict/predictor.h"
 #include "test_util.h"
@@ -299,4 +300,42 @@ TEST_CASE("the autograd and the inference paths compute the same network", "[nn]
   }
   torch::NoGradGuard g;
   require_close(net->forward(x), with_grad.detach(), 1e-5);  // per-head attention, blocked decoder
+}
+
+TEST_CASE("the threaded inference GEMM equals at::linear, and autograd takes at::linear's path", "[nn]") {
+  const int before = torch::get_num_threads();
+  auto g = torch::Generator(at::detail::createCPUGenerator(7));
+  // parameters that require grad, as a network's: the workers must not record them (grad mode is thread-local)
+  const auto w = torch::randn({40, 24}, g).requires_grad_(true), b = torch::randn({40}, g).requires_grad_(true);
+  for (int threads : {1, 2, 3}) {
+    torch::set_num_threads(threads);
+    for (int64_t rows : {5, 129, 1001}) {  // below the split, just above it, uneven chunks
+      INFO("threads " << threads << ", rows " << rows);
+      const auto x = torch::randn({1, rows, 24}, g);
+      torch::NoGradGuard no_grad;
+      const auto y = nn::detail::linear(x, w, b);
+      REQUIRE(y.sizes() == torch::IntArrayRef({1, rows, 40}));
+      require_close(y, at::linear(x, w, b), 1e-5);
+      require_close(nn::detail::linear(x, w, {}), at::linear(x, w), 1e-5);
+      // a transposed weight view (the head's decoder passes W^T of a K x N matrix)
+      const auto wk = w.detach().t().contiguous();
+      require_close(nn::detail::linear(x, wk.t(), b), at::linear(x, w, b), 1e-5);
+    }
+  }
+  torch::set_num_threads(2);
+  const auto wg = w.detach().clone().requires_grad_(true);
+  const auto x = torch::randn({300, 24}, g);
+  auto y = nn::detail::linear(x, wg, b.detach());
+  REQUIRE(y.requires_grad());
+  y.sum().backward();
+  require_close(wg.grad(), x.sum(0).expand({40, 24}), 1e-4);
+  // a whole network large enough for the split GEMMs (577 tokens) and the head's blocked decoder (9216 rows)
+  auto net = tiny_net(9, nn::PredictionType::Normals);
+  const auto image = torch::rand({1, 3, 384, 384}, g);
+  const auto autograd = net->forward(image).detach();
+  {
+    torch::NoGradGuard no_grad;
+    require_close(net->forward(image), autograd, 1e-5);
+  }
+  torch::set_num_threads(before);
 }
