@@ -18,6 +18,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr const char* kPrecisionHelp =
+    "arithmetic of the networks: float32, or bf16 (about 2x faster on a CPU with native bfloat16; see "
+    "docs/speed.md for its error)";
+
+predict::Precision precision_option(const Args& args) {
+  if (!args.has("precision")) return predict::Precision::Float32;
+  try {
+    return predict::parse_precision(args.get("precision"));
+  } catch (const ValueError& e) {
+    throw UsageError(std::string("--") + e.what());
+  }
+}
+
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -33,6 +46,7 @@ void declare_pipeline_options(Args& args, bool networks) {
   if (networks) {
     args.option("uv-weights", "converted UV network (.safetensors, its .json beside)")
         .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
+        .option("precision", kPrecisionHelp, "float32")
         .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
         .option("faceboxes", "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
                              "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks")
@@ -59,6 +73,7 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
     o.uv_weights = args.get("uv-weights");
     o.normal_weights = args.get("normal-weights");
   }
+  o.predict.precision = precision_option(args);
   if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
   if (args.has("faceboxes")) {
     o.preprocess.crop = "official";
@@ -105,7 +120,8 @@ void print_identity_prior(const identity::IdentityPrior& prior) {
 void declare_network_choice(Args& args, const std::string& purpose) {
   args.option("uv-weights", "converted UV network (.safetensors, its .json beside)" + purpose)
       .option("normal-weights", "converted normal network (with --uv-weights)")
-      .flag("demo-networks", "the embedded demo networks instead (synthetic heads only; for trying it out)");
+      .flag("demo-networks", "the embedded demo networks instead (synthetic heads only; for trying it out)")
+      .option("precision", kPrecisionHelp, "float32");
 }
 
 std::unique_ptr<predict::Predictor> chosen_predictor(const Args& args, bool required) {
@@ -113,15 +129,20 @@ std::unique_ptr<predict::Predictor> chosen_predictor(const Args& args, bool requ
   if (args.has("demo-networks")) {
     if (uv || normals)
       throw UsageError("--demo-networks replaces --uv-weights / --normal-weights: give one or the other");
-    return std::make_unique<predict::Predictor>(predict::demo_predictor());
+    const auto demo = predict::demo_predictor();
+    auto options = demo.options();
+    options.precision = precision_option(args);
+    return std::make_unique<predict::Predictor>(demo.uv_net(), demo.normals_net(), options);
   }
   if (uv != normals) throw UsageError("--uv-weights and --normal-weights go together (the fit needs both maps)");
   if (!uv) {
     if (required) throw UsageError("give --uv-weights and --normal-weights (converted networks), or --demo-networks");
     return nullptr;
   }
+  predict::PredictorOptions options;
+  options.precision = precision_option(args);
   return std::make_unique<predict::Predictor>(
-      predict::Predictor::load(args.get("uv-weights"), args.get("normal-weights")));
+      predict::Predictor::load(args.get("uv-weights"), args.get("normal-weights"), options));
 }
 
 std::vector<std::string> collect_images(const std::vector<std::string>& inputs) {

@@ -14,7 +14,7 @@
 
 namespace pixel3dmm::cli {
 
-/// --flame, --uv-weights, --normal-weights (networks: only when `networks`), --landmark-model, --masks,
+/// --flame, --uv-weights, --normal-weights, --precision (networks: only when `networks`), --landmark-model, --masks,
 /// --segmentation, --max-side, --config, --set.
 void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
@@ -28,7 +28,7 @@ identity::IdentityPriorOptions identity_options(const Args& args);
 /// "identity prior: <what>" or a line saying that none was used and how to give one.
 void print_identity_prior(const identity::IdentityPrior& prior);
 
-/// --uv-weights, --normal-weights and --demo-networks, for commands that can also run on the embedded demo
+/// --uv-weights, --normal-weights, --demo-networks and --precision, for commands that can also run on the embedded demo
 /// networks (`eval`, `track`); `purpose` ends the help text of --uv-weights.
 void declare_network_choice(Args& args, const std::string& purpose);
 /// The predictor those options choose: the demo networks, the converted pair, or nullptr when none was given and

@@ -20,9 +20,9 @@ int run_predict(const std::vector<std::string>& argv) {
     std::printf("%s", args.help().c_str());
     return kOk;
   }
+  const auto options = pipeline_options(args);  // usage errors before file errors
   const auto images = collect_images(args.positionals());
   const std::string out = args.get("out");
-  const auto options = pipeline_options(args);
   prepare_output_folder(out);
   const reconstruct::Reconstructor rec(options);
   const auto outcomes = for_each_image(images, out, [&](const std::string& image, const std::string& folder) {

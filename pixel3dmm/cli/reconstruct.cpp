@@ -31,10 +31,10 @@ int run_reconstruct(const std::vector<std::string>& argv) {
     std::printf("%s", args.help().c_str());
     return kOk;
   }
+  auto options = pipeline_options(args);  // usage errors before file errors
+  options.identity = identity_options(args);
   const auto images = collect_images(args.positionals());
   const std::string out = args.get("out");
-  auto options = pipeline_options(args);
-  options.identity = identity_options(args);
   const auto env = distributed::Environment::from_env();
   const BatchShare share{env.rank, env.world_size, args.flag_set("resume")};
   prepare_output_folder(out);

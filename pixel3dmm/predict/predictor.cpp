@@ -4,6 +4,9 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
@@ -14,7 +17,39 @@ namespace pixel3dmm::predict {
 namespace {
 // The official UV un-mirroring adds twice this to -u (the texture's asymmetry about u = 0, in [-1, 1] units).
 constexpr double kUvMirrorShift = 0.0075;
+
+nn::Pixel3DMMNet bfloat16_copy(const nn::Pixel3DMMNet& net) {
+  if (!net) return net;
+  nn::Pixel3DMMNet copy(std::dynamic_pointer_cast<nn::Pixel3DMMNetImpl>(net->clone()));
+  copy->to(torch::kBFloat16);
+  return copy;
+}
+
+bool cpuinfo_has_flag(const std::string& flag) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    for (std::string w; words >> w;)
+      if (w == flag) return true;
+    return false;  // the first processor's flags speak for all
+  }
+  return false;
+}
 }  // namespace
+
+Precision parse_precision(const std::string& name) {
+  if (name == "float32" || name == "fp32") return Precision::Float32;
+  if (name == "bf16" || name == "bfloat16") return Precision::BFloat16;
+  throw ValueError("precision: expected float32 or bf16, found '" + name + "'");
+}
+
+std::string to_string(Precision precision) { return precision == Precision::BFloat16 ? "bf16" : "float32"; }
+
+bool cpu_has_native_bf16() {
+  static const bool native = cpuinfo_has_flag("avx512_bf16") || cpuinfo_has_flag("amx_bf16");
+  return native;
+}
 
 Predictor::Predictor(nn::Pixel3DMMNet uv_net, nn::Pixel3DMMNet normals_net, PredictorOptions options)
     : uv_net_(std::move(uv_net)), normals_net_(std::move(normals_net)), options_(options) {
@@ -31,6 +66,14 @@ Predictor::Predictor(nn::Pixel3DMMNet uv_net, nn::Pixel3DMMNet normals_net, Pred
                     "Predictor: the networks' input sizes differ (", uv_net_->config.image_size, " vs ",
                     normals_net_->config.image_size, ")");
   image_size_ = (uv_net_ ? uv_net_ : normals_net_)->config.image_size;
+  if (options_.precision == Precision::BFloat16) {
+    PIXEL3DMM_CHECK(cpu_has_native_bf16(),
+                    "Predictor: precision bf16 needs a CPU with native bfloat16 arithmetic (the avx512_bf16 or "
+                    "amx_bf16 flag in /proc/cpuinfo); this one has neither, and LibTorch's emulation would be slower "
+                    "than float32: use precision float32");
+    uv_net_ = bfloat16_copy(uv_net_);
+    normals_net_ = bfloat16_copy(normals_net_);
+  }
   if (uv_net_) uv_net_->eval();
   if (normals_net_) normals_net_->eval();
 }
@@ -52,19 +95,21 @@ torch::Tensor Predictor::prepare(const torch::Tensor& rgb) const {
   return io::resize_pil_bicubic(rgb, image_size_, image_size_).contiguous();
 }
 
-torch::Tensor Predictor::run(nn::Pixel3DMMNet net, const torch::Tensor& x) const {
+torch::Tensor Predictor::run(nn::Pixel3DMMNet net, const torch::Tensor& input) const {
   const auto type = net->config.prediction_type;
-  if (!options_.mirror) return net->forward(x);
+  const bool bf16 = options_.precision == Precision::BFloat16;
+  const auto x = bf16 ? input.to(torch::kBFloat16) : input;
+  if (!options_.mirror) return net->forward(x).to(torch::kFloat);
   const int64_t B = x.size(0);
   const auto flipped = x.flip({3});
   torch::Tensor direct, mirrored;
   if (options_.batch_mirror) {
     auto both = net->forward(torch::cat({x, flipped}, 0));
-    direct = both.narrow(0, 0, B);
-    mirrored = both.narrow(0, B, B);
+    direct = both.narrow(0, 0, B).to(torch::kFloat);
+    mirrored = both.narrow(0, B, B).to(torch::kFloat);
   } else {
-    direct = net->forward(x);
-    mirrored = net->forward(flipped);
+    direct = net->forward(x).to(torch::kFloat);
+    mirrored = net->forward(flipped).to(torch::kFloat);
   }
   return (direct + unmirror(mirrored, type)) / 2;
 }

@@ -12,12 +12,28 @@
 
 namespace pixel3dmm::predict {
 
+/// The arithmetic the networks run in. BFloat16 runs both networks in bfloat16 (weights and activations; the
+/// resize, mirror averaging and outputs stay float32): about 2x faster where the CPU multiplies bfloat16 natively,
+/// at an error against float32 measured in docs/speed.md.
+enum class Precision { Float32, BFloat16 };
+
+/// "float32" / "fp32" -> Float32, "bf16" / "bfloat16" -> BFloat16; ValueError naming the accepted values otherwise.
+Precision parse_precision(const std::string& name);
+/// "float32" or "bf16".
+std::string to_string(Precision precision);
+
+/// Whether this CPU has native bfloat16 dot products (AVX512-BF16 or AMX-BF16). Without them LibTorch emulates
+/// bfloat16 in float32 arithmetic with conversions, slower than float32 itself.
+bool cpu_has_native_bf16();
+
 struct PredictorOptions {
   /// Mirror test-time averaging (the official inference always does it).
   bool mirror = true;
   /// Run the image and its mirror image as one batch (faster; the results differ from two separate passes
   /// only by float rounding).
   bool batch_mirror = true;
+  /// BFloat16 needs cpu_has_native_bf16() (the Predictor refuses it otherwise, saying why).
+  Precision precision = Precision::Float32;
 };
 
 /// The predictions for a batch of crops. Tensors are undefined for a network the predictor does not have.
@@ -34,7 +50,9 @@ struct Predictions {
 
 class Predictor {
  public:
-  /// Either network may be null (that prediction is then skipped); at least one must be given.
+  /// Either network may be null (that prediction is then skipped); at least one must be given. With
+  /// Precision::BFloat16 the predictor runs bfloat16 copies of the networks (the caller's stay float32);
+  /// uv_net() / normals_net() return the copies.
   Predictor(nn::Pixel3DMMNet uv_net, nn::Pixel3DMMNet normals_net, PredictorOptions options = {});
 
   /// Loads converted networks (.safetensors with the .json beside it); an empty path skips that network.

@@ -23,19 +23,25 @@ void bind_predict(py::module_& m) {
   });
 
   py::class_<predict::Predictor>(m, "Predictor", "Face crop -> UV and normal maps with mirror averaging.")
-      .def(py::init([](const std::string& uv, const std::string& normals, bool mirror, bool batch_mirror) {
-             return predict::Predictor::load(uv, normals, {mirror, batch_mirror});
+      .def(py::init([](const std::string& uv, const std::string& normals, bool mirror, bool batch_mirror,
+                       const std::string& precision) {
+             return predict::Predictor::load(uv, normals,
+                                             {mirror, batch_mirror, predict::parse_precision(precision)});
            }),
            py::arg("uv") = "", py::arg("normals") = "", py::arg("mirror") = true, py::arg("batch_mirror") = true,
+           py::arg("precision") = "float32",
            "Loads converted networks (.safetensors paths, .json beside them); an empty path skips that network.")
-      .def(py::init([](const py::object& uv, const py::object& normals, bool mirror, bool batch_mirror) {
+      .def(py::init([](const py::object& uv, const py::object& normals, bool mirror, bool batch_mirror,
+                       const std::string& precision) {
              auto get = [](const py::object& o) {
                return o.is_none() ? nn::Pixel3DMMNet(nullptr)
                                   : nn::Pixel3DMMNet(o.cast<std::shared_ptr<nn::Pixel3DMMNetImpl>>());
              };
-             return predict::Predictor(get(uv), get(normals), {mirror, batch_mirror});
+             return predict::Predictor(get(uv), get(normals),
+                                       {mirror, batch_mirror, predict::parse_precision(precision)});
            }),
            py::arg("uv_net"), py::arg("normals_net"), py::arg("mirror") = true, py::arg("batch_mirror") = true,
+           py::arg("precision") = "float32",
            "From networks already built (either may be None).")
       .def(
           "predict",
@@ -60,11 +66,16 @@ void bind_predict(py::module_& m) {
       .def("prepare", &predict::Predictor::prepare, py::arg("rgb"),
            "The network input: B x 3 x H x W -> B x 3 x S x S (Pillow-exact bicubic resize).")
       .def_property_readonly("image_size", &predict::Predictor::image_size)
+      .def_property_readonly("precision",
+                             [](const predict::Predictor& p) { return predict::to_string(p.options().precision); })
       .def("__repr__", [](const predict::Predictor& p) {
         return std::string("<Predictor uv=") + (p.uv_net() ? "yes" : "no") +
                " normals=" + (p.normals_net() ? "yes" : "no") + " mirror=" + (p.options().mirror ? "True" : "False") +
+               " precision=" + predict::to_string(p.options().precision) +
                " image_size=" + std::to_string(p.image_size()) + ">";
       });
+  m.def("cpu_has_native_bf16", &predict::cpu_has_native_bf16,
+        "Whether this CPU multiplies bfloat16 natively (avx512_bf16 or amx_bf16): what precision='bf16' needs.");
   m.def("unmirror",
         [](const torch::Tensor& out, const std::string& type) { return predict::unmirror(out, nn::parse_prediction_type(type)); },
         py::arg("out"), py::arg("prediction_type"),

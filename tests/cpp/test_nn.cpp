@@ -339,3 +339,35 @@ TEST_CASE("the threaded inference GEMM equals at::linear, and autograd takes at:
   }
   torch::set_num_threads(before);
 }
+
+TEST_CASE("precision bf16 runs bfloat16 copies of the networks, or is refused without native bfloat16", "[predict]") {
+  CHECK(predict::parse_precision("float32") == predict::Precision::Float32);
+  CHECK(predict::parse_precision("fp32") == predict::Precision::Float32);
+  CHECK(predict::parse_precision("bf16") == predict::Precision::BFloat16);
+  CHECK(predict::to_string(predict::Precision::BFloat16) == "bf16");
+  require_throws_with<ValueError>([] { predict::parse_precision("fp16"); }, {"float32 or bf16", "fp16"});
+
+  auto uv = tiny_net(7, nn::PredictionType::UV);
+  auto normals = tiny_net(8, nn::PredictionType::Normals);
+  predict::PredictorOptions options;
+  options.precision = predict::Precision::BFloat16;
+  if (!predict::cpu_has_native_bf16()) {
+    require_throws_with<ValueError>([&] { predict::Predictor(uv, normals, options); },
+                                    {"native bfloat16", "use precision float32"});
+    return;
+  }
+  const predict::Predictor p16(uv, normals, options);
+  const predict::Predictor p32(uv, normals);
+  const auto x = torch::rand({1, 3, 64, 64});
+  const auto r16 = p16.predict(x), r32 = p32.predict(x);
+  REQUIRE(r16.uv_raw.scalar_type() == torch::kFloat);
+  REQUIRE(r16.normals.scalar_type() == torch::kFloat);
+  // bfloat16 keeps 8 significant bits: close to float32, but not equal
+  const double uv_err = (r16.uv_raw - r32.uv_raw).abs().max().item<double>();
+  CHECK(uv_err > 0);
+  CHECK(uv_err < 0.1 * r32.uv_raw.abs().max().item<double>());
+  CHECK((r16.normals - r32.normals).abs().max().item<double>() < 0.2);
+  // the caller's networks stay float32; the predictor holds bfloat16 copies
+  CHECK(uv->parameters()[0].scalar_type() == torch::kFloat);
+  CHECK(p16.uv_net()->parameters()[0].scalar_type() == torch::kBFloat16);
+}

@@ -148,6 +148,19 @@ def test_predictor_loads_both_networks_and_resizes_inputs(tmp_path):
     with torch.no_grad():
         direct = nets["uv_map"][0](prepared.permute(0, 2, 3, 1)[:, None])["uv_map"][:, 0]
     assert (no_mirror.predict(x)["uv_raw"] - direct).abs().max().item() < TOL
+    assert no_mirror.precision == "float32"
+    # bfloat16: close to float32 on a CPU that has it, a clear refusal elsewhere
+    uv_path = str(tmp_path / "uv_map.safetensors")
+    if ppred.cpu_has_native_bf16():
+        p16 = ppred.Predictor(uv=uv_path, precision="bf16")
+        assert p16.precision == "bf16" and "precision=bf16" in repr(p16)
+        err = (p16.predict(x)["uv_raw"] - out["uv_raw"]).abs().max().item()
+        assert 0 < err < 0.1 * out["uv_raw"].abs().max().item()
+    else:
+        with pytest.raises(ValueError, match="native bfloat16"):
+            ppred.Predictor(uv=uv_path, precision="bf16")
+    with pytest.raises(ValueError, match="float32 or bf16"):
+        ppred.Predictor(uv=uv_path, precision="half")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -72,3 +72,6 @@ def test_program_exit_codes_for_bad_command_lines():
     r = subprocess.run([BIN, "info", "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown option --bogus" in r.stderr
     assert subprocess.run([BIN], capture_output=True).returncode == 2
+    for cmd in (["predict", "no-such-photo.jpg"], ["reconstruct", "no-such-photo.jpg"]):
+        r = subprocess.run([BIN, *cmd, "--precision", "fp16"], capture_output=True, text=True)
+        assert r.returncode == 2 and "--precision: expected float32 or bf16, found 'fp16'" in r.stderr
