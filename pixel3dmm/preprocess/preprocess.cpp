@@ -193,8 +193,9 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   return results;
 }
 
-// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; dlib's landmarks of the face
-// nearest to that box, mapped into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
+// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; PIPNet's landmarks on the 512
+// crop when its weights are given (official stage 2), else dlib's landmarks of the face nearest to that box, mapped
+// into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
 // 8 bits first (exact for images read from 8-bit files).
 std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
   const std::string name = source.empty() ? "the image" : source;
