@@ -1,15 +1,21 @@
 // Preprocessing stages on Debian's dlib example photo 2008_001322.jpg (500 x 375, three faces): landmark model
 // load, detection (with the automatic upsampling), the whole result with and without GrabCut, and the parts
 // after detection (crop, pupils, masks) at 512 px. Skips with a message when the photo or model is missing.
+// With converted official weights, `bench_preprocess FaceBoxesV2.safetensors pipnet.safetensors` also times the
+// official path (FaceBoxesV2 on the photo, the official crop, FaceBoxes again on the 512 crop, PIPNet) on 2 threads;
+// the figures do not depend on the weights' values, so seeded random weights time it as well.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
 #include "bench_util.h"
+#include "pixel3dmm/core/runtime.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/preprocess/official_crop.h"
+#include "pixel3dmm/preprocess/pipnet.h"
 #include "pixel3dmm/preprocess/preprocess.h"
 
-int main() {
+int main(int argc, char** argv) {
   using namespace pixel3dmm;
   using namespace pixel3dmm::preprocess;
   bench::print_header("preprocess (dlib HOG + 68 landmarks, 512 crop; photo 500 x 375, largest of 3 faces)");
@@ -44,5 +50,41 @@ int main() {
   no_gc.grabcut = false;
   std::printf("%-44s %10.1f ms\n", "  masks, landmarks",
               bench::median_ms([&] { (void)masks_from_landmarks(r.crop, lm, no_gc); }));
+  if (argc < 3) {
+    std::printf("(official path not timed: give converted FaceBoxesV2 and PIPNet weights as arguments)\n");
+    return 0;
+  }
+  set_num_threads(2);
+  std::printf("official path, 2 threads (FaceBoxesV2 %s, PIPNet %s):\n", argv[1], argv[2]);
+  const FaceBoxesDetector faceboxes(argv[1]);
+  const PipNetDetector pipnet(argv[2]);
+  const auto bgr = (image[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().to(torch::kUInt8).contiguous();
+  const auto boxes = faceboxes.detect(bgr);
+  if (boxes.empty()) {
+    std::printf("skipped: FaceBoxes finds no face in the photo with these weights\n");
+    return 0;
+  }
+  const auto crop = official_crop({boxes.front()}, bgr.size(0), bgr.size(1));
+  const auto crop512 = official_crop_image(bgr, crop, 512);
+  const auto box = pipnet_face_box(faceboxes.detect(crop512), 512, 512);
+  std::printf("%-44s %10.1f ms\n", "  FaceBoxesV2 on the photo", bench::median_ms([&] { (void)faceboxes.detect(bgr); }));
+  std::printf("%-44s %10.1f ms\n", "  official crop -> 512",
+              bench::median_ms([&] { (void)official_crop_image(bgr, crop, 512); }));
+  std::printf("%-44s %10.1f ms\n", "  FaceBoxesV2 on the 512 crop",
+              bench::median_ms([&] { (void)faceboxes.detect(crop512); }));
+  if (!box) {
+    std::printf("skipped PIPNet: no box passes 0.99 on the crop with these weights\n");
+    return 0;
+  }
+  std::printf("%-44s %10.1f ms\n", "  PIPNet (input, network, decode, merge)",
+              bench::median_ms([&] { (void)pipnet.landmarks(crop512, *box); }));
+  PreprocessOptions oo;
+  oo.crop = "official";
+  oo.faceboxes = argv[1];
+  oo.pipnet = argv[2];
+  oo.mask_method = "landmarks";
+  const Preprocessor official(oo);
+  std::printf("%-44s %10.1f ms\n", "preprocess official + PIPNet, masks landmarks",
+              bench::median_ms([&] { (void)official.image(image); }));
   return 0;
 }

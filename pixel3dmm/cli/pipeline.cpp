@@ -50,6 +50,9 @@ void declare_pipeline_options(Args& args, bool networks) {
         .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
         .option("faceboxes", "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
                              "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks")
+        .option("pipnet", "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
+                          "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
+                          "instead of dlib's")
         .option("masks",
                 "how to make the fit masks: auto (segmentation when --segmentation is given, else "
                 "landmarks+grabcut), landmarks+grabcut, landmarks, segmentation",
@@ -79,10 +82,27 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
     o.preprocess.crop = "official";
     o.preprocess.faceboxes = args.get("faceboxes");
   }
+  if (args.has("pipnet")) {
+    PIXEL3DMM_CHECK_T(UsageError, args.has("faceboxes"),
+                      "--pipnet runs on the official crop: give --faceboxes too (PIPNet's box comes from FaceBoxesV2)");
+    o.preprocess.pipnet = args.get("pipnet");
+  }
   if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
+}
+
+void print_preprocessing(const preprocess::PreprocessOptions& o) {
+  if (o.crop == "official")
+    std::printf("face box: FaceBoxesV2 (%s), the official crop rule\n", o.faceboxes.c_str());
+  else
+    std::printf("face box: dlib's face detector, crop from its landmark box\n");
+  if (!o.pipnet.empty())
+    std::printf("landmarks: PIPNet (%s), WFLW 98 -> 68 + pupils as the official tracker takes them\n",
+                o.pipnet.c_str());
+  else
+    std::printf("landmarks: dlib's 68-point model, pupils by the dark-blob finder\n");
 }
 
 void declare_identity_options(Args& args) {

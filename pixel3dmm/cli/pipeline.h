@@ -20,6 +20,9 @@ void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
 reconstruct::ReconstructorOptions pipeline_options(const Args& args);
 
+/// Two lines: which face box / crop rule and which landmark model the preprocessing runs.
+void print_preprocessing(const preprocess::PreprocessOptions& options);
+
 /// --mica, --scrfd, --identity, --identity-prior: the fit's identity prior (`reconstruct`, `fit`).
 void declare_identity_options(Args& args);
 /// The prior those flags choose (empty options: none). UsageError for --mica with --identity, --scrfd without

@@ -25,6 +25,7 @@ int run_predict(const std::vector<std::string>& argv) {
   const std::string out = args.get("out");
   prepare_output_folder(out);
   const reconstruct::Reconstructor rec(options);
+  print_preprocessing(options.preprocess);
   const auto outcomes = for_each_image(images, out, [&](const std::string& image, const std::string& folder) {
     const auto input = rec.preprocess(image);
     const auto predictions = rec.predict(input);

@@ -45,6 +45,7 @@ int run_reconstruct(const std::vector<std::string>& argv) {
   else
     std::printf("pixel3dmm reconstruct: %zu photo(s) -> %s\n", images.size(), out.c_str());
   const reconstruct::Reconstructor rec(options);
+  print_preprocessing(options.preprocess);
   print_identity_prior(rec.identity_prior());
   const int steps = options.fit.camera.steps + options.fit.iters;
   std::vector<std::string> used;

@@ -45,6 +45,9 @@ void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop != "official" || !o.faceboxes.empty(),
                   "PreprocessOptions: crop 'official' needs FaceBoxesV2 weights in `faceboxes` (convert FaceBoxesV2.pth "
                   "with python -m pixel3dmm.convert_preprocessing faceboxes)");
+  PIXEL3DMM_CHECK(o.pipnet.empty() || o.crop == "official",
+                  "PreprocessOptions: PIPNet landmarks (pipnet = '", o.pipnet, "') run on the official crop: set crop "
+                  "'official' and give FaceBoxesV2 weights in `faceboxes`");
   // A label image that would be silently ignored is a mistake, not a preference.
   PIXEL3DMM_CHECK(o.segmentation.empty() || o.mask_method == "auto" || o.mask_method == "segmentation",
                   "PreprocessOptions: a label image is given (segmentation = '", o.segmentation,
@@ -119,6 +122,7 @@ torch::Tensor normalize_image(const torch::Tensor& image, const std::string& wha
 Preprocessor::Preprocessor(const PreprocessOptions& options)
     : options_(options), detector_((check_options(options), detector_options(options))) {
   if (options_.crop == "official") faceboxes_ = std::make_shared<const FaceBoxesDetector>(options_.faceboxes);
+  if (!options_.pipnet.empty()) pipnet_ = std::make_shared<const PipNetDetector>(options_.pipnet);
 }
 
 std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const std::string& source, bool all) const {
@@ -183,13 +187,15 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.image_width = W0;
     p.source = source;
     p.crop_method = "landmarks";
+    p.landmark_method = "dlib";
     results.push_back(std::move(p));
   }
   return results;
 }
 
-// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; dlib's landmarks of the face
-// nearest to that box, mapped into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
+// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; PIPNet's landmarks on the 512
+// crop when its weights are given (official stage 2), else dlib's landmarks of the face nearest to that box, mapped
+// into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
 // 8 bits first (exact for images read from 8-bit files).
 std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
   const std::string name = source.empty() ? "the image" : source;
@@ -207,26 +213,6 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   const int64_t rh = region.size(0), rw = region.size(1);
   const torch::Tensor crop_bgr = official_crop_image(bgr, crop, o.crop_size);
 
-  std::vector<Face> faces = detector_.detect(img);
-  if (faces.empty()) {
-    throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (",
-                             boxes.front().x, ", ", boxes.front().y, ", ", boxes.front().width, " x ",
-                             boxes.front().height, "); the landmarks still come from dlib"));
-  }
-  // The dlib face whose box centre is nearest to FaceBoxes' box centre.
-  const double fx = boxes.front().x + 0.5 * boxes.front().width, fy = boxes.front().y + 0.5 * boxes.front().height;
-  const Face* face = &faces.front();
-  double best = 1e300;
-  for (const Face& f : faces) {
-    const auto b = f.box.to(torch::kDouble);
-    const double dx = 0.5 * (b[0].item<double>() + b[2].item<double>()) - fx;
-    const double dy = 0.5 * (b[1].item<double>() + b[3].item<double>()) - fy;
-    if (dx * dx + dy * dy < best) {
-      best = dx * dx + dy * dy;
-      face = &f;
-    }
-  }
-
   Preprocessed p;
   // Source pixels -> crop pixels for the region (c0, r0, rw x rh) resized to S x S (cv::resize pixel centres).
   const int64_t r0 = std::clamp<int64_t>(crop.ymin < 0 ? crop.ymin + H : crop.ymin, 0, H);
@@ -239,11 +225,49 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
                  .view({2, 3});
   p.crop_box = CropBox{c0, r0, rw};
   p.crop = crop_bgr.flip({2}).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).div(255.0f).contiguous();
-  const torch::Tensor lm = apply_affine(face->landmarks, p.affine);
+  torch::Tensor lm;
+  if (pipnet_) {
+    // The official stage 2 on the official 512 crop, whatever crop_size is: FaceBoxes again (score >= 0.99), the
+    // box moved down, PIPNet's 98 points as fractions of the crop; 68 + pupils taken as the tracker takes them,
+    // times the crop side (the tracker multiplies by its image size).
+    const torch::Tensor crop512 = o.crop_size == 512 ? crop_bgr : official_crop_image(bgr, crop, 512);
+    const auto box = pipnet_face_box(faceboxes_->detect(crop512), 512, 512);
+    if (!box) {
+      throw NoFaceFound(concat("no face found in ", name, " by FaceBoxesV2 on the official 512 crop with score >= ",
+                               kPipnetMinScore, " (the official gate before PIPNet)"));
+    }
+    p.wflw = pipnet_->landmarks(crop512, *box);
+    const auto [lm68, pupils] = wflw_landmarks_and_pupils(p.wflw);
+    lm = (lm68 * S).to(torch::kFloat);
+    p.iris = (pupils * S).to(torch::kFloat).unsqueeze(0);
+    p.landmark_method = "pipnet";
+  } else {
+    std::vector<Face> faces = detector_.detect(img);
+    if (faces.empty()) {
+      throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (",
+                               boxes.front().x, ", ", boxes.front().y, ", ", boxes.front().width, " x ",
+                               boxes.front().height, "); the landmarks still come from dlib"));
+    }
+    // The dlib face whose box centre is nearest to FaceBoxes' box centre.
+    const double fx = boxes.front().x + 0.5 * boxes.front().width, fy = boxes.front().y + 0.5 * boxes.front().height;
+    const Face* face = &faces.front();
+    double best = 1e300;
+    for (const Face& f : faces) {
+      const auto b = f.box.to(torch::kDouble);
+      const double dx = 0.5 * (b[0].item<double>() + b[2].item<double>()) - fx;
+      const double dy = 0.5 * (b[1].item<double>() + b[3].item<double>()) - fy;
+      if (dx * dx + dy * dy < best) {
+        best = dx * dx + dy * dy;
+        face = &f;
+      }
+    }
+    lm = apply_affine(face->landmarks, p.affine);
+    PupilOptions popt;
+    popt.dark_fraction = o.pupil_dark_fraction;
+    p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
+    p.landmark_method = "dlib";
+  }
   p.landmarks = lm.unsqueeze(0);
-  PupilOptions popt;
-  popt.dark_fraction = o.pupil_dark_fraction;
-  p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
   attach_masks(p, o, resolved_mask_method(o), lm, H, W);
   const auto& fb = boxes.front();
   p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),

@@ -13,6 +13,7 @@
 #include "pixel3dmm/preprocess/face_detector.h"
 #include "pixel3dmm/preprocess/faceboxes.h"
 #include "pixel3dmm/preprocess/masks.h"
+#include "pixel3dmm/preprocess/pipnet.h"
 #include "pixel3dmm/preprocess/pupils.h"
 
 namespace pixel3dmm::preprocess {
@@ -29,6 +30,10 @@ struct PreprocessOptions {
   std::string crop = "landmarks";
   /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth).
   std::string faceboxes;
+  /// Converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth --meanface ...), crop
+  /// "official" only: the 68 landmarks and pupils come from PIPNet's 98 on the 512 crop (the official stage 2: a
+  /// second FaceBoxes pass with the 0.99 gate) instead of dlib. Empty: dlib's 68 and the pupil finder.
+  std::string pipnet;
   /// Images whose long side exceeds this are shrunk to it (area averaging) before anything else: bounds the
   /// memory and time of very large photos; results still map to the original pixels through `affine`.
   /// <= 0: no limit. (io::read_image separately refuses files above io::max_image_pixels().)
@@ -78,6 +83,8 @@ struct Preprocessed {
   std::string source;       ///< file path, or empty for an in-memory image
   std::string mask_method;  ///< how the masks were made (resolved: never "auto")
   std::string crop_method;  ///< "landmarks" or "official" (then `box` and `score` are FaceBoxes')
+  std::string landmark_method;  ///< "dlib" (68 + pupil finder) or "pipnet" (WFLW 98 -> 68 + pupils 96, 97)
+  torch::Tensor wflw;           ///< PIPNet only: 98 x 2 float64 WFLW points as fractions of the crop (official export)
 };
 
 /// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, H x W x C (channels last when the last side
@@ -107,6 +114,7 @@ class Preprocessor {
   PreprocessOptions options_;
   FaceDetector detector_;
   std::shared_ptr<const FaceBoxesDetector> faceboxes_;  ///< loaded when options.crop == "official"
+  std::shared_ptr<const PipNetDetector> pipnet_;        ///< loaded when options.pipnet is given
 };
 
 /// One-shot versions (load the detector each call).

@@ -85,10 +85,14 @@ void write_fit_inputs(const std::string& folder, const preprocess::Preprocessed&
                 {"crop_size", input.crop.size(-1)},
                 {"score", input.score},
                 {"mask_method", input.mask_method},
+                {"crop_method", input.crop_method},
+                {"landmark_method", input.landmark_method},
                 {"landmarks", io::tensor_to_json(input.landmarks[0])},
                 {"iris", io::tensor_to_json(input.iris[0])},
                 {"affine", io::tensor_to_json(input.affine)},
                 {"box", io::tensor_to_json(input.box.reshape({4}))}};
+  // PIPNet's 98 WFLW points as the official PIPnet_landmarks/*.npy holds them (fractions of the crop).
+  if (input.wflw.defined()) j["wflw"] = io::tensor_to_json(input.wflw);
   io::write_json((dir / "preprocess.json").string(), j);
   io::write_safetensors((dir / "masks.safetensors").string(), {{"uv_mask", input.uv_mask.contiguous()},
                                                               {"normal_mask", input.normal_mask.contiguous()},
@@ -118,6 +122,8 @@ FitInputs read_fit_inputs(const std::string& folder) {
   in.affine = from_json_rows(j, 2, 3, json_path, "affine", torch::kDouble);
   in.source = j.value("source", std::string());
   in.mask_method = j.value("mask_method", std::string());
+  in.crop_method = j.value("crop_method", std::string());
+  in.landmark_method = j.value("landmark_method", std::string());
   in.image_height = j.value("image_height", int64_t{0});
   in.image_width = j.value("image_width", int64_t{0});
   in.score = j.value("score", 0.0);

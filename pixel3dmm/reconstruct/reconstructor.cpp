@@ -91,6 +91,8 @@ void Reconstructor::write(const std::string& folder, const Reconstruction& r, do
   io::json report = {{"source", r.input.source},
                      {"face_score", r.input.score},
                      {"mask_method", r.input.mask_method},
+                     {"crop_method", r.input.crop_method},
+                     {"landmark_method", r.input.landmark_method},
                      {"images_in_fit", r.result.vertices.size(0)},
                      {"index_in_fit", r.index},
                      {"iterations", r.result.iterations},

@@ -1,6 +1,7 @@
 """Converts the official preprocessing's weight files into pixel3dmm's format (safetensors).
 
     /usr/bin/python3 -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth [-o faceboxes.safetensors]
+    /usr/bin/python3 -m pixel3dmm.convert_preprocessing pipnet epoch59.pth --meanface meanface.txt [-o pipnet.safetensors]
 
 ``faceboxes``: PIPNet's ``FaceBoxesV2/weights/FaceBoxesV2.pth`` (a legacy, non-zip ``torch.save`` of a state dict
 whose keys carry the ``module.`` prefix of ``nn.DataParallel``) -> ``FaceBoxesV2.safetensors`` with the prefix
@@ -8,8 +9,17 @@ removed, floats as float32, metadata ``format = pixel3dmm-faceboxes``. The file 
 unpickler (tensors and an OrderedDict only; any other global is refused by name), checked key by key against the
 network (every missing, unexpected or mis-shaped tensor is named), then loaded with the C++ loader; if anything
 fails, nothing is left behind.
+
+``pipnet``: the PIPNet snapshot ``epoch59.pth`` of ``pip_32_16_60_r18_l2_l1_10_1_nb10`` (PIPNet's
+``snapshots/WFLW/pip_32_16_60_r18_l2_l1_10_1_nb10/``; a ``torch.save`` of ``Pip_resnet18``'s state dict, torchvision
+ResNet-18 names plus the five heads) and PIPNet's ``data/WFLW/meanface.txt`` (its first line: 196 numbers, the 98
+(x, y) points of the WFLW mean face, from which the decoding's neighbour lists are built) -> one
+``.safetensors`` with the tensors under their official names and metadata ``format = pixel3dmm-pipnet``,
+``meanface`` (the 196 numbers, each written as Python's ``repr`` of the value read, so the C++ loader reads back the
+same doubles) and ``meanface_source`` / ``source`` (the two file names). Same unpickler, checks and clean-up as above.
 """
 import argparse
+import math
 import os
 import sys
 from typing import Dict, List, Optional
@@ -19,9 +29,11 @@ import torch
 from . import restricted_pickle as rp
 from .convert_checkpoint import _TORCH_GLOBALS, _save_safetensors, _torch_load
 
-__all__ = ["load_state_dict", "faceboxes_shapes", "convert_faceboxes", "main"]
+__all__ = ["load_state_dict", "faceboxes_shapes", "convert_faceboxes", "pipnet_shapes", "read_meanface",
+           "convert_pipnet", "main"]
 
 FACEBOXES_FORMAT = "pixel3dmm-faceboxes"
+PIPNET_FORMAT = "pixel3dmm-pipnet"
 
 
 def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
@@ -72,7 +84,52 @@ def faceboxes_shapes() -> Dict[str, tuple]:
     return s
 
 
-def _check_against(sd: Dict[str, torch.Tensor], shapes: Dict[str, tuple], source: str, optional_suffix: str) -> None:
+def _bn(prefix: str, c: int) -> Dict[str, tuple]:
+    return {**{f"{prefix}.{n}": (c,) for n in ("weight", "bias", "running_mean", "running_var")},
+            f"{prefix}.num_batches_tracked": ()}
+
+
+def pipnet_shapes(num_lms: int = 98, num_nb: int = 10) -> Dict[str, tuple]:
+    """The tensors of Pip_resnet18 (net_stride 32): torchvision's ResNet-18 without fc, and the five 1x1 heads."""
+    s: Dict[str, tuple] = {"conv1.weight": (64, 3, 7, 7), **_bn("bn1", 64)}
+    cin = 64
+    for layer, cout in enumerate((64, 128, 256, 512), 1):
+        for block in (0, 1):
+            p = f"layer{layer}.{block}"
+            s[f"{p}.conv1.weight"] = (cout, cin if block == 0 else cout, 3, 3)
+            s.update(_bn(f"{p}.bn1", cout))
+            s[f"{p}.conv2.weight"] = (cout, cout, 3, 3)
+            s.update(_bn(f"{p}.bn2", cout))
+            if block == 0 and cin != cout:
+                s[f"{p}.downsample.0.weight"] = (cout, cin, 1, 1)
+                s.update(_bn(f"{p}.downsample.1", cout))
+        cin = cout
+    for head, n in (("cls", num_lms), ("x", num_lms), ("y", num_lms), ("nb_x", num_lms * num_nb),
+                    ("nb_y", num_lms * num_nb)):
+        s[f"{head}_layer.weight"], s[f"{head}_layer.bias"] = (n, 512, 1, 1), (n,)
+    return s
+
+
+def read_meanface(path: str, num_lms: int = 98) -> List[float]:
+    """PIPNet's meanface.txt: the numbers on its first line, as get_meanface reads them (num_lms (x, y) pairs)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: mean-face file not found (PIPNet's data/WFLW/meanface.txt)")
+    try:
+        with open(path, encoding="ascii") as f:
+            first = f.readline()
+        values = [float(x) for x in first.strip().split()]
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path}: not a PIPNet mean-face file ({e})") from e
+    if len(values) != 2 * num_lms:
+        raise ValueError(f"{path}: expected {2 * num_lms} numbers ({num_lms} WFLW points) on the first line, "
+                         f"found {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{path}: the mean face holds non-finite numbers")
+    return values
+
+
+def _check_against(sd: Dict[str, torch.Tensor], shapes: Dict[str, tuple], source: str, optional_suffix: str,
+                   what: str = "FaceBoxesV2") -> None:
     missing = [k for k in shapes if k not in sd and not k.endswith(optional_suffix)]
     unexpected = [k for k in sd if k not in shapes]
     misshaped = [f"{k} (expected {list(shapes[k])}, found {list(sd[k].shape)})" for k in shapes
@@ -80,7 +137,7 @@ def _check_against(sd: Dict[str, torch.Tensor], shapes: Dict[str, tuple], source
     if missing or unexpected or misshaped:
         parts = [f"{len(v)} {what}: {', '.join(v)}" for what, v in
                  (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", misshaped)) if v]
-        raise ValueError(f"{source}: not the FaceBoxesV2 state dict; " + "; ".join(parts))
+        raise ValueError(f"{source}: not the {what} state dict; " + "; ".join(parts))
 
 
 def convert_faceboxes(weights: str, output: Optional[str] = None, verify: bool = True) -> str:
@@ -110,6 +167,33 @@ def convert_faceboxes(weights: str, output: Optional[str] = None, verify: bool =
     return output
 
 
+def convert_pipnet(weights: str, meanface: str, output: Optional[str] = None, verify: bool = True) -> str:
+    """epoch59.pth + meanface.txt -> .safetensors (default: beside the weights); returns the path written."""
+    output = output or os.path.splitext(weights)[0] + ".safetensors"
+    values = read_meanface(meanface)
+    sd = load_state_dict(weights)
+    if sd and all(k.startswith("module.") for k in sd):  # a DataParallel snapshot
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    _check_against(sd, pipnet_shapes(), weights, ".num_batches_tracked", "PIPNet ResNet-18 (98 landmarks, 10 "
+                   "neighbours)")
+    tensors = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise ValueError(f"{weights}: tensors with non-finite values: {', '.join(nonfinite)}")
+    _save_safetensors(output, tensors, {"format": PIPNET_FORMAT, "source": os.path.basename(weights),
+                                        "meanface": " ".join(repr(v) for v in values),
+                                        "meanface_source": os.path.basename(meanface)})
+    if verify:
+        try:
+            from ._C import preprocess as _pp
+            _pp.PipNetDetector(output)
+        except BaseException:
+            if os.path.exists(output):
+                os.unlink(output)
+            raise
+    return output
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pixel3dmm.convert_preprocessing",
                                  description=__doc__.split("\n\n")[0])
@@ -118,9 +202,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     fb.add_argument("weights", help="FaceBoxesV2.pth")
     fb.add_argument("-o", "--output", help="file to write (default: <weights>.safetensors)")
     fb.add_argument("--no-verify", action="store_true", help="skip loading the result with the C++ loader")
+    pn = sub.add_parser("pipnet", help="PIPNet's epoch59.pth of pip_32_16_60_r18_l2_l1_10_1_nb10 (+ meanface.txt)")
+    pn.add_argument("weights", help="epoch59.pth")
+    pn.add_argument("--meanface", required=True, help="PIPNet's data/WFLW/meanface.txt (stored in the output)")
+    pn.add_argument("-o", "--output", help="file to write (default: <weights>.safetensors)")
+    pn.add_argument("--no-verify", action="store_true", help="skip loading the result with the C++ loader")
     args = ap.parse_args(argv)
     try:
-        out = convert_faceboxes(args.weights, args.output, verify=not args.no_verify)
+        if args.what == "pipnet":
+            out = convert_pipnet(args.weights, args.meanface, args.output, verify=not args.no_verify)
+        else:
+            out = convert_faceboxes(args.weights, args.output, verify=not args.no_verify)
     except (ValueError, FileNotFoundError, RuntimeError, rp.pickle.UnpicklingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -38,6 +38,10 @@ official_crop = _pp.official_crop
 official_crop_image = _pp.official_crop_image
 official_crop_region = _pp.official_crop_region
 pipnet_face_box = _pp.pipnet_face_box
+# The official 98 landmarks (PIPNet weights + mean face converted by pixel3dmm.convert_preprocessing pipnet)
+PipNetDetector = _pp.PipNetDetector
+wflw_to_ibug68 = _pp.wflw_to_ibug68
+wflw_landmarks_and_pupils = _pp.wflw_landmarks_and_pupils
 
 __all__ = [
     "PreprocessOptions",
@@ -67,4 +71,7 @@ __all__ = [
     "official_crop_image",
     "official_crop_region",
     "pipnet_face_box",
+    "PipNetDetector",
+    "wflw_to_ibug68",
+    "wflw_landmarks_and_pupils",
 ]

@@ -73,6 +73,9 @@ void bind_preprocess(py::module_& m) {
                      "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
       .def_readwrite("faceboxes", &PreprocessOptions::faceboxes,
                      "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
+      .def_readwrite("pipnet", &PreprocessOptions::pipnet,
+                     "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet): the official 98 "
+                     "landmarks -> 68 + pupils instead of dlib; crop 'official' only")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
                      "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
                      "'landmarks+grabcut', 'landmarks' or 'segmentation'")
@@ -103,6 +106,8 @@ void bind_preprocess(py::module_& m) {
   def_tensor_field(res, "fg_mask", &Preprocessed::fg_mask, "1 x S x S float32 {0, 1}");
   def_tensor_field(res, "valid_bg", &Preprocessed::valid_bg, "1 x S x S float32 {0, 1}");
   def_tensor_field(res, "affine", &Preprocessed::affine, "2 x 3 float64: photo pixels -> crop pixels");
+  def_tensor_field(res, "wflw", &Preprocessed::wflw,
+                   "PIPNet only: 98 x 2 float64 WFLW points, fractions of the crop (the official export)");
   def_tensor_field(res, "box", &Preprocessed::box, "4 float32 detector box x0, y0, x1, y1 in photo pixels");
   res.def_readwrite("score", &Preprocessed::score, "detector score")
       .def_readwrite("image_height", &Preprocessed::image_height)
@@ -110,6 +115,7 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("source", &Preprocessed::source, "file path ('' for an in-memory image)")
       .def_readwrite("mask_method", &Preprocessed::mask_method)
       .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
+      .def_readwrite("landmark_method", &Preprocessed::landmark_method, "'dlib' or 'pipnet'")
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height

@@ -1,4 +1,4 @@
-// Bindings of the official preprocessing's networks in pixel3dmm/preprocess (FaceBoxesV2).
+// Bindings of the official preprocessing's networks in pixel3dmm/preprocess (FaceBoxesV2, PIPNet).
 #include <pybind11/stl.h>
 
 #include "bindings.h"
@@ -6,6 +6,7 @@
 #include "pixel3dmm/preprocess/detail/numpy_argsort.h"
 #include "pixel3dmm/preprocess/faceboxes.h"
 #include "pixel3dmm/preprocess/official_crop.h"
+#include "pixel3dmm/preprocess/pipnet.h"
 
 namespace pixel3dmm::python {
 
@@ -60,6 +61,34 @@ py::dict crop_dict(const preprocess::OfficialCrop& c) {
   d["used_union"] = c.used_union;
   d["scale"] = c.scale;
   d["ymin_ymax_xmin_xmax"] = py::make_tuple(c.ymin, c.ymax, c.xmin, c.xmax);
+  return d;
+}
+
+preprocess::PipnetBox pipnet_box_from(const py::sequence& s) {
+  PIXEL3DMM_CHECK(s.size() == 4, "PIPNet's box is (x, y, xmax, ymax)");
+  preprocess::PipnetBox b;
+  b.x = s[0].cast<int64_t>();
+  b.y = s[1].cast<int64_t>();
+  b.xmax = s[2].cast<int64_t>();
+  b.ymax = s[3].cast<int64_t>();
+  return b;
+}
+
+py::tuple heads_tuple(const preprocess::PipNetHeads& h) { return py::make_tuple(h.cls, h.x, h.y, h.nb_x, h.nb_y); }
+
+preprocess::PipNetHeads heads_from(const py::sequence& s) {
+  PIXEL3DMM_CHECK(s.size() == 5, "PIPNet's heads are (cls, x, y, nb_x, nb_y)");
+  return {s[0].cast<torch::Tensor>(), s[1].cast<torch::Tensor>(), s[2].cast<torch::Tensor>(),
+          s[3].cast<torch::Tensor>(), s[4].cast<torch::Tensor>()};
+}
+
+py::dict neighbours_dict(const preprocess::PipNetNeighbours& n) {
+  py::dict d;
+  d["mean_face"] = n.mean_face;
+  d["neighbours"] = n.neighbours;
+  d["reverse_landmark"] = n.reverse_landmark;
+  d["reverse_neighbour"] = n.reverse_neighbour;
+  d["max_len"] = n.max_len;
   return d;
 }
 
@@ -168,6 +197,66 @@ void bind_preprocess_official(py::module_& m) {
       },
       py::arg("detections"), py::arg("height"), py::arg("width"),
       "Detections on a crop, highest score first -> PIPNet's box (x, y, xmax, ymax), or None below score 0.99.");
+
+  py::class_<preprocess::PipNetDetector>(m, "PipNetDetector",
+                                         "PIPNet ResNet-18 (official epoch59.pth converted by "
+                                         "pixel3dmm.convert_preprocessing pipnet) + the official decoding and merge.")
+      .def(py::init<const std::string&>(), py::arg("weights"))
+      .def(
+          "landmarks",
+          [](const preprocess::PipNetDetector& d, const torch::Tensor& bgr, const py::sequence& box) {
+            return d.landmarks(bgr, pipnet_box_from(box));
+          },
+          py::arg("bgr"), py::arg("box"),
+          "bgr: the 512 crop, H x W x 3 uint8; box (x, y, xmax, ymax) from pipnet_face_box -> 98 x 2 float64 "
+          "fractions of the crop (the official export).")
+      .def(
+          "forward", [](const preprocess::PipNetDetector& d, const torch::Tensor& input) {
+            return heads_tuple(d.forward(input));
+          },
+          py::arg("input"), "1 x 3 x 256 x 256 float32 (pipnet_input) -> (cls, x, y, nb_x, nb_y).")
+      .def_property_readonly("neighbours", [](const preprocess::PipNetDetector& d) {
+        return neighbours_dict(d.neighbours());
+      })
+      .def_property_readonly("source", &preprocess::PipNetDetector::source);
+  m.def(
+      "pipnet_neighbours",
+      [](const torch::Tensor& mean_face, int64_t n) { return neighbours_dict(preprocess::pipnet_neighbours(mean_face, n)); },
+      py::arg("mean_face"), py::arg("num_neighbours") = 10,
+      "L x 2 mean face -> dict mean_face, neighbours (L x N), reverse_landmark, reverse_neighbour (L x max_len), "
+      "max_len.");
+  m.def(
+      "pipnet_input",
+      [](const torch::Tensor& bgr, const py::sequence& box, int64_t size) {
+        return preprocess::pipnet_input(bgr, pipnet_box_from(box), size);
+      },
+      py::arg("bgr"), py::arg("box"), py::arg("input_size") = 256,
+      "The official network input: red rectangle drawn, box region, INTER_LINEAR resize, RGB, ImageNet "
+      "normalisation -> 1 x 3 x S x S float32.");
+  m.def(
+      "pipnet_decode",
+      [](const py::sequence& heads, const torch::Tensor& mean_face, int64_t size) {
+        const auto h = heads_from(heads);
+        const int64_t L = h.cls.size(1);
+        return preprocess::pipnet_decode(h, preprocess::pipnet_neighbours(mean_face, h.nb_x.size(1) / L), size);
+      },
+      py::arg("heads"), py::arg("mean_face"), py::arg("input_size") = 256,
+      "(cls, x, y, nb_x, nb_y) of batch 1, the mean face -> L x 2 float32 merged landmarks (fractions of the input).");
+  m.def(
+      "pipnet_export",
+      [](const torch::Tensor& merged, const py::sequence& box, int64_t height, int64_t width) {
+        return preprocess::pipnet_export(merged, pipnet_box_from(box), height, width);
+      },
+      py::arg("merged"), py::arg("box"), py::arg("height"), py::arg("width"),
+      "L x 2 float32 merged landmarks, PIPNet's box on a height x width crop -> L x 2 float64 fractions of the crop.");
+  m.def("wflw_to_ibug68", &preprocess::wflw_to_ibug68, "The 68 WFLW indices the official tracker takes, iBUG order.");
+  m.def(
+      "wflw_landmarks_and_pupils",
+      [](const torch::Tensor& wflw) {
+        const auto [lm, pupils] = preprocess::wflw_landmarks_and_pupils(wflw);
+        return py::make_tuple(lm, pupils);
+      },
+      py::arg("wflw"), "[P x] 98 x 2 WFLW points -> (68 iBUG landmarks, pupils WFLW 96 and 97).");
 }
 
 }  // namespace pixel3dmm::python
