@@ -11,6 +11,7 @@
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/train/dataset.h"
 #include "pixel3dmm/train/synthetic_dataset.h"
 
@@ -79,8 +80,8 @@ void write_preview(const std::string& path, const train::Dataset& d, int64_t row
   for (int64_t i = 0; i < rows; ++i) {
     const auto s = d.get(i);
     const auto gap = torch::ones({3, s.image.size(1), 2});
-    lines.push_back(torch::cat({s.image, gap, train::uv_png_image(s.uv) * s.mask, gap,
-                                train::normals_png_image(s.normals) * s.mask, gap, s.mask.expand({3, -1, -1})},
+    lines.push_back(torch::cat({s.image, gap, io::uv_png_image(s.uv) * s.mask, gap,
+                                io::normals_png_image(s.normals) * s.mask, gap, s.mask.expand({3, -1, -1})},
                                2));
     if (i + 1 < rows) lines.push_back(torch::ones({3, 2, lines.back().size(2)}));
   }

@@ -8,7 +8,7 @@
 
 #include "pixel3dmm/cli/args.h"
 #include "pixel3dmm/core/atomic_file.h"  // write_folder_atomically
-#include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/params.h"
 #include "pixel3dmm/predict/predictor.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 

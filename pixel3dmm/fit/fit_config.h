@@ -3,6 +3,8 @@
 /// of tracker.py; official-fitting.md sections 4-6). `configs/fit.json` mirrors this struct one to one and
 /// docs/fitting.md documents each field.
 
+#include <string>
+
 #include "pixel3dmm/io/config.h"
 
 namespace pixel3dmm::fit {
@@ -66,11 +68,16 @@ struct FitConfig {
   /// A non-finite loss, gradient or parameter during optimisation: false = throw fit::NumericalFault (naming the
   /// stage and step); true = stop there and return the last finite parameters with FitResult::fault set.
   bool stop_on_numerical_fault = false;
+  /// The silhouette term's mask (docs/fitting.md, "The silhouette mask"): "" = the whole mesh's coverage (ours);
+  /// a path to the official uv_mask_eyes.png (face + eyeballs in UV space, > 0 per channel); "masks" = a texture
+  /// generated from the model's face and eyeball vertex masks (fit::region_mask_texture).
+  std::string silhouette_texture;
   CameraStageConfig camera;
   FitLearningRates lr;
   FitLossConfig loss;
 };
 PIXEL3DMM_CONFIG(FitConfig, image_size, iters, n_shape, n_expr, focal_init, use_landmarks, include_neck,
-                 optimise_camera_intrinsics, early_stopping_delta, stop_on_numerical_fault, camera, lr, loss)
+                 optimise_camera_intrinsics, early_stopping_delta, stop_on_numerical_fault, silhouette_texture, camera,
+                 lr, loss)
 
 }  // namespace pixel3dmm::fit

@@ -1,13 +1,16 @@
 #include "pixel3dmm/fit/fitter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
+#include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/flame/rotation.h"
 
 namespace pixel3dmm::fit {
@@ -72,42 +75,6 @@ std::string non_finite_names(const std::map<std::string, torch::Tensor>& named, 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
-FitParams FitParams::initial(int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init) {
-  FitParams p;
-  p.shape = torch::zeros({1, n_shape});
-  p.expression = torch::zeros({batch, n_expr});
-  p.jaw = identity_6d(batch);
-  p.neck = identity_6d(batch);
-  p.eyes = torch::cat({identity_6d(batch), identity_6d(batch)}, 1);
-  p.eyelids = torch::zeros({batch, 2});
-  p.rotation = identity_6d(batch);
-  p.translation = torch::zeros({batch, 3});
-  p.focal = torch::full({1, 1}, focal_init);
-  p.principal_point = torch::zeros({1, 2});
-  return p;
-}
-
-std::map<std::string, torch::Tensor> FitParams::named() const {
-  return {{"shape", shape}, {"exp", expression}, {"jaw", jaw},           {"neck", neck},  {"eyes", eyes},
-          {"eyelids", eyelids}, {"R", rotation}, {"t", translation}, {"fl", focal}, {"pp", principal_point}};
-}
-
-FitParams FitParams::clone() const {
-  FitParams c;
-  c.shape = shape.detach().clone();
-  c.expression = expression.detach().clone();
-  c.jaw = jaw.detach().clone();
-  c.neck = neck.detach().clone();
-  c.eyes = eyes.detach().clone();
-  c.eyelids = eyelids.detach().clone();
-  c.rotation = rotation.detach().clone();
-  c.translation = translation.detach().clone();
-  c.focal = focal.detach().clone();
-  c.principal_point = principal_point.detach().clone();
-  return c;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 FitAssets FitAssets::from_model(const flame::FlameModel& model) {
   const auto& masks = model.masks;
   auto need = [&](const char* name) -> std::vector<int64_t> {
@@ -148,9 +115,17 @@ FitAssets FitAssets::from_model(const flame::FlameModel& model) {
     const auto z = model.v_template.index_select(0, index_tensor(ids)).select(1, 2);
     return ids[z.argmax().item<int64_t>()];
   };
+  // The official pupils are FLAME vertices 4597 (image-left, in right_eyeball) and 4051 (image-right, in
+  // left_eyeball): ids of FLAME's topology (5023 vertices, 9976 faces). Another topology (the synthetic model,
+  // 5023 vertices but other faces) uses the front-most rest-pose vertex of each eyeball.
+  const auto in = [](const std::vector<int64_t>& ids, int64_t v) {
+    return std::find(ids.begin(), ids.end(), v) != ids.end();
+  };
+  const bool flame_topology = model.n_vertices() == 5023 && model.n_faces() == 9976 && in(right, 4597) &&
+                              in(left, 4051);
   const auto iris_left = optional("iris_image_left"), iris_right = optional("iris_image_right");
-  a.iris_vertices = index_tensor({iris_left.empty() ? front_most(right) : iris_left[0],
-                                  iris_right.empty() ? front_most(left) : iris_right[0]});
+  a.iris_vertices = index_tensor({!iris_left.empty() ? iris_left[0] : flame_topology ? 4597 : front_most(right),
+                                  !iris_right.empty() ? iris_right[0] : flame_topology ? 4051 : front_most(left)});
   a.mirror_index = model.mirror_index;
   return a;
 }
@@ -167,6 +142,8 @@ PreparedTargets PreparedTargets::rows(const torch::Tensor& index) const {
                           {&r.iris_mask, &iris_mask}, {&r.corr.target_px, &corr.target_px},
                           {&r.corr.uv_dist2, &corr.uv_dist2}})
     *dst = pick(*src);
+  r.identity_prior = identity_prior;  // one prior for the whole set
+  r.identity_codes = identity_codes;
   return r;
 }
 
@@ -205,18 +182,29 @@ PreparedTargets PreparedTargets::cat(const std::vector<PreparedTargets>& parts) 
   for (const auto& p : parts) px.push_back(p.corr.target_px), d2.push_back(p.corr.uv_dist2);
   r.corr.target_px = torch::cat(px);
   r.corr.uv_dist2 = torch::cat(d2);
+  // The set's prior: the parts' priors weighted by the number of codes each averages.
+  for (const auto& p : parts) {
+    if (!p.identity_prior.defined() || p.identity_codes <= 0) continue;
+    const auto weighted = p.identity_prior * double(p.identity_codes);
+    r.identity_prior = r.identity_prior.defined() ? r.identity_prior + weighted : weighted;
+    r.identity_codes += p.identity_codes;
+  }
+  if (r.identity_prior.defined()) r.identity_prior = r.identity_prior / double(r.identity_codes);
   return r;
 }
 
 namespace {
 
-render::MeshRenderer make_renderer(const flame::FlameModel& model, const FitAssets& assets) {
+render::MeshRenderer make_renderer(const flame::FlameModel& model, const FitAssets& assets,
+                                   const std::string& silhouette) {
   const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
   render::MeshRenderer r(model.faces, per_corner ? model.uv_coords : model.vertex_uv,
                          per_corner ? model.uv_faces : torch::Tensor(), model.n_vertices());
   auto eyes = torch::zeros({model.n_vertices(), 1});
   eyes.index_fill_(0, assets.eye_vertices, 1.0);
   r.set_region_masks(eyes);
+  // The silhouette's mask texture (official: face + eyeballs); none: the whole mesh's coverage (ours).
+  r.set_mask_texture(silhouette_texture(model, silhouette));
   return r;
 }
 
@@ -226,7 +214,7 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
     : flame_(std::move(flame)),
       config_(std::move(config)),
       assets_(FitAssets::from_model(flame_->model())),
-      renderer_(make_renderer(flame_->model(), assets_)) {
+      renderer_(make_renderer(flame_->model(), assets_, config_.silhouette_texture)) {
   PIXEL3DMM_CHECK(flame_->options().rotation() == flame::RotationRep::SixD,
                   "Fitter: the Flame module must take 6D rotations (FlameOptions().rotation(RotationRep::SixD))");
   PIXEL3DMM_CHECK(flame_->dtype() == torch::kFloat, "Fitter: the Flame module must be float32");
@@ -247,6 +235,30 @@ Fitter::Fitter(flame::Flame flame, FitConfig config)
                                 {"camera.lr_focal", cam.lr_focal}, {"camera.lr_pp", cam.lr_pp}})
     PIXEL3DMM_CHECK_T(ValueError, std::isfinite(v) && v >= 0 && v <= std::numeric_limits<float>::max(), "fit.",
                       name, " must be a learning rate in [0, 3.4e38] (float32), found ", v);
+}
+
+std::pair<torch::Tensor, int64_t> Fitter::identity_prior(const std::vector<FitTarget>& targets) const {
+  const int64_t n = config_.n_shape, full = flame_->n_shape();
+  torch::Tensor sum;
+  int64_t count = 0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const torch::Tensor& code = targets[i].identity;
+    if (!code.defined()) continue;
+    const std::string what = "target " + std::to_string(i) + " identity";
+    const int64_t k = code.numel();
+    PIXEL3DMM_CHECK_T(ValueError, (code.dim() == 1 || (code.dim() == 2 && code.size(0) == 1)) && (k == n || k == full),
+                      what, ": expected shape [1, ", n, "] or [", n, "]", (full != n ? " (or " + std::to_string(full) +
+                      " coefficients, the model's identity count, of which the first " + std::to_string(n) +
+                      " are used)" : std::string()), ", found ", shape_string(code.sizes()));
+    PIXEL3DMM_CHECK_T(ValueError, code.is_floating_point(), what, ": expected a floating-point dtype, found ",
+                      code.scalar_type());
+    check_finite(code, what);
+    const auto c = code.detach().to(torch::kFloat).reshape({1, k}).slice(1, 0, n);
+    sum = sum.defined() ? sum + c : c.clone();
+    ++count;
+  }
+  if (count == 0) return {torch::Tensor(), 0};
+  return {sum / double(count), count};
 }
 
 PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {
@@ -314,6 +326,7 @@ PreparedTargets Fitter::prepare(const std::vector<FitTarget>& targets) const {
   if (any_lmk) p.landmarks = torch::cat(lmk), p.landmark_mask = torch::cat(lmkm);
   if (any_iris) p.iris = torch::cat(iris), p.iris_mask = torch::cat(irism);
   p.corr = uv_correspondences(p.uv, assets_.uv_vertex_uv);
+  std::tie(p.identity_prior, p.identity_codes) = identity_prior(targets);
   return p;
 }
 
@@ -438,7 +451,8 @@ std::map<std::string, torch::Tensor> Fitter::full_stage_terms(const FitParams& p
   terms["reg/neck"] = sum_squares(p.neck, i6) * w.reg_neck;
   terms["reg/eye_left"] = sum_squares(p.eyes.slice(1, 0, 6), i6) * w.reg_eyes;
   terms["reg/eye_right"] = sum_squares(p.eyes.slice(1, 6, 12), i6) * w.reg_eyes;
-  terms["reg/shape"] = sum_squares(p.shape) * w.reg_shape;  // MICA prior = 0 (official ignore_mica)
+  // Official: reg/shape pulls toward the MICA code (zero with ignore_mica), reg/shape_general toward zero.
+  terms["reg/shape"] = sum_squares(p.shape, data.identity_prior) * w.reg_shape;
   terms["reg/shape_general"] = sum_squares(p.shape) * w.reg_shape_general;
   if (assets_.mirror_index.defined() && w.reg_mirror > 0)
     terms["reg/mirror"] = mirror_loss(ev.flame.v_shaped, assets_.mirror_index) * w.reg_mirror;
@@ -460,8 +474,13 @@ std::map<std::string, torch::Tensor> Fitter::full_stage_terms(const FitParams& p
     terms["normal"] = normal_loss(data.normals, out.normals, data.normal_mask, out.regions.select(1, 0),
                                   {w.delta_n, w.normal_mask_ksize, w.normal_l2}) *
                       w.normal;
-    if (data.valid_bg.defined())
-      terms["sil"] = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg) * w_sil;
+    if (data.valid_bg.defined()) {
+      // Official: the mean over the texture's channels (uv_mask_eyes.png's three differ in a few thousand texels).
+      const int64_t c = out.mask.size(1);
+      auto sil = silhouette_loss(data.fg_mask, out.mask.select(1, 0), data.valid_bg);
+      for (int64_t k = 1; k < c; ++k) sil = sil + silhouette_loss(data.fg_mask, out.mask.select(1, k), data.valid_bg);
+      terms["sil"] = sil * (w_sil / static_cast<double>(c));
+    }
   }
   return terms;
 }
@@ -472,8 +491,10 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
   PIXEL3DMM_CHECK(!landmarks_only || data.landmarks.defined(), "landmark-only fit: the targets have no landmarks");
   const int64_t s = data.size, b = data.batch;
   const FitLossConfig& w = config_.loss;
+  // Official start: the identity at the prior (MICA's code), everything else neutral.
   FitParams p = start_params ? start_params->clone()
-                             : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init);
+                             : FitParams::initial(b, config_.n_shape, config_.n_expr, config_.focal_init,
+                                                  data.identity_prior);
   FitResult result;
   const UVVertexLossOptions uv_gates{w.delta_uv, w.dist_uv, w.uv_l2};
   auto log_step = [&](const std::string& stage, int step, const std::map<std::string, torch::Tensor>& terms,
@@ -627,6 +648,7 @@ FitResult Fitter::run(const PreparedTargets& data, const FitCallback& on_step, b
   result.vertices = ev.vertices;
   result.vertices_flame = ev.flame.vertices;
   result.landmarks2d = project2d(result.camera, ev.landmarks);
+  if (data.identity_prior.defined()) result.identity_prior = data.identity_prior.clone();
   flame::FlameParams neutral;
   neutral.shape = q.shape;
   result.canonical = flame_.ptr()->forward(neutral).v_shaped;

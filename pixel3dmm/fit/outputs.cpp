@@ -1,10 +1,15 @@
 #include "pixel3dmm/fit/outputs.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <map>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <opencv2/imgproc.hpp>
 
@@ -115,7 +120,7 @@ torch::Tensor fit_maps_image(const Fitter& fitter, const FitResult& result, cons
 }
 
 torch::Tensor loss_curve_image(const std::vector<FitLogEntry>& log, int64_t width, int64_t height) {
-  // One series per stage, so the camera stage (blue) and the full stage (red) read apart.
+  // Top: the total, one series per stage, so the camera stage (blue) and the full stage (red) read apart.
   io::PlotSeries camera{"", {}, {}, {0, 120, 200}}, full{"", {}, {}, {220, 60, 0}};
   for (size_t i = 0; i < log.size(); ++i) {
     auto& s = log[i].stage == "camera" ? camera : full;
@@ -126,7 +131,54 @@ torch::Tensor loss_curve_image(const std::vector<FitLogEntry>& log, int64_t widt
   options.title = "total loss per step (blue: camera stage, red: full stage)";
   options.width = width;
   options.height = height;
-  return io::line_plot({camera, full}, options);
+  const auto total = io::line_plot({camera, full}, options);
+
+  // Bottom: the full stage's main terms, each divided by its value at the stage's first step. The total mixes terms
+  // of very different scales (uv_pixel alone is most of it); normalised, a falling term reads as converging and a
+  // rising one as drifting, whatever its weight.
+  std::map<std::string, double> first, peak;
+  double peak_total = 0;
+  for (const auto& e : log) {
+    if (e.stage != "full") continue;
+    peak_total = std::max(peak_total, e.total);
+    for (const auto& [name, v] : e.terms) {
+      if (!std::isfinite(v) || v <= 0) continue;
+      if (!first.count(name)) first[name] = v;
+      peak[name] = std::max(peak[name], v);
+    }
+  }
+  std::vector<std::pair<double, std::string>> ranked;  // terms that reach 1% of the total, largest first
+  for (const auto& [name, v] : peak)
+    if (v >= 0.01 * peak_total) ranked.emplace_back(-v, name);
+  std::sort(ranked.begin(), ranked.end());
+  static const std::array<std::array<int, 3>, 8> colours{{{220, 60, 0},
+                                                          {0, 120, 200},
+                                                          {0, 150, 60},
+                                                          {150, 0, 170},
+                                                          {200, 150, 0},
+                                                          {0, 170, 170},
+                                                          {120, 120, 120},
+                                                          {240, 0, 120}}};
+  std::vector<io::PlotSeries> terms;
+  for (size_t k = 0; k < ranked.size() && k < colours.size(); ++k) {
+    const std::string& name = ranked[k].second;
+    io::PlotSeries series{name, {}, {}, colours[k]};
+    int step = 0;
+    for (const auto& e : log) {
+      if (e.stage != "full") continue;
+      const auto it = e.terms.find(name);
+      if (it != e.terms.end()) {
+        series.x.push_back(step);
+        series.y.push_back(it->second / first[name]);
+      }
+      ++step;
+    }
+    terms.push_back(std::move(series));
+  }
+  options.title = "full stage: each term / its value at the stage's first step";
+  options.x_label = "full-stage step";
+  if (terms.empty()) return total;
+  return torch::cat({total, io::line_plot(terms, options)}, 2);
 }
 
 void write_fit_outputs(const std::string& folder, const Fitter& fitter, const FitResult& result,
@@ -166,6 +218,8 @@ void write_fit_outputs(const std::string& folder, const Fitter& fitter, const Fi
     io::json j;
     for (const auto& [k, v] : t) j[k] = tensor_json(v);
     j["img_size"] = {s, s};
+    // The identity prior the fit pulled toward (MICA's or a given code); null: none (the official ignore_mica).
+    j["identity_prior"] = result.identity_prior.defined() ? tensor_json(result.identity_prior) : io::json(nullptr);
     j["iterations"] = result.iterations;
     j["seconds"] = result.seconds;
     io::write_json(path("params.json"), j);

@@ -23,7 +23,7 @@ struct FitOutputOptions {
 ///   params.safetensors   the same tensors
 ///   overlay.png          [input | 30% input + 70% rendered normal shading | rendered normals]
 ///   maps.png             [predicted UV | rendered UV] over [predicted normals | rendered normals]
-///   loss.png, loss.csv   the loss per step of both stages
+///   loss.png, loss.csv   the loss per step of both stages (loss.png: the total, and the full stage's terms normalised)
 void write_fit_outputs(const std::string& folder, const Fitter& fitter, const FitResult& result,
                        const FitTarget& target, int64_t index = 0, const FitOutputOptions& options = {});
 
@@ -32,7 +32,9 @@ torch::Tensor fit_overlay_image(const Fitter& fitter, const FitResult& result, c
                                 int64_t index = 0);
 torch::Tensor fit_maps_image(const Fitter& fitter, const FitResult& result, const FitTarget& target, int64_t index = 0);
 
-/// A loss-curve plot (log10 of the total per step, stages in different colours) as 1 x 3 x H x W.
+/// The loss curves as 1 x 3 x H x W (H = 2 x height with a full stage): log10 of the total per step, stages in
+/// different colours; below it the full stage's terms that reach 1% of the total (at most 8), each divided by its
+/// value at the stage's first step.
 torch::Tensor loss_curve_image(const std::vector<FitLogEntry>& log, int64_t width = 640, int64_t height = 360);
 
 }  // namespace pixel3dmm::fit

@@ -6,6 +6,7 @@
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/io/tensor_json.h"
 
@@ -96,10 +97,9 @@ void write_fit_inputs(const std::string& folder, const preprocess::Preprocessed&
   io::write_safetensors((dir / "predictions.safetensors").string(),
                         {{"uv", predictions.uv.contiguous()}, {"normals", predictions.normals.contiguous()}},
                         {{"uv", "(u, 1 - v) in [0, 1]"}, {"normals", "FLAME frame, [-1, 1]"}});
-  // The official PNG encodings, for eyes and other tools: u, 1 - v in channels 0, 1; normals (n + 1) / 2.
-  const auto uv_rgb = torch::cat({predictions.uv, torch::zeros_like(predictions.uv.slice(1, 0, 1))}, 1);
-  io::write_image((dir / "uv_map.png").string(), uv_rgb);
-  io::write_image((dir / "normals.png").string(), (predictions.normals + 1) / 2);
+  // The official PNG encodings, for eyes and other tools.
+  io::write_image((dir / "uv_map.png").string(), io::uv_png_image(predictions.uv));
+  io::write_image((dir / "normals.png").string(), io::normals_png_image(predictions.normals));
 }
 
 FitInputs read_fit_inputs(const std::string& folder) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/params.h"
 #include "pixel3dmm/predict/predictor.h"
 #include "pixel3dmm/preprocess/preprocess.h"
 

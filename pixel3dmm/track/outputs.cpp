@@ -34,6 +34,7 @@ fit::FitResult as_fit_result(const Tracker& tracker, const TrackResult& r) {
   f.vertices = r.vertices;
   f.vertices_flame = r.vertices_flame;
   f.canonical = r.canonical;
+  f.identity_prior = r.identity_prior;
   f.seconds = r.online_seconds + r.global_seconds;
   int steps = static_cast<int>(r.global_loss.size());
   for (int s : r.online_steps) steps += s;
@@ -73,6 +74,13 @@ std::string write_track_outputs(const std::string& folder, const Tracker& tracke
   }
   j["img_size"] = {s, s};
   j["frames"] = n;
+  if (r.identity_prior.defined()) {
+    const auto c = r.identity_prior.to(torch::kDouble).contiguous();
+    j["identity_prior"] = {{"shape", c.sizes().vec()},
+                           {"values", std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel())}};
+  } else {
+    j["identity_prior"] = nullptr;  // none: the official ignore_mica
+  }
   j["online_steps"] = r.online_steps;
   j["online_loss"] = r.online_loss;
   j["global_steps"] = r.global_loss.size();

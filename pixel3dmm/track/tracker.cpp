@@ -190,16 +190,24 @@ TrackResult Tracker::track(const std::vector<fit::FitTarget>& frames, const std:
   const OnlineOptions& on = options_.online;
   const GlobalOptions& g = options_.global;
   TrackResult result;
+  // Official: the mean of the frames' MICA codes starts the identity (frozen through the online stage) and is the
+  // target of reg/shape in both stages.
+  const auto [prior, prior_codes] = fitter_.identity_prior(frames);
+  result.identity_prior = prior;
 
-  // ---- the state folder: refuse one made with other options or another frame count ----
+  // ---- the state folder: refuse one made with other options, another frame count or another identity prior ----
   if (!state.empty()) {
     fs::create_directories(fs::path(state) / "online");
     io::json identity = {{"options", io::json(options_)}, {"frames", n}};
+    if (prior.defined()) {
+      const auto c = prior.to(torch::kDouble).contiguous();
+      identity["identity_prior"] = std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    }
     const std::string id_path = (fs::path(state) / "options.json").string();
     if (fs::exists(id_path)) {
       PIXEL3DMM_CHECK_T(ValueError, io::read_json(id_path) == identity, id_path,
-                        ": this state folder belongs to a run with other options or another number of frames "
-                        "(", n, " now); use a fresh folder or delete it");
+                        ": this state folder belongs to a run with other options, another number of frames "
+                        "(", n, " now) or another identity prior; use a fresh folder or delete it");
     } else {
       io::write_json(id_path, identity);
     }
@@ -209,9 +217,11 @@ TrackResult Tracker::track(const std::vector<fit::FitTarget>& frames, const std:
   const auto t_online = std::chrono::steady_clock::now();
   std::vector<fit::PreparedTargets> prepared;
   std::vector<fit::FitParams> per_frame;
-  const fit::FitParams initial = fit::FitParams::initial(1, cfg.n_shape, cfg.n_expr, cfg.focal_init);
+  const fit::FitParams initial = fit::FitParams::initial(1, cfg.n_shape, cfg.n_expr, cfg.focal_init, prior);
   for (int64_t i = 0; i < n; ++i) {
     prepared.push_back(fitter_.prepare({frames[static_cast<size_t>(i)]}));
+    prepared.back().identity_prior = prior;
+    prepared.back().identity_codes = prior_codes;
     fit::FitParams done;
     int steps = 0;
     double loss = 0.0;
@@ -261,7 +271,9 @@ TrackResult Tracker::track(const std::vector<fit::FitTarget>& frames, const std:
   const auto t_global = std::chrono::steady_clock::now();
   fit::FitParams p = result.online_params.clone();
   if (n > 1 && g.iters > 0) {
-    const fit::PreparedTargets all = fit::PreparedTargets::cat(prepared);
+    fit::PreparedTargets all = fit::PreparedTargets::cat(prepared);
+    all.identity_prior = prior;  // every frame carries the sequence's prior: keep it exact, not re-averaged
+    all.identity_codes = prior_codes;
     prepared.clear();
     const int64_t batch = std::min<int64_t>(g.batch_size, n);
     std::vector<std::string> tables = kTables, dense = {"shape"};

@@ -96,6 +96,7 @@ struct TrackResult {
   torch::Tensor vertices;         ///< N x V x 3 world (what the camera sees)
   torch::Tensor vertices_flame;   ///< N x V x 3 FLAME space, posed, no head R / t
   torch::Tensor canonical;        ///< 1 x V x 3 template + identity
+  torch::Tensor identity_prior;   ///< 1 x n_shape the mean of the frames' identity codes; undefined: none (zero)
   std::vector<int> online_steps;  ///< optimisation steps per frame (camera warm-up included on frame 0)
   std::vector<double> online_loss;   ///< final loss per frame
   std::vector<double> global_loss;   ///< total loss per global step taken in this call or restored from the state
@@ -129,7 +130,9 @@ class Tracker {
  public:
   Tracker(flame::Flame flame, TrackerOptions options = {});
 
-  /// Tracks a sequence. frames: one target per frame, in order (all maps of one size). state_folder: where the
+  /// Tracks a sequence. frames: one target per frame, in order (all maps of one size); the frames' identity codes
+  /// (FitTarget::identity, e.g. MICA's on every N // 10-th frame) average into the identity prior, which starts the
+  /// identity and is the target of reg/shape in both stages. state_folder: where the
   /// resumable state lives (created if missing; empty = none). It must have been made with the same options and
   /// frame count, else ValueError. The callback may stop the run (result.complete = false).
   TrackResult track(const std::vector<fit::FitTarget>& frames, const std::string& state_folder = "",

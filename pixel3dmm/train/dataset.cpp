@@ -13,6 +13,7 @@
 #include "pixel3dmm/flame/flame_model.h"
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/npy.h"
 #include "pixel3dmm/render/camera.h"
@@ -207,21 +208,10 @@ torch::Tensor read_target(const std::string& path, int64_t channels, bool normal
   }
   const auto img = io::read_image(path)[0];  // 3 x H x W in [0, 1]
   if (channels == 1) return img.slice(0, 0, 1).contiguous();
-  if (normals) return (img * 2 - 1).contiguous();
-  return img.slice(0, 0, channels).contiguous();
+  return normals ? io::normals_from_png_image(img) : io::uv_from_png_image(img);
 }
 
 }  // namespace
-
-torch::Tensor uv_png_image(const torch::Tensor& uv) {
-  check_shape(uv, {2, -1, -1}, "uv_png_image: uv");
-  return torch::cat({uv, torch::zeros_like(uv.slice(0, 0, 1))}, 0).clamp(0, 1);
-}
-
-torch::Tensor normals_png_image(const torch::Tensor& normals) {
-  check_shape(normals, {3, -1, -1}, "normals_png_image: normals");
-  return ((normals + 1) * 0.5).clamp(0, 1);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 struct Dataset::State {

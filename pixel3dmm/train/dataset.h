@@ -98,9 +98,4 @@ struct DatasetProblem {
 std::vector<DatasetProblem> check_dataset(const std::string& manifest, const DatasetOptions& options = {},
                                           const std::function<void(int64_t, int64_t)>& progress = {});
 
-/// The PNG encodings of targets, as images for io::write_image (values in [0, 1]; 8-bit files store
-/// round(255 x)): uv 2 x H x W (u, 1 - v) -> 3 x H x W (u, 1 - v, 0); normals 3 x H x W in [-1, 1] -> (n + 1) / 2.
-torch::Tensor uv_png_image(const torch::Tensor& uv);
-torch::Tensor normals_png_image(const torch::Tensor& normals);
-
 }  // namespace pixel3dmm::train

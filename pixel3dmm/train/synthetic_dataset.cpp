@@ -14,6 +14,7 @@
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/npy.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/io/tensor_json.h"
@@ -338,8 +339,8 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
                         mask = "mask/" + id + ".png";
       io::write_image((root / image).string(), t.image);
       if (o.png_targets) {
-        io::write_image((root / uv).string(), uv_png_image(t.uv));
-        io::write_image((root / normals).string(), normals_png_image(t.normals));
+        io::write_image((root / uv).string(), io::uv_png_image(t.uv));
+        io::write_image((root / normals).string(), io::normals_png_image(t.normals));
       } else {
         io::write_npy((root / uv).string(), t.uv.permute({1, 2, 0}).contiguous());
         io::write_npy((root / normals).string(), t.normals.permute({1, 2, 0}).contiguous());

@@ -26,6 +26,7 @@ from . import reconstruct
 from . import train
 from . import eval
 from . import track
+from . import identity
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor

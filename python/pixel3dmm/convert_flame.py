@@ -4,7 +4,8 @@ Usage::
 
     /usr/bin/python3 -m pixel3dmm.convert_flame generic_model.pkl --landmarks landmark_embedding.npy \\
         --template head_template.obj [--eyelids l_eyelid.npy r_eyelid.npy] [--masks FLAME_masks.pkl] \\
-        [--vertex-uv flame_uv_coords.npy] [--mirror flame_mirror_index.npy] -o flame.npz
+        [--vertex-uv flame_uv_coords.npy] [--mirror flame_mirror_index.npy] \\
+        [--uv-vertices uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy] -o flame.npz
 
 What it reads:
 
@@ -17,7 +18,9 @@ What it reads:
   anything from the file (torch is not needed).
 * ``head_template.obj``: texture coordinates (``vt``) and the per-corner texture indices of each face.
 * ``l_eyelid.npy`` / ``r_eyelid.npy`` (plain float arrays), ``FLAME_masks.pkl`` (a dict of index arrays),
-  ``flame_uv_coords.npy`` and ``flame_mirror_index.npy`` (plain arrays from the Pixel3DMM repository).
+  ``flame_uv_coords.npy``, ``flame_mirror_index.npy`` and ``uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy``
+  (plain arrays from the Pixel3DMM repository; the last, the official UV-loss vertex set of 2473 ids, is stored as
+  the vertex mask ``mask.uv_valid`` that the fit uses instead of its own set).
 """
 import argparse
 import io
@@ -30,6 +33,7 @@ import numpy as np
 
 from .restricted_pickle import (_SAFE_GLOBALS, RefusedGlobal, RestrictedUnpickler, Stub, guarded_reconstruct,
                                 refuse_large, stub_class)
+from .restricted_pickle import load as load_pickle  # one file-reading path for every pickle the converters read
 
 # ---------------------------------------------------------------------------------------------------------------
 # chumpy / scipy stand-ins
@@ -119,22 +123,9 @@ def to_array(obj: Any, where: str) -> np.ndarray:
     raise ValueError(f"{where}: expected an array, found {type(obj).__name__}")
 
 
-def _load_pickle(path: str, allowed: Dict[Tuple[str, str], Any]) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), allowed=allowed, source=path).load()
-    except RefusedGlobal:
-        raise
-    except Exception as e:  # truncated or corrupt data surfaces as many exception types
-        raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
-
-
 def load_flame_pickle(path: str) -> Dict[str, np.ndarray]:
     """The arrays of an official FLAME model pickle (chumpy / scipy objects turned into NumPy arrays)."""
-    raw = _load_pickle(path, _stub_globals())
+    raw = load_pickle(path, allowed=_stub_globals())
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a pickled dict of FLAME arrays, found {type(raw).__name__}")
     out = {}
@@ -373,7 +364,7 @@ def _load_plain_npy(path: str) -> np.ndarray:
 def convert(model: str, landmarks: Optional[str] = None, template: Optional[str] = None,
             eyelids: Optional[Sequence[str]] = None, masks: Optional[str] = None, vertex_uv: Optional[str] = None,
             mirror: Optional[str] = None, n_shape_basis: Optional[int] = None,
-            float32: bool = False) -> Dict[str, np.ndarray]:
+            float32: bool = False, uv_vertices: Optional[str] = None) -> Dict[str, np.ndarray]:
     """The arrays of our FLAME layout from the official files (see the module docstring)."""
     pkl = load_flame_pickle(model)
     for key in _REQUIRED_PKL_KEYS:
@@ -442,7 +433,7 @@ def convert(model: str, landmarks: Optional[str] = None, template: Optional[str]
             _check(arr.shape == (V, 3), path, name, f"shape ({V}, 3)", arr.shape)
             out[name] = arr.astype(fdt)
     if masks:
-        raw = _load_pickle(masks, {})
+        raw = load_pickle(masks, allowed={})
         if not isinstance(raw, dict):
             raise ValueError(f"{masks}: expected a pickled dict of vertex-index arrays, found {type(raw).__name__}")
         for name, idx in raw.items():
@@ -455,6 +446,16 @@ def convert(model: str, landmarks: Optional[str] = None, template: Optional[str]
         _check(arr.shape == (V,), mirror, "mirror_index", f"shape ({V},)", arr.shape)
         _check(arr.min() >= 0 and arr.max() < V, mirror, "mirror_index", f"indices in [0, {V})", _range(arr))
         out["mirror_index"] = arr
+    if uv_vertices:
+        # The official UV-loss vertex set (VALID_VERTS): unique vertex ids, stored as a vertex mask.
+        arr = _load_plain_npy(uv_vertices)
+        _check(arr.ndim == 1 and arr.size > 0 and np.issubdtype(arr.dtype, np.integer), uv_vertices, "uv_valid",
+               "a non-empty 1-D integer array of vertex ids", f"{arr.dtype} {arr.shape}")
+        arr = arr.astype(np.int64)
+        _check(arr.min() >= 0 and arr.max() < V, uv_vertices, "uv_valid", f"vertex indices in [0, {V})", _range(arr))
+        _check(len(np.unique(arr)) == arr.size, uv_vertices, "uv_valid", "unique vertex ids",
+               f"{arr.size - len(np.unique(arr))} repeated")
+        out["mask.uv_valid"] = arr
     return out
 
 
@@ -483,6 +484,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--masks", help="FLAME_masks.pkl (FLAME website)")
     parser.add_argument("--vertex-uv", help="flame_uv_coords.npy: per-vertex UVs (else derived from --template)")
     parser.add_argument("--mirror", help="flame_mirror_index.npy (Pixel3DMM assets)")
+    parser.add_argument("--uv-vertices", help="uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy (Pixel3DMM assets): "
+                        "the official UV-loss vertex set, stored as mask.uv_valid")
     parser.add_argument("--n-shape-basis", type=int, help="identity components before the expression ones "
                         "(default: 300, FLAME's split)")
     parser.add_argument("--float32", action="store_true", help="store floats as float32 (default: float64)")
@@ -493,7 +496,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         arrays = convert(args.model, landmarks=args.landmarks, template=args.template, eyelids=args.eyelids,
                          masks=args.masks, vertex_uv=args.vertex_uv, mirror=args.mirror,
-                         n_shape_basis=args.n_shape_basis, float32=args.float32)
+                         n_shape_basis=args.n_shape_basis, float32=args.float32, uv_vertices=args.uv_vertices)
         write_npz(args.output, arrays)
     except (ValueError, FileNotFoundError, RefusedGlobal) as e:
         print(f"convert_flame: error: {e}", file=sys.stderr)

@@ -32,6 +32,12 @@ invert_affine = _pp.invert_affine
 draw_preprocessed = _pp.draw_preprocessed
 write_preprocessed_png = _pp.write_preprocessed_png
 default_landmark_model_path = _pp.default_landmark_model_path
+# The official detector and crop rule (FaceBoxesV2 weights converted by pixel3dmm.convert_preprocessing)
+FaceBoxesDetector = _pp.FaceBoxesDetector
+official_crop = _pp.official_crop
+official_crop_image = _pp.official_crop_image
+official_crop_region = _pp.official_crop_region
+pipnet_face_box = _pp.pipnet_face_box
 
 __all__ = [
     "PreprocessOptions",
@@ -56,4 +62,9 @@ __all__ = [
     "draw_preprocessed",
     "write_preprocessed_png",
     "default_landmark_model_path",
+    "FaceBoxesDetector",
+    "official_crop",
+    "official_crop_image",
+    "official_crop_region",
+    "pipnet_face_box",
 ]

@@ -243,7 +243,10 @@ class RestrictedUnpickler(pickle._Unpickler):
 
 
 def load(path: str, *, allowed: Optional[Dict[Global, Any]] = None) -> Any:
-    """Unpickles a file with the restricted unpickler. Errors name the file."""
+    """Unpickles a file with the restricted unpickler. Errors name the file: FileNotFoundError when it is missing,
+    ValueError when it is not a readable pickle, RefusedGlobal when it names a global off the allow-list."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
         data = f.read()
     try:

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "pixel3dmm/fit/fit_config.h"
-#include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/params.h"
 #include "pixel3dmm/io/config.h"
 
 namespace pixel3dmm::python {

@@ -58,11 +58,13 @@ void bind_fit(py::module_& m) {
                                "What one image contributes (see docs/fitting.md). uv: 1 x 2 x H x W (u, 1 - v); "
                                "normals: 1 x 3 x H x W (FLAME frame);\nuv_mask, normal_mask, fg_mask, valid_bg: "
                                "1 x H x W; landmarks: 1 x 68 x 2 pixels; landmark_mask: 1 x 68;\niris: 1 x 2 x 2; "
-                               "image: 1 x 3 x H x W (pictures only). Optional fields may be None.");
+                               "image: 1 x 3 x H x W (pictures only);\nidentity: 1 x n_shape (or the model's 300) "
+                               "identity code of this image, e.g. MICA's: the fit's identity prior\nis the mean of "
+                               "its targets' codes. Optional fields may be None.");
   target.def(py::init([](const py::object& uv, const py::object& normals, const py::object& uv_mask,
                          const py::object& normal_mask, const py::object& fg_mask, const py::object& valid_bg,
                          const py::object& landmarks, const py::object& landmark_mask, const py::object& iris,
-                         const py::object& image) {
+                         const py::object& image, const py::object& identity) {
                FitTarget t;
                t.uv = to_tensor(uv);
                t.normals = to_tensor(normals);
@@ -74,11 +76,13 @@ void bind_fit(py::module_& m) {
                t.landmark_mask = to_tensor(landmark_mask);
                t.iris = to_tensor(iris);
                t.image = to_tensor(image);
+               t.identity = to_tensor(identity);
                return t;
              }),
              py::arg("uv"), py::arg("normals"), py::arg("uv_mask"), py::arg("normal_mask"),
              py::arg("fg_mask") = py::none(), py::arg("valid_bg") = py::none(), py::arg("landmarks") = py::none(),
-             py::arg("landmark_mask") = py::none(), py::arg("iris") = py::none(), py::arg("image") = py::none());
+             py::arg("landmark_mask") = py::none(), py::arg("iris") = py::none(), py::arg("image") = py::none(),
+             py::arg("identity") = py::none());
   def_tensor_field(target, "uv", &FitTarget::uv);
   def_tensor_field(target, "normals", &FitTarget::normals);
   def_tensor_field(target, "uv_mask", &FitTarget::uv_mask);
@@ -89,14 +93,21 @@ void bind_fit(py::module_& m) {
   def_tensor_field(target, "landmark_mask", &FitTarget::landmark_mask);
   def_tensor_field(target, "iris", &FitTarget::iris);
   def_tensor_field(target, "image", &FitTarget::image);
+  def_tensor_field(target, "identity", &FitTarget::identity);
 
   // --- parameters ---
   py::class_<FitParams> params(m, "FitParams",
                                "Fitted parameters (official names in named()): shape 1 x n_shape, expression, jaw, "
                                "neck (6D), eyes (2 x 6D),\neyelids, rotation (6D), translation (m) per image; focal "
                                "1 x 1 and principal_point 1 x 2 (normalised).");
-  params.def_static("initial", &FitParams::initial, py::arg("batch"), py::arg("n_shape"), py::arg("n_expr"),
-                    py::arg("focal_init") = 3.90625, "The official neutral start.")
+  params.def_static(
+          "initial",
+          [](int64_t batch, int64_t n_shape, int64_t n_expr, double focal_init, const py::object& identity) {
+            return FitParams::initial(batch, n_shape, n_expr, focal_init, to_tensor(identity));
+          },
+          py::arg("batch"), py::arg("n_shape"), py::arg("n_expr"), py::arg("focal_init") = 3.90625,
+          py::arg("identity") = py::none(),
+          "The official neutral start; identity: 1 x n_shape start of the identity (the prior; None: zeros).")
       .def("named", &FitParams::named, "Official name -> tensor (shape, exp, jaw, neck, eyes, eyelids, R, t, fl, pp).")
       .def("clone", &FitParams::clone)
       .def("batch_size", &FitParams::batch_size);
@@ -118,6 +129,8 @@ void bind_fit(py::module_& m) {
       .def_readonly("vertices", &FitResult::vertices, "B x V x 3 world (head pose applied): what the camera sees")
       .def_readonly("vertices_flame", &FitResult::vertices_flame, "B x V x 3 FLAME space, posed, no head R / t")
       .def_readonly("canonical", &FitResult::canonical, "1 x V x 3 template + identity, neutral")
+      .def_property_readonly("identity_prior", [](const FitResult& r) { return from_tensor(r.identity_prior); },
+                             "1 x n_shape the prior reg/shape pulled toward (None: no prior, i.e. zero)")
       .def_readonly("landmarks2d", &FitResult::landmarks2d, "B x 68 x 2 projected model landmarks (pixels at S)")
       .def_readonly("seconds", &FitResult::seconds)
       .def_readonly("iterations", &FitResult::iterations)

@@ -5,6 +5,11 @@
 
 #include "pixel3dmm/core/error.h"
 
+namespace pixel3dmm::python {
+void bind_preprocess_official(py::module_& m);  // preprocess_official.cpp: FaceBoxesV2 and the official crop
+void bind_identity(py::module_& m);  // identity.cpp
+}  // namespace pixel3dmm::python
+
 PYBIND11_MODULE(_C, m) {
   namespace py = pybind11;
   using namespace pixel3dmm::python;
@@ -46,6 +51,7 @@ PYBIND11_MODULE(_C, m) {
   bind_fit(fit);
   auto preprocess = m.def_submodule("preprocess", "Photo -> face crop, 68 landmarks, pupils and masks (dlib)");
   bind_preprocess(preprocess);
+  bind_preprocess_official(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
   auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator, Trainer");
@@ -55,4 +61,6 @@ PYBIND11_MODULE(_C, m) {
   bind_eval(eval);
   auto track = m.def_submodule("track", "Video tracking: online and global stages, resumable state, synthetic videos");
   bind_track(track);
+  auto identity = m.def_submodule("identity", "MICA: ArcFace alignment and network -> 300 FLAME identity coefficients");
+  bind_identity(identity);
 }

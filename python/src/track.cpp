@@ -35,6 +35,8 @@ void bind_track(py::module_& m) {
       .def_property_readonly("vertices", [](const TrackResult& r) { return from_tensor(r.vertices); })
       .def_property_readonly("vertices_flame", [](const TrackResult& r) { return from_tensor(r.vertices_flame); })
       .def_property_readonly("canonical", [](const TrackResult& r) { return from_tensor(r.canonical); })
+      .def_property_readonly("identity_prior", [](const TrackResult& r) { return from_tensor(r.identity_prior); },
+                             "1 x n_shape: the mean of the frames' identity codes (None: no prior)")
       .def_readonly("online_steps", &TrackResult::online_steps)
       .def_readonly("online_loss", &TrackResult::online_loss)
       .def_readonly("global_loss", &TrackResult::global_loss)
@@ -82,7 +84,8 @@ void bind_track(py::module_& m) {
             return t.track(frames, folder, cb);
           },
           py::arg("frames"), py::arg("state") = py::none(), py::arg("on_progress") = py::none(),
-          "Tracks a list of fit.FitTarget (one per frame, in order). state: folder of the resumable state (None:\n"
+          "Tracks a list of fit.FitTarget (one per frame, in order); the frames' identity codes average into the\n"
+          "identity prior. state: folder of the resumable state (None:\n"
           "none); a later call with the same folder, options and frames continues where this one stopped.\n"
           "on_progress(dict: stage 'online'/'global', done, total, loss, steps) after every frame / global step;\n"
           "returning False stops the run (result.complete = False).")

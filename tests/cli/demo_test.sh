@@ -19,8 +19,15 @@ assert r["iterations"] == 40, r["iterations"]
 for k in ("start_error_mm", "posed_error_mm", "face_region_error_mm", "neutral_error_mm", "ms_per_iteration"):
     assert r[k] > 0, (k, r[k])
 assert "embedded demo networks" in r["predictions"], r["predictions"]
+for side in ("start", "landmarks_only"):
+    for k in ("posed_error_mm", "face_region_error_mm", "neutral_error_mm"):
+        assert r[side][k] > 0, (side, k, r[side][k])
+# The landmark-only baseline is a fit of its own: it moves away from the start.
+assert r["landmarks_only"]["posed_error_mm"] != r["start"]["posed_error_mm"], r
+assert r["landmarks_only_seconds"] > 0, r
 PY
-grep -q "mean vertex error, fitted" "$work/log.txt"
+grep -q "landmarks only" "$work/log.txt"
+grep -q "neutral shape (identity)" "$work/log.txt"
 
 # A bad setting: exit code 3 (bad input), the key named, no output folder.
 set +e

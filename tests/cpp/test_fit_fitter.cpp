@@ -1,11 +1,17 @@
 #include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/flame/rotation.h"
+#include "pixel3dmm/io/image.h"
 #include "test_util.h"
+
+#include <array>
+#include <limits>
 
 using namespace pixel3dmm;
 using namespace pixel3dmm::fit;
+using pixel3dmm::test::require_close;
 
 namespace {
 
@@ -235,4 +241,191 @@ TEST_CASE("stop_on_numerical_fault keeps the last finite parameters", "[fit][rel
   config.stop_on_numerical_fault = false;
   pixel3dmm::test::require_throws_with<NumericalFault>([&] { Fitter(small_fitter().flame(), config).fit(st.target); },
                                                        {"non-finite parameters after camera-stage step 0 (t)"});
+}
+
+// ---- the identity prior (official: MICA's code; issue 25) ----
+
+TEST_CASE("An identity prior starts the identity, is the target of reg/shape and averages over a set", "[fit][prior]") {
+  Fitter fitter = small_fitter(0, 2);
+  const FitParams truth = random_params(2, 20, 10, 3);
+  SyntheticTarget a = render_synthetic_target(fitter, truth, 0, {96});
+  SyntheticTarget b = render_synthetic_target(fitter, truth, 1, {96});
+  torch::manual_seed(5);
+  const auto c1 = torch::randn({1, 20}), c2 = torch::randn({20});
+  // No code: zero prior (official ignore_mica), zero start.
+  REQUIRE_FALSE(fitter.prepare({a.target}).identity_prior.defined());
+  REQUIRE(fitter.fit(a.target).params.shape.abs().max().item<double>() == 0.0);
+  REQUIRE_FALSE(fitter.fit(a.target).identity_prior.defined());
+  // One code: the fit starts at it (no full-stage steps here, and the camera stage leaves the identity alone).
+  a.target.identity = c1;
+  const FitResult r = fitter.fit(a.target);
+  require_close(r.params.shape, c1, 0.0);
+  require_close(r.identity_prior, c1, 0.0);
+  // A set: the mean of the codes of the targets that have one; a code of the model's full size is cut to n_shape.
+  b.target.identity = c2;
+  require_close(fitter.prepare({a.target, b.target}).identity_prior, (c1 + c2.unsqueeze(0)) / 2, 1e-6);
+  FitTarget no_code = b.target;
+  no_code.identity = torch::Tensor();
+  require_close(fitter.prepare({no_code, a.target}).identity_prior, c1, 0.0);
+  // PreparedTargets::cat weighs the parts' priors by their code counts; rows keeps the set's prior.
+  const auto joined = PreparedTargets::cat({fitter.prepare({a.target, b.target}), fitter.prepare({a.target})});
+  require_close(joined.identity_prior, (2 * c1 + c2.unsqueeze(0)) / 3, 1e-6);
+  REQUIRE(joined.identity_codes == 3);
+  require_close(joined.rows(torch::tensor({2}, torch::kLong)).identity_prior, joined.identity_prior, 0.0);
+  // reg/shape measures the distance to the prior, reg/shape_general the distance to zero.
+  const auto data = fitter.prepare({a.target});
+  FitParams at_prior = FitParams::initial(1, 20, 10, fitter.config().focal_init, c1);
+  const auto terms = fitter.full_stage_terms(at_prior, data, 0.0);
+  REQUIRE(terms.at("reg/shape").item<double>() == 0.0);
+  REQUIRE(terms.at("reg/shape_general").item<double>() ==
+          Approx(c1.pow(2).sum().item<double>() * fitter.config().loss.reg_shape_general).epsilon(1e-5));
+  FitParams at_zero = FitParams::initial(1, 20, 10, fitter.config().focal_init);
+  REQUIRE(fitter.full_stage_terms(at_zero, data, 0.0).at("reg/shape").item<double>() ==
+          Approx(c1.pow(2).sum().item<double>() * fitter.config().loss.reg_shape).epsilon(1e-5));
+  // Bad codes are named with the target and the expected size.
+  FitTarget bad = a.target;
+  bad.identity = torch::zeros({1, 512});
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(std::vector<FitTarget>{a.target, bad}); },
+                                                   {"target 1 identity", "[1, 20]", "[1, 512]"});
+  bad.identity = torch::full({20}, std::numeric_limits<float>::quiet_NaN());
+  pixel3dmm::test::require_throws_with<ValueError>([&] { fitter.fit(bad); }, {"target 0 identity", "non-finite"});
+}
+
+TEST_CASE("With an identity prior the fitted identity moves toward the given code", "[fit][prior]") {
+  FitConfig config = small_fitter().config();
+  config.iters = 60;
+  config.camera.steps = 20;
+  config.camera.landmark_steps = 10;
+  // A pull the short schedule can show: Adam moves a coefficient by about lr per step, and the official
+  // reg_shape (0.2) is small beside the data terms over 60 steps.
+  config.lr.shape = 0.05;
+  config.loss.reg_shape = 5.0;
+  Fitter fitter(small_fitter().flame(), config);
+  SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {96});
+  torch::manual_seed(9);
+  const auto code = torch::randn({1, 20}) * 2.0;  // unrelated to the truth: only reg/shape pulls toward it
+  // Both fits start from the neutral identity, so the difference is the prior's pull.
+  const FitParams start = FitParams::initial(1, 20, 10, config.focal_init);
+  const FitResult without = fitter.fit_from({st.target}, start);
+  st.target.identity = code;
+  const FitResult with = fitter.fit_from({st.target}, start);
+  const double d0 = code.norm().item<double>();
+  const double d_without = (without.params.shape - code).norm().item<double>();
+  const double d_with = (with.params.shape - code).norm().item<double>();
+  INFO("distance to the code: start " << d0 << ", fit without the prior " << d_without << ", with " << d_with);
+  REQUIRE(d_with < 0.85 * d0);
+  REQUIRE(d_with < d_without - 0.1 * d0);
+}
+
+// ---- the official vertex sets and the silhouette mask (issue 25) ----
+
+TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the front-most eyeball vertices; mask "
+          "uv_valid replaces our UV-loss vertices", "[fit]") {
+  const flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().n_shape(5).n_expr(5));
+  REQUIRE(model.n_vertices() == 5023);  // FLAME's vertex count, but other faces
+  REQUIRE(model.n_faces() != 9976);
+  auto front_most = [&](const char* name) {
+    const auto ids = model.masks.at(name);
+    return ids[model.v_template.index_select(0, ids).select(1, 2).argmax()].item<int64_t>();
+  };
+  const FitAssets own = FitAssets::from_model(model);
+  REQUIRE(own.iris_vertices[0].item<int64_t>() == front_most("right_eyeball"));
+  REQUIRE(own.iris_vertices[1].item<int64_t>() == front_most("left_eyeball"));
+  REQUIRE(front_most("right_eyeball") != 4597);
+  // FLAME's topology (5023 vertices, 9976 faces) with the ids in the right eyeballs: the official ids.
+  flame::FlameModel flame_like = model;
+  flame_like.faces = torch::cat({model.faces, model.faces.slice(0, 0, 9976 - model.n_faces())});
+  const FitAssets official = FitAssets::from_model(flame_like);
+  REQUIRE(official.iris_vertices[0].item<int64_t>() == 4597);
+  REQUIRE(official.iris_vertices[1].item<int64_t>() == 4051);
+  // Eyeball masks that do not hold them: not FLAME's layout after all.
+  std::swap(flame_like.masks.at("left_eyeball"), flame_like.masks.at("right_eyeball"));
+  REQUIRE(FitAssets::from_model(flame_like).iris_vertices[0].item<int64_t>() == front_most("left_eyeball"));
+  // The official UV-loss vertex set, stored as mask uv_valid by the converter.
+  flame::FlameModel with_set = model;
+  const auto ids = torch::tensor({5, 17, 100, 4000}, torch::kLong);
+  with_set.masks["uv_valid"] = ids;
+  const FitAssets a = FitAssets::from_model(with_set);
+  REQUIRE(torch::equal(a.uv_vertices, ids));
+  const auto uv = model.vertex_uv.index_select(0, ids).to(torch::kFloat);
+  require_close(a.uv_vertex_uv, torch::stack({uv.select(1, 0), 1.0 - uv.select(1, 1)}, 1), 0.0);
+  REQUIRE(own.uv_vertices.numel() != 4);
+}
+
+TEST_CASE("region_mask_texture covers exactly the texels of the regions' faces", "[fit][silhouette]") {
+  const flame::FlameModel model =
+      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(5).n_expr(5));
+  const int64_t size = 128;
+  const auto tex = region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"}, size);
+  REQUIRE(tex.sizes() == torch::IntArrayRef({1, size, size}));
+  // Brute force: a texel is 1 iff its centre lies in the UV triangle of a face whose 3 vertices are all selected.
+  std::vector<char> sel(static_cast<size_t>(model.n_vertices()), 0);
+  for (const char* name : {"face", "left_eyeball", "right_eyeball"}) {
+    const auto m = model.masks.at(name);
+    for (int64_t i = 0; i < m.numel(); ++i) sel[static_cast<size_t>(m[i].item<int64_t>())] = 1;
+  }
+  const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
+  const auto uv = (per_corner ? model.uv_coords : model.vertex_uv).to(torch::kDouble);
+  const auto tf = per_corner ? model.uv_faces : model.faces;
+  auto expected = torch::zeros({size, size}, torch::kFloat);
+  const auto jj = torch::arange(size, torch::kDouble).add(0.5).view({size, 1}).expand({size, size});
+  const auto ii = torch::arange(size, torch::kDouble).add(0.5).view({1, size}).expand({size, size});
+  int64_t selected_faces = 0;
+  for (int64_t k = 0; k < model.n_faces(); ++k) {
+    bool all = true;
+    for (int c = 0; c < 3; ++c) all = all && sel[static_cast<size_t>(model.faces[k][c].item<int64_t>())];
+    if (!all) continue;
+    ++selected_faces;
+    std::array<double, 3> x{}, y{};
+    for (int c = 0; c < 3; ++c) {
+      const int64_t q = tf[k][c].item<int64_t>();
+      x[c] = (1.0 - uv[q][0].item<double>()) * size;  // MeshRenderer's layout: column (1 - u), row (1 - v)
+      y[c] = (1.0 - uv[q][1].item<double>()) * size;
+    }
+    const double area = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0]);
+    if (area == 0.0) continue;
+    auto edge = [&](int a, int b) { return ((x[b] - x[a]) * (jj - y[a]) - (ii - x[a]) * (y[b] - y[a])) * area; };
+    expected.masked_fill_((edge(1, 2) >= 0) & (edge(2, 0) >= 0) & (edge(0, 1) >= 0), 1.0);
+  }
+  REQUIRE(selected_faces > 100);
+  const double covered = expected.mean().item<double>();
+  INFO("texture share covered: " << covered);
+  REQUIRE(covered > 0.02);
+  REQUIRE(covered < 0.8);
+  REQUIRE(torch::equal(tex[0], expected));
+  pixel3dmm::test::require_throws_with<ValueError>([&] { region_mask_texture(model, {"face", "nose_tip"}, 8); },
+                                                   {"mask.nose_tip"});
+}
+
+TEST_CASE("The silhouette term renders the mask texture: generated, or read from a PNG, or the coverage",
+          "[fit][silhouette]") {
+  const flame::FlameModel model =
+      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
+  FitConfig config = small_fitter().config();
+  auto make = [&](const std::string& texture) {
+    FitConfig c = config;
+    c.silhouette_texture = texture;
+    return Fitter(flame::Flame(model, flame::FlameOptions()), c);
+  };
+  const Fitter coverage = make(""), masks = make("masks");
+  const FitParams truth = random_params(1, 20, 10, 3);
+  SyntheticTarget st = render_synthetic_target(coverage, truth, 0, {96});
+  // Everything is background: the term is the mean rendered mask.
+  st.target.valid_bg = torch::ones({1, 96, 96});
+  st.target.fg_mask = torch::zeros({1, 96, 96});
+  const auto data = coverage.prepare({st.target});
+  auto sil = [&](const Fitter& f) { return f.full_stage_terms(truth, data, 1.0).at("sil").item<double>(); };
+  const double whole = sil(coverage), face = sil(masks);
+  INFO("silhouette term: whole mesh " << whole << ", face + eyeballs " << face);
+  REQUIRE(face > 0.05 * whole);
+  REQUIRE(face < 0.8 * whole);  // no scalp, neck or ears
+  // The same texture as a PNG (3 equal channels, averaged): the same term.
+  pixel3dmm::test::TempDir dir;
+  const std::string png = (dir.path / "uv_mask.png").string();
+  io::write_image(png, region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"}));
+  const auto read = read_mask_texture(png);
+  REQUIRE(read.sizes() == torch::IntArrayRef({3, 1024, 1024}));
+  REQUIRE(sil(make(png)) == Approx(face).epsilon(1e-5));
+  pixel3dmm::test::require_throws_with<FileNotFound>([&] { make((dir.path / "missing.png").string()); },
+                                                     {"missing.png"});
 }

@@ -6,6 +6,7 @@
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
@@ -159,4 +160,23 @@ TEST_CASE("image limits and corrupt inputs fail clearly", "[io][image][corrupt]"
   require_throws_with<ValueError>([&] { write_image(dir.file("w.xyz"), torch::zeros({3, 4, 4})); },
                                   {"w.xyz", "no image writer", "'.xyz'"});
   REQUIRE_FALSE(std::filesystem::exists(dir.file("w.png")));
+}
+
+TEST_CASE("the official map PNG encodings: uv (u, 1 - v, 0), normals (n + 1) / 2, and back", "[io][image]") {
+  TempDir dir;
+  // Values on the 8-bit grid survive a PNG round trip exactly; a batch dimension is kept.
+  const auto uv = random_image(2, 4, 5, 3, 255.0);               // 1 x 2 x 4 x 5 in [0, 1]
+  const auto normals = random_image(3, 4, 5, 4, 255.0) * 2 - 1;  // 1 x 3 x 4 x 5, (n + 1) / 2 on the grid
+  const auto uv_image = uv_png_image(uv);
+  REQUIRE(uv_image.sizes() == torch::IntArrayRef({1, 3, 4, 5}));
+  REQUIRE(uv_image.select(1, 2).abs().max().item<float>() == 0.0f);
+  require_close(uv_image.slice(1, 0, 2), uv, 0.0);
+  require_close(normals_png_image(normals), (normals + 1) / 2, 1e-7);
+  write_image(dir.file("uv.png"), uv_image);
+  write_image(dir.file("n.png"), normals_png_image(normals[0]));  // 3 x H x W works too
+  require_close(uv_from_png_image(read_image(dir.file("uv.png"))), uv, 1e-7);
+  require_close(normals_from_png_image(read_image(dir.file("n.png")))[0], normals[0], 1e-6);
+  // Out-of-range values are clamped into the encoding, not wrapped.
+  REQUIRE(normals_png_image(torch::full({3, 1, 1}, 3.0f)).max().item<float>() == 1.0f);
+  require_throws_with<ValueError>([&] { uv_png_image(normals); }, {"uv_png_image", "2 x H x W", "[1, 3, 4, 5]"});
 }

@@ -421,3 +421,27 @@ TEST_CASE("tracking beats independent single-image fits on jitter, and writes it
 
   require_throws_with<ValueError>([&] { vertex_jitter(torch::zeros({2, 5, 3})); }, {"3 frames"});
 }
+
+TEST_CASE("the tracker starts the identity at the mean of the frames' codes and pulls it there", "[track][prior]") {
+  TrackerOptions o = small_options();
+  o.online.iters = 10;
+  o.global.iters = 12;
+  const Tracker tracker(small_flame(), o);
+  SyntheticVideo v = small_video(tracker.fitter(), 4);
+  torch::manual_seed(4);
+  const auto c0 = torch::randn({1, 10}), c2 = torch::randn({1, 10});
+  v.frames[0].identity = c0;  // official: MICA on every N // 10-th frame, codes averaged
+  v.frames[2].identity = c2;
+  const auto prior = (c0 + c2) / 2;
+  TempDir state;
+  const TrackResult r = tracker.track(v.frames, state.path.string());
+  require_close(r.identity_prior, prior, 1e-6);
+  // The online stage freezes the identity (official freeze_id): every frame was fitted with the prior's face.
+  require_close(r.online_params.shape, prior, 0.0);
+  // The global stage optimises it.
+  REQUIRE((r.params.shape - prior).abs().max().item<double>() > 0);
+  // A state folder made with another prior is refused.
+  v.frames[2].identity = torch::Tensor();
+  require_throws_with<ValueError>([&] { tracker.track(v.frames, state.path.string()); },
+                                  {"options.json", "identity prior"});
+}

@@ -1,7 +1,7 @@
 """The FLAME converter on a tiny model pickled the way the official files are: Python-2-style protocol-2 pickles
 (numpy buffers as latin-1 `str`), chumpy `Ch` / `reordering.Select` objects, a scipy CSC `J_regressor`, and a
-landmark embedding whose dynamic arrays are pickled torch tensors inside a .npy. Neither chumpy nor scipy is
-installed: the fake classes below exist only while the test pickles."""
+landmark embedding whose dynamic arrays are pickled torch tensors inside a .npy. The fake classes below exist only
+while the test pickles; the converter runs without chumpy or scipy (a test blocks their imports)."""
 import io
 import os
 import pickle
@@ -181,10 +181,42 @@ def run_converter(*args, capsys=None):
                           text=True, env=dict(os.environ))
 
 
-def test_chumpy_and_scipy_are_not_installed():
-    import importlib.util
-    assert importlib.util.find_spec("chumpy") is None
-    assert importlib.util.find_spec("scipy") is None
+# Run in a fresh interpreter: a meta-path finder refuses chumpy and scipy (whether or not they are installed), checks
+# that the refusal works, then runs the converter's main() on the files the fake classes pickled.
+BLOCKED_IMPORTS_MAIN = """
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("chumpy", "scipy"):
+            raise ImportError("blocked by the test: " + name)
+        return None
+sys.meta_path.insert(0, Refuse())
+for name in [m for m in sys.modules if m.split(".")[0] in ("chumpy", "scipy")]:
+    del sys.modules[name]
+for name in ("chumpy", "scipy.sparse"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+    else:
+        sys.exit("the import block failed: " + name + " imported")
+from pixel3dmm import convert_flame
+sys.exit(convert_flame.main(sys.argv[1:]))
+"""
+
+
+def test_converts_without_chumpy_or_scipy(tmp_path, fake_chumpy_scipy):
+    """The converter needs neither chumpy nor scipy: both are blocked in the converting process."""
+    arrays = official_arrays()
+    paths, _ = write_official_files(tmp_path, fake_chumpy_scipy, arrays)
+    out = tmp_path / "flame.npz"
+    r = subprocess.run([sys.executable, "-c", BLOCKED_IMPORTS_MAIN, str(paths["model"]), "--landmarks",
+                        str(paths["landmarks"]), "-o", str(out)], capture_output=True, text=True,
+                       env=dict(os.environ))
+    assert r.returncode == 0, r.stdout + r.stderr
+    z = np.load(out, allow_pickle=False)
+    np.testing.assert_array_equal(z["shapedirs"], arrays["shapedirs"])
+    np.testing.assert_allclose(z["J_regressor"], arrays["J_regressor"], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("obj_shuffle", [False, True])
@@ -292,3 +324,20 @@ def test_errors_name_file_key_expected_and_found(tmp_path, fake_chumpy_scipy, ca
     r = run_converter(good, "--landmarks", lm, "-o", tmp_path / "x.npz", capsys=capsys)
     assert r.returncode == 3 and "lm.npy" in r.stderr and "pickled dict" in r.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_official_uv_vertex_set_is_stored_as_a_mask(tmp_path, fake_chumpy_scipy):
+    # The official UV-loss vertex set (uv_valid_verty_noEyes_noEyeRegion_debug_wEars.npy) -> mask.uv_valid.
+    arrays = official_arrays()
+    paths, _ = write_official_files(tmp_path, fake_chumpy_scipy, arrays)
+    ids = tmp_path / "uv_valid.npy"
+    np.save(ids, np.array([1, 4, 6], np.int32))
+    out = convert_flame.convert(str(paths["model"]), uv_vertices=str(ids))
+    np.testing.assert_array_equal(out["mask.uv_valid"], [1, 4, 6])
+    assert out["mask.uv_valid"].dtype == np.int64
+    for bad, expected in ((np.array([1, V]), f"[0, {V})"), (np.array([1, 1]), "unique"),
+                          (np.array([0.5, 1.0]), "integer"), (np.zeros((2, 2), np.int64), "1-D")):
+        np.save(ids, bad)
+        with pytest.raises(ValueError, match="uv_valid") as e:
+            convert_flame.convert(str(paths["model"]), uv_vertices=str(ids))
+        assert "uv_valid.npy" in str(e.value) and expected in str(e.value)

@@ -107,6 +107,38 @@ def test_write_outputs(scene, tmp_path):
     params = json.loads((tmp_path / "out" / "params.json").read_text())
     assert {"flame.exp", "flame.shape", "flame.R", "flame.t", "camera.fl", "camera.pp"} <= set(params)
     assert params["flame.shape"]["shape"] == [1, 10]
+    assert params["identity_prior"] is None  # no identity code given: no prior (official ignore_mica)
     overlay = fit.overlay_image(fitter, r, st["target"])
     assert overlay.dim() == 4 and overlay.shape[1] == 3
     assert 0.0 <= float(overlay.min()) and float(overlay.max()) <= 1.0
+
+
+def test_identity_prior_from_python(scene, tmp_path):
+    fitter, truth, st = scene
+    t = st["target"]
+    code = torch.linspace(-1.0, 1.0, 10)
+    with_code = fit.FitTarget(uv=t.uv, normals=t.normals, uv_mask=t.uv_mask, normal_mask=t.normal_mask,
+                              valid_bg=t.valid_bg, landmarks=t.landmarks, iris=t.iris, identity=code.numpy())
+    assert with_code.identity.shape == (10,)
+    # Stopped during the camera warm-up: the identity is still the prior it started from.
+    r = fitter.fit(with_code, on_step=lambda e: e["stage"] == "camera" and e["step"] < 2)
+    assert torch.equal(r.params.shape, code.unsqueeze(0))
+    assert torch.equal(r.identity_prior, code.unsqueeze(0))
+    fit.write_outputs(str(tmp_path / "out"), fitter, r, with_code)
+    params = json.loads((tmp_path / "out" / "params.json").read_text())
+    assert params["identity_prior"]["shape"] == [1, 10]
+    assert params["identity_prior"]["values"] == pytest.approx(code.tolist())
+    # Without a code: no prior.
+    assert fitter.fit(t, on_step=lambda e: False).identity_prior is None
+    assert torch.equal(fit.FitParams.initial(2, 10, 5, identity=code.unsqueeze(0)).shape, code.unsqueeze(0))
+    assert float(fit.FitParams.initial(2, 10, 5).shape.abs().max()) == 0.0
+    with_code.identity = torch.zeros(7)
+    with pytest.raises(ValueError, match=r"target 0 identity.*\[1, 10\]"):
+        fitter.fit(with_code)
+
+
+def test_silhouette_texture_setting(tmp_path):
+    assert fit.default_config()["silhouette_texture"] == ""  # the whole mesh's coverage (ours)
+    small_fitter(silhouette_texture="masks")  # generated from the model's face and eyeball masks
+    with pytest.raises(FileNotFoundError, match="uv_mask_eyes.png"):
+        small_fitter(silhouette_texture=str(tmp_path / "uv_mask_eyes.png"))

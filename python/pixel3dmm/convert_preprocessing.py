@@ -1,0 +1,132 @@
+"""Converts the official preprocessing's weight files into pixel3dmm's format (safetensors).
+
+    /usr/bin/python3 -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth [-o faceboxes.safetensors]
+
+``faceboxes``: PIPNet's ``FaceBoxesV2/weights/FaceBoxesV2.pth`` (a legacy, non-zip ``torch.save`` of a state dict
+whose keys carry the ``module.`` prefix of ``nn.DataParallel``) -> ``FaceBoxesV2.safetensors`` with the prefix
+removed, floats as float32, metadata ``format = pixel3dmm-faceboxes``. The file is read with pixel3dmm's restricted
+unpickler (tensors and an OrderedDict only; any other global is refused by name), checked key by key against the
+network (every missing, unexpected or mis-shaped tensor is named), then loaded with the C++ loader; if anything
+fails, nothing is left behind.
+"""
+import argparse
+import os
+import sys
+from typing import Dict, List, Optional
+
+import torch
+
+from . import restricted_pickle as rp
+from .convert_checkpoint import _TORCH_GLOBALS, _save_safetensors, _torch_load
+
+__all__ = ["load_state_dict", "faceboxes_shapes", "convert_faceboxes", "main"]
+
+FACEBOXES_FORMAT = "pixel3dmm-faceboxes"
+
+
+def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """A torch.save'd state dict (legacy or zip format) as name -> tensor, read with the restricted unpickler."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: weight file not found")
+    try:
+        sd = _torch_load(path, rp.pickle_module(_TORCH_GLOBALS, path))
+    except rp.RefusedGlobal:
+        raise
+    except Exception as e:  # truncated or corrupt files surface as many exception types
+        raise ValueError(f"{path}: not a readable PyTorch weight file ({type(e).__name__}: {e})") from e
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor), found {type(sd).__name__}")
+    bad = [str(k) for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"{path}: state dict entries that are not tensors: {', '.join(bad[:10])}")
+    return dict(sd)
+
+
+def _conv_bn(prefix: str, cin: int, cout: int, k: int) -> Dict[str, tuple]:
+    return {f"{prefix}.conv.weight": (cout, cin, k, k), **{f"{prefix}.bn.{n}": (cout,) for n in
+                                                             ("weight", "bias", "running_mean", "running_var")},
+            f"{prefix}.bn.num_batches_tracked": ()}
+
+
+def faceboxes_shapes() -> Dict[str, tuple]:
+    """The 192 tensors of FaceBoxesV2(phase='test', num_classes=2), without the ``module.`` prefix."""
+    s: Dict[str, tuple] = {}
+    for i, (cin, cout) in enumerate([(3, 8), (8, 16), (16, 32), (32, 64), (64, 128)], 1):
+        s.update(_conv_bn(f"conv{i}", cin, cout, 3))
+    for b in (1, 2, 3):
+        p = f"inception{b}"
+        for name, cin, cout, k in [("branch1x1", 128, 32, 1), ("branch1x1_2", 128, 32, 1),
+                                   ("branch3x3_reduce", 128, 24, 1), ("branch3x3", 24, 32, 3),
+                                   ("branch3x3_reduce_2", 128, 24, 1), ("branch3x3_2", 24, 32, 3),
+                                   ("branch3x3_3", 32, 32, 3)]:
+            s.update(_conv_bn(f"{p}.{name}", cin, cout, k))
+    s.update(_conv_bn("conv6_1", 128, 128, 1))
+    s.update(_conv_bn("conv6_2", 128, 256, 3))
+    s.update(_conv_bn("conv7_1", 256, 128, 1))
+    s.update(_conv_bn("conv7_2", 128, 256, 3))
+    for i, (cin, anchors) in enumerate([(128, 21), (256, 1), (256, 1)]):
+        s[f"loc.{i}.weight"], s[f"loc.{i}.bias"] = (anchors * 4, cin, 3, 3), (anchors * 4,)
+        s[f"conf.{i}.weight"], s[f"conf.{i}.bias"] = (anchors * 2, cin, 3, 3), (anchors * 2,)
+    return s
+
+
+def _check_against(sd: Dict[str, torch.Tensor], shapes: Dict[str, tuple], source: str, optional_suffix: str) -> None:
+    missing = [k for k in shapes if k not in sd and not k.endswith(optional_suffix)]
+    unexpected = [k for k in sd if k not in shapes]
+    misshaped = [f"{k} (expected {list(shapes[k])}, found {list(sd[k].shape)})" for k in shapes
+                 if k in sd and tuple(sd[k].shape) != shapes[k]]
+    if missing or unexpected or misshaped:
+        parts = [f"{len(v)} {what}: {', '.join(v)}" for what, v in
+                 (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", misshaped)) if v]
+        raise ValueError(f"{source}: not the FaceBoxesV2 state dict; " + "; ".join(parts))
+
+
+def convert_faceboxes(weights: str, output: Optional[str] = None, verify: bool = True) -> str:
+    """FaceBoxesV2.pth -> .safetensors (default: beside it); returns the path written."""
+    output = output or os.path.splitext(weights)[0] + ".safetensors"
+    sd = load_state_dict(weights)
+    prefixed = [k for k in sd if k.startswith("module.")]
+    if prefixed and len(prefixed) != len(sd):
+        odd = [k for k in sd if not k.startswith("module.")]
+        raise ValueError(f"{weights}: some keys carry the 'module.' prefix and some do not (e.g. '{odd[0]}')")
+    if prefixed:
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    _check_against(sd, faceboxes_shapes(), weights, ".num_batches_tracked")
+    tensors = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise ValueError(f"{weights}: tensors with non-finite values: {', '.join(nonfinite)}")
+    _save_safetensors(output, tensors, {"format": FACEBOXES_FORMAT, "source": os.path.basename(weights)})
+    if verify:
+        try:
+            from ._C import preprocess as _pp
+            _pp.FaceBoxesDetector(output)
+        except BaseException:
+            if os.path.exists(output):
+                os.unlink(output)
+            raise
+    return output
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pixel3dmm.convert_preprocessing",
+                                 description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    fb = sub.add_parser("faceboxes", help="PIPNet's FaceBoxesV2/weights/FaceBoxesV2.pth")
+    fb.add_argument("weights", help="FaceBoxesV2.pth")
+    fb.add_argument("-o", "--output", help="file to write (default: <weights>.safetensors)")
+    fb.add_argument("--no-verify", action="store_true", help="skip loading the result with the C++ loader")
+    args = ap.parse_args(argv)
+    try:
+        out = convert_faceboxes(args.weights, args.output, verify=not args.no_verify)
+    except (ValueError, FileNotFoundError, RuntimeError, rp.pickle.UnpicklingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The C++ FaceBoxesV2 (pixel3dmm/preprocess/faceboxes.h) against the Python reference of the official detector
+(faceboxes_reference.py) on seeded random weights and small images, through the weight converter."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import pixel3dmm
+from pixel3dmm import convert_preprocessing as cp
+from pixel3dmm import io as pio
+from pixel3dmm._C import preprocess as pp
+
+import faceboxes_reference as ref
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+    pixel3dmm.set_num_threads(2)
+
+
+def _official_file(path, net):
+    """The layout of FaceBoxesV2.pth: a state dict with the 'module.' prefix, saved in the legacy (non-zip) format."""
+    sd = {"module." + k: v for k, v in net.state_dict().items()}
+    torch.save(sd, path, _use_new_zipfile_serialization=False)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faceboxes")
+    net = ref.randomize_(ref.FaceBoxesV2(), seed=3)
+    pth = str(tmp / "FaceBoxesV2.pth")
+    _official_file(pth, net)
+    out = cp.convert_faceboxes(pth)
+    return net, out, pp.FaceBoxesDetector(out)
+
+
+def _image(seed, h, w):
+    """A smooth seeded BGR image (low-resolution noise upsampled) with a few flat patches."""
+    rng = np.random.default_rng(seed)
+    low = rng.uniform(0, 255, size=(h // 16 + 1, w // 16 + 1, 3)).astype(np.float32)
+    img = torch.nn.functional.interpolate(torch.from_numpy(low).permute(2, 0, 1)[None], size=(h, w),
+                                          mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    return img.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _as_tuples(dets):
+    return [(d["score"], d["x"], d["y"], d["width"], d["height"]) for d in dets]
+
+
+def test_priors_equal_reference_and_count():
+    for h, w in [(512, 512), (100, 75), (33, 129)]:
+        got = pp.faceboxes_priors(h, w)
+        want = ref.priors(h, w)
+        assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert pp.faceboxes_priors(512, 512).shape == (5456, 4)
+
+
+def test_input_equals_reference():
+    bgr = _image(0, 40, 56)
+    assert torch.equal(pp.faceboxes_input(torch.from_numpy(bgr)), ref.network_input(bgr))
+
+
+@pytest.fixture(scope="module")
+def reference_runs(converted):
+    """(bgr, reference loc, reference conf) on two small images; odd sizes exercise the ceil in the feature maps."""
+    net, _, _ = converted
+    runs = []
+    for seed, (h, w) in enumerate([(64, 96), (90, 50)]):
+        bgr = _image(10 + seed, h, w)
+        with torch.no_grad():
+            loc, conf = net(ref.network_input(bgr))
+        runs.append((bgr, loc, conf))
+    return runs
+
+
+def test_network_matches_reference(converted, reference_runs):
+    _, _, det = converted
+    for bgr, loc_r, conf_r in reference_runs:
+        loc, conf = det.forward(ref.network_input(bgr))
+        assert loc.shape == loc_r.shape == (1, pp.faceboxes_priors(*bgr.shape[:2]).shape[0], 4)
+        assert conf.shape == conf_r.shape
+        assert (loc - loc_r).abs().max() <= 1e-5 * (1 + loc_r.abs().max())
+        assert (conf - conf_r).abs().max() <= 1e-6
+
+
+def test_detections_equal_reference(converted, reference_runs):
+    _, _, det = converted
+    found = ties = 0
+    for bgr, loc, conf in reference_runs:
+        h, w = bgr.shape[:2]
+        want = ref.detections(loc, conf, h, w)
+        # the same raw outputs through the C++ post-processing: identical scores and integer boxes
+        assert _as_tuples(pp.faceboxes_detections(loc, conf, h, w)) == want
+        # end to end through the C++ network
+        assert _as_tuples(det.detect(torch.from_numpy(bgr))) == want
+        found += len(want)
+        ties += int((conf[:, 1] == 1).sum())
+    assert found > 10 and ties > 10  # the weights make detections, many of them tied at 1.0
+
+
+def test_decode_equals_reference():
+    g = torch.Generator().manual_seed(1)
+    pri = ref.priors(64, 96)
+    loc = torch.randn(1, pri.shape[0], 4, generator=g) * 3
+    assert torch.equal(pp.faceboxes_decode(loc, pri, 64, 96), ref.decode(loc[0], pri, 64, 96))
+
+
+def test_threshold_is_float32_and_strict():
+    h = w = 64
+    n = pp.faceboxes_priors(h, w).shape[0]
+    loc = torch.zeros(1, n, 4)
+    conf = torch.zeros(n, 2)
+    conf[:, 1] = 0.5
+    conf[0, 1] = float(np.float32(0.6))  # equal to 0.6f: rejected
+    conf[n - 1, 1] = float(np.nextafter(np.float32(0.6), np.float32(1)))  # the next float32 passes
+    got = _as_tuples(pp.faceboxes_detections(loc, conf, h, w))
+    assert got == ref.detections(loc, conf, h, w)
+    assert len(got) == 1 and got[0][0] == pytest.approx(0.6, abs=1e-6)
+
+
+def test_nms_suppresses_at_exactly_the_threshold():
+    # areas with the +1 convention: A = 10 x 10 = 100, B = 3 x 10 = 30 inside A: overlap 30 / 100 = 0.3f >= 0.3
+    dets = np.array([[0, 0, 9, 9, 0.9], [0, 0, 2, 9, 0.8], [20, 20, 29, 29, 0.7]], dtype=np.float32)
+    assert pp.faceboxes_nms(torch.from_numpy(dets)) == ref.cpu_nms(dets, 0.3) == [0, 2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_tie_order_equals_numpy(seed):
+    rng = np.random.default_rng(seed)
+    n = [7, 17, 40, 100, 200, 400][seed]
+    xy = rng.uniform(0, 60, size=(n, 2)).astype(np.float32)
+    wh = rng.uniform(8, 30, size=(n, 2)).astype(np.float32)
+    scores = rng.choice(np.array([1.0, 0.99, 0.75], dtype=np.float32), size=n)  # heavy ties
+    dets = np.hstack([xy, xy + wh, scores[:, None]]).astype(np.float32)
+    assert pp.faceboxes_nms(torch.from_numpy(dets)) == ref.cpu_nms(dets, 0.3)
+
+
+@pytest.mark.parametrize("n", [2, 16, 17, 100, 5000])
+def test_numpy_argsort_tie_order(n):
+    rng = np.random.default_rng(n)
+    for values in (rng.integers(0, 3, n).astype(np.float32), rng.integers(0, 50, n).astype(np.float64),
+                   np.ones(n, np.float32), np.arange(n, dtype=np.float32)[::-1].copy()):
+        assert pp.numpy_argsort(torch.from_numpy(values)) == np.argsort(values).tolist()
+    with_nan = rng.integers(0, 4, n).astype(np.float32)
+    with_nan[:: 3] = np.nan
+    assert pp.numpy_argsort(torch.from_numpy(with_nan)) == np.argsort(with_nan).tolist()
+
+
+# --- the converter and the loader's errors -----------------------------------------------------------------------
+def test_converter_strips_prefix_and_keeps_names(converted):
+    net, out, _ = converted
+    tensors = pio.load_safetensors(out)
+    assert set(tensors) == set(net.state_dict())
+    assert len(tensors) == 192
+    assert torch.equal(tensors["loc.0.weight"], net.loc[0].weight)
+
+
+def test_converter_names_the_bad_key(tmp_path):
+    net = ref.randomize_(ref.FaceBoxesV2(), seed=4)
+    sd = {"module." + k: v for k, v in net.state_dict().items()}
+    sd["module.conf.1.weight"] = torch.zeros(3, 256, 3, 3)
+    del sd["module.conv2.bn.running_var"]
+    pth = str(tmp_path / "bad.pth")
+    torch.save(sd, pth, _use_new_zipfile_serialization=False)
+    with pytest.raises(ValueError) as e:
+        cp.convert_faceboxes(pth)
+    msg = str(e.value)
+    assert pth in msg and "conf.1.weight" in msg and "[2, 256, 3, 3]" in msg and "conv2.bn.running_var" in msg
+    assert not os.path.exists(str(tmp_path / "bad.safetensors"))
+
+
+def test_converter_refuses_truncated_and_foreign_pickles(tmp_path):
+    net = ref.randomize_(ref.FaceBoxesV2(), seed=5)
+    pth = tmp_path / "FaceBoxesV2.pth"
+    _official_file(str(pth), net)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(pth.read_bytes()[: 5000])
+    with pytest.raises(ValueError, match="cut.pth"):
+        cp.convert_faceboxes(str(cut))
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"module.x": os.system}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system"):
+        cp.convert_faceboxes(str(evil))
+    assert cp.main(["faceboxes", str(tmp_path / "missing.pth")]) == 1
+    assert not any(p.suffix == ".safetensors" for p in tmp_path.iterdir())
+
+
+def test_loader_is_strict(tmp_path, converted):
+    net, out, _ = converted
+    tensors = pio.load_safetensors(out)
+    del tensors["inception2.branch3x3.conv.weight"]
+    tensors["conf.0.bias"] = torch.zeros(5)
+    bad = str(tmp_path / "bad.safetensors")
+    pio.save_safetensors(bad, tensors, {"format": "pixel3dmm-faceboxes"})
+    with pytest.raises(ValueError) as e:
+        pp.FaceBoxesDetector(bad)
+    msg = str(e.value)
+    assert "bad.safetensors" in msg and "inception2.branch3x3.conv.weight" in msg and "conf.0.bias" in msg
+    other = str(tmp_path / "other.safetensors")
+    pio.save_safetensors(other, pio.load_safetensors(out), {"format": "pixel3dmm-network"})
+    with pytest.raises(ValueError, match="pixel3dmm-network"):
+        pp.FaceBoxesDetector(other)
