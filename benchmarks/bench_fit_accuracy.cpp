@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "bench_util.h"
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
@@ -42,8 +43,8 @@ int main(int argc, char** argv) {
   const fit::FitConfig config = argc > 2 ? io::load_config<fit::FitConfig>(argv[2]) : fit::FitConfig{};
   std::printf("settings: %s\n", argc > 2 ? argv[2] : "official defaults");
   const fit::Fitter fitter(flame, config);
-  const auto head = fit::non_eyeball_vertices(flame->model());
-  const auto face = fit::face_region_vertices(flame->model());
+  const auto head = eval::non_eyeball_vertices(flame->model());
+  const auto face = eval::face_region_vertices(flame->model());
   std::printf("vertex sets: head %ld (all but the eyeballs), face region %ld\n\n", static_cast<long>(head.numel()),
               static_cast<long>(face.numel()));
 
@@ -57,17 +58,17 @@ int main(int argc, char** argv) {
     const fit::FitParams truth = fit::random_params(1, 300, 100, 1000 + i);
     const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, target_options(1000 + i));
     const double size = head_size(st.vertices);
-    const double start = fit::aligned_vertex_error(
+    const double start = eval::aligned_vertex_error(
         fitter.evaluate(fit::FitParams::initial(1, 300, 100, config.focal_init)).vertices.detach(), st.vertices, head);
     const fit::FitResult lmk = fitter.fit_landmarks_only({st.target});
     const fit::FitResult full = fitter.fit(st.target);
     seconds += full.seconds;
-    const double e_lmk = fit::aligned_vertex_error(lmk.vertices, st.vertices, head);
-    const double e_full = fit::aligned_vertex_error(full.vertices, st.vertices, head);
-    const double f_lmk = fit::aligned_vertex_error(lmk.vertices, st.vertices, face);
-    const double f_full = fit::aligned_vertex_error(full.vertices, st.vertices, face);
-    const double n_full = fit::mean_vertex_error(full.canonical, st.canonical);
-    const double n_lmk = fit::mean_vertex_error(lmk.canonical, st.canonical);
+    const double e_lmk = eval::aligned_vertex_error(lmk.vertices, st.vertices, head);
+    const double e_full = eval::aligned_vertex_error(full.vertices, st.vertices, head);
+    const double f_lmk = eval::aligned_vertex_error(lmk.vertices, st.vertices, face);
+    const double f_full = eval::aligned_vertex_error(full.vertices, st.vertices, face);
+    const double n_full = eval::mean_vertex_error(full.canonical, st.canonical);
+    const double n_lmk = eval::mean_vertex_error(lmk.canonical, st.canonical);
     sum_lmk += e_lmk, sum_full += e_full, sum_face_lmk += f_lmk, sum_face += f_full;
     sum_pct += f_full / size, sum_pct_head += e_full / size, sum_neutral += n_full, sum_lmk_neutral += n_lmk;
     std::printf("%-5d %9.1f | %9.2f %9.2f %9.2f | %9.2f %9.2f %7.2f%% | %9.2f %9.2f\n", i, size * 1000,
@@ -108,14 +109,14 @@ int main(int argc, char** argv) {
         truth_vertices.push_back(st.vertices);
         canonical = st.canonical;
         const fit::FitResult r = fitter.fit(st.target);
-        single += fit::aligned_vertex_error(r.vertices, st.vertices, face) / views;
-        if (v == 0) neutral_first = fit::mean_vertex_error(r.canonical, st.canonical);
+        single += eval::aligned_vertex_error(r.vertices, st.vertices, face) / views;
+        if (v == 0) neutral_first = eval::mean_vertex_error(r.canonical, st.canonical);
       }
       const fit::FitResult joint = fitter.fit(targets);
       double joint_face = 0;
       for (int v = 0; v < views; ++v)
-        joint_face += fit::aligned_vertex_error(joint.vertices.slice(0, v, v + 1), truth_vertices[v], face) / views;
-      const double joint_neutral = fit::mean_vertex_error(joint.canonical, canonical);
+        joint_face += eval::aligned_vertex_error(joint.vertices.slice(0, v, v + 1), truth_vertices[v], face) / views;
+      const double joint_neutral = eval::mean_vertex_error(joint.canonical, canonical);
       s_single += single, s_joint += joint_face, n_single += neutral_first, n_joint += joint_neutral;
       std::printf("%-5d | %12.2f %12.2f | %12.2f %12.2f | %8.1f\n", i, 1000 * single, 1000 * joint_face,
                   1000 * neutral_first, 1000 * joint_neutral, joint.seconds);

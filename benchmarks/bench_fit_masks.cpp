@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "bench_util.h"
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
@@ -28,8 +29,8 @@ int main(int argc, char** argv) {
   fit::FitConfig no_iris_config = config;
   no_iris_config.loss.landmarks_iris = 0.0;
   const fit::Fitter fitter(flame, config), no_iris(flame, no_iris_config);
-  const auto face = fit::face_region_vertices(flame->model());
-  const auto head = fit::non_eyeball_vertices(flame->model());
+  const auto face = eval::face_region_vertices(flame->model());
+  const auto head = eval::non_eyeball_vertices(flame->model());
   const char* names[] = {"exact", "landmarks", "no-grabcut", "no-iris", "located"};
   double face_sum[5] = {}, head_sum[5] = {}, iou_sum[2] = {}, pupil_px = 0;
   std::printf("face-region error (mm) per variant; IoU of the estimated fg_mask with the exact one\n");
@@ -61,9 +62,9 @@ int main(int argc, char** argv) {
                                  no_iris.fit(st.target), fitter.fit(located)};
     double f[5];
     for (int k = 0; k < 5; ++k) {
-      f[k] = fit::aligned_vertex_error(r[k].vertices, st.vertices, face);
+      f[k] = eval::aligned_vertex_error(r[k].vertices, st.vertices, face);
       face_sum[k] += f[k];
-      head_sum[k] += fit::aligned_vertex_error(r[k].vertices, st.vertices, head);
+      head_sum[k] += eval::aligned_vertex_error(r[k].vertices, st.vertices, head);
     }
     const double iou_gc = iou(m_gc.fg_mask, st.target.fg_mask), iou_plain = iou(m_plain.fg_mask, st.target.fg_mask);
     iou_sum[0] += iou_gc, iou_sum[1] += iou_plain, pupil_px += px;

@@ -8,6 +8,7 @@
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/core/atomic_file.h"
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/outputs.h"
 #include "pixel3dmm/fit/synthetic_target.h"
@@ -104,21 +105,21 @@ int run_demo(const std::vector<std::string>& argv) {
 
   const auto head = st.vertices[0];
   const double head_size = (std::get<0>(head.max(0)) - std::get<0>(head.min(0))).norm().item<double>();
-  const auto whole_head = fit::non_eyeball_vertices(flame->model());
-  const auto face_region = fit::face_region_vertices(flame->model());
+  const auto whole_head = eval::non_eyeball_vertices(flame->model());
+  const auto face_region = eval::face_region_vertices(flame->model());
   struct Errors {
     double posed, face, neutral;  // metres
   };
   const auto errors_of = [&](const torch::Tensor& vertices, const torch::Tensor& canonical) {
-    return Errors{fit::aligned_vertex_error(vertices, st.vertices, whole_head),
-                  fit::aligned_vertex_error(vertices, st.vertices, face_region),
-                  fit::mean_vertex_error(canonical, st.canonical)};
+    return Errors{eval::aligned_vertex_error(vertices, st.vertices, whole_head),
+                  eval::aligned_vertex_error(vertices, st.vertices, face_region),
+                  eval::mean_vertex_error(canonical, st.canonical)};
   };
   const auto start = fitter.evaluate(fit::FitParams::initial(1, flame->n_shape(), flame->n_expr(), config.focal_init));
   const Errors e0 = errors_of(start.vertices, start.flame.v_shaped);
   const Errors e_full = errors_of(result.vertices, result.canonical);
   const Errors e_lmk = errors_of(baseline.vertices, baseline.canonical);
-  const double flame_error = fit::mean_vertex_error(result.vertices_flame, st.vertices_flame);
+  const double flame_error = eval::mean_vertex_error(result.vertices_flame, st.vertices_flame);
   const auto mm = [](const Errors& e) {
     return io::json{{"posed_error_mm", e.posed * 1000}, {"face_region_error_mm", e.face * 1000},
                     {"neutral_error_mm", e.neutral * 1000}};

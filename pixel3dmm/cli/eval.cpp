@@ -27,7 +27,9 @@ constexpr const char* kEvalUsage =
 void declare_fit(Args& args) {
   args.option("config", "fit config JSON (fields of configs/fit.json)")
       .repeated("set", "override one fit setting, e.g. --set iters=200")
-      .option("flame", "FLAME model (default: the one benchmark.json names, else the synthetic model)");
+      .option("flame", "FLAME model (default: the one benchmark.json names, else the synthetic model)")
+      .option("identity-noise", "the identity-prior experiment (synthetic benchmarks): give each fit the true "
+                                "identity + N(0, S^2) per coefficient as its prior, as MICA's code would be");
 }
 
 void declare_score(Args& args) {
@@ -49,6 +51,11 @@ fit::FitConfig fit_config(const Args& args) {
   io::json cfg = args.has("config") ? io::read_json(args.get("config")) : io::json(fit::FitConfig{});
   io::apply_overrides(cfg, args.all("set"));
   return io::parse_config<fit::FitConfig>(cfg, args.has("config") ? args.get("config") : "fit settings");
+}
+
+// --identity-noise S (>= 0), or -1 when not given.
+double identity_noise(const Args& args) {
+  return args.has("identity-noise") ? args.get_double("identity-noise", 0.0) : -1.0;
 }
 
 std::string flame_path(const Args& args, const eval::Benchmark* bench) {
@@ -122,9 +129,10 @@ int run_synth(const std::vector<std::string>& argv) {
 
 eval::BenchmarkResults run_method(const eval::Benchmark& bench, const flame::Flame& flame, const Args& args,
                                   const std::string& method, const std::string& out,
-                                  const predict::Predictor* predictor) {
+                                  const predict::Predictor* predictor, double identity_noise = -1.0) {
   prepare_output_folder(out);
   eval::RunOptions o;
+  o.identity_noise = identity_noise;
   o.method = method;
   o.config = fit_config(args);
   o.score = score_options(args);
@@ -141,7 +149,9 @@ int run_run(const std::vector<std::string>& argv) {
             "Fits every case of a benchmark with one method, scores the meshes against the posed and neutral ground "
             "truth and writes RESULTS/results.md, results.csv, heatmaps.png and meshes/.");
   args.positional("bench", "benchmark folder (cases.jsonl) or manifest file", 1, 1)
-      .option("method", "landmarks (landmark-only fit), uv (normal term off), full (UV + normals), ours (= full)",
+      .option("method",
+              "landmarks (landmark-only fit), uv (normal term off), normals (UV terms off), full (UV + normals), "
+              "ours (= full)",
               "full")
       .option("out", "results folder", "eval-results");
   declare_network_choice(args, ": also fit its predictions on each case's image (method (d))");
@@ -153,7 +163,7 @@ int run_run(const std::vector<std::string>& argv) {
   eval::method_config(method, fit::FitConfig{});  // unknown method: fail before loading anything
   const flame::Flame flame(reconstruct::load_flame_or_synthetic(flame_path(args, &bench)), flame::FlameOptions());
   const auto predictor = chosen_predictor(args, false);
-  return exit_code(run_method(bench, flame, args, method, args.get("out"), predictor.get()));
+  return exit_code(run_method(bench, flame, args, method, args.get("out"), predictor.get(), identity_noise(args)));
 }
 
 int run_score(const std::vector<std::string>& argv) {
@@ -205,7 +215,12 @@ int run_replicate(const std::vector<std::string>& argv) {
   std::printf("benchmark: %zu cases in %s\n", bench.cases.size(), bench_dir.c_str());
   const flame::Flame flame(reconstruct::load_flame_or_synthetic(flame_path(args, &bench)), flame::FlameOptions());
   std::vector<eval::BenchmarkResults> all;
-  for (const auto& m : methods) all.push_back(run_method(bench, flame, args, m, (fs::path(out) / m).string(), nullptr));
+  const double noise = identity_noise(args);
+  for (const auto& m : methods) {
+    all.push_back(run_method(bench, flame, args, m, (fs::path(out) / m).string(), nullptr));
+    if (noise >= 0)
+      all.push_back(run_method(bench, flame, args, m, (fs::path(out) / (m + "-prior")).string(), nullptr, noise));
+  }
   if (predictor)
     all.push_back(run_method(bench, flame, args, "full", (fs::path(out) / "network").string(), predictor.get()));
   std::ostringstream md;

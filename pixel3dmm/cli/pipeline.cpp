@@ -34,6 +34,8 @@ void declare_pipeline_options(Args& args, bool networks) {
     args.option("uv-weights", "converted UV network (.safetensors, its .json beside)")
         .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
         .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
+        .option("faceboxes", "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
+                             "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks")
         .option("masks",
                 "how to make the fit masks: auto (segmentation when --segmentation is given, else "
                 "landmarks+grabcut), landmarks+grabcut, landmarks, segmentation",
@@ -58,10 +60,46 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
     o.normal_weights = args.get("normal-weights");
   }
   if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
+  if (args.has("faceboxes")) {
+    o.preprocess.crop = "official";
+    o.preprocess.faceboxes = args.get("faceboxes");
+  }
   if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
+}
+
+void declare_identity_options(Args& args) {
+  args.option("mica", "converted MICA weights (python -m pixel3dmm.convert_mica mica.tar): each crop's MICA code "
+                      "starts the identity and reg/shape pulls toward it, as the official fit does")
+      .option("scrfd", "insightface's scrfd_10g_bnkps.onnx: MICA's five keypoints by SCRFD on each crop, as the "
+                       "official preprocessing (default: from the crop's 68 landmarks)")
+      .option("identity", "an identity code to use as the prior instead (.npy, 300 FLAME shape coefficients, "
+                          "e.g. from `pixel3dmm identity`)")
+      .option("identity-prior", "mica (the official default when --mica or --identity is given) or none", "mica");
+}
+
+identity::IdentityPriorOptions identity_options(const Args& args) {
+  const std::string prior = args.get("identity-prior");
+  PIXEL3DMM_CHECK_T(UsageError, prior == "mica" || prior == "none",
+                    "--identity-prior: expected mica or none, found '", prior, "'");
+  PIXEL3DMM_CHECK_T(UsageError, !(args.has("mica") && args.has("identity")),
+                    "--mica and --identity are two sources of one prior: give one");
+  identity::IdentityPriorOptions o;
+  if (prior == "none") return o;
+  PIXEL3DMM_CHECK_T(UsageError, !args.has("scrfd") || args.has("mica"), "--scrfd needs --mica");
+  if (args.has("mica")) o.mica = args.get("mica");
+  if (args.has("scrfd")) o.scrfd = args.get("scrfd");
+  if (args.has("identity")) o.code = args.get("identity");
+  return o;
+}
+
+void print_identity_prior(const identity::IdentityPrior& prior) {
+  if (prior.enabled())
+    std::printf("identity prior: %s\n", prior.describe().c_str());
+  else
+    std::printf("no identity prior was used (the official fit starts from MICA's code: give --mica or --identity)\n");
 }
 
 void declare_network_choice(Args& args, const std::string& purpose) {

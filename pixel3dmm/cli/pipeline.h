@@ -20,6 +20,14 @@ void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
 reconstruct::ReconstructorOptions pipeline_options(const Args& args);
 
+/// --mica, --scrfd, --identity, --identity-prior: the fit's identity prior (`reconstruct`, `fit`).
+void declare_identity_options(Args& args);
+/// The prior those flags choose (empty options: none). UsageError for --mica with --identity, --scrfd without
+/// --mica or an unknown --identity-prior.
+identity::IdentityPriorOptions identity_options(const Args& args);
+/// "identity prior: <what>" or a line saying that none was used and how to give one.
+void print_identity_prior(const identity::IdentityPrior& prior);
+
 /// --uv-weights, --normal-weights and --demo-networks, for commands that can also run on the embedded demo
 /// networks (`eval`, `track`); `purpose` ends the help text of --uv-weights.
 void declare_network_choice(Args& args, const std::string& purpose);

@@ -26,13 +26,15 @@ int run_reconstruct(const std::vector<std::string>& argv) {
                          "not only the largest")
       .flag("resume", "skip photos whose output is already complete (restarting an interrupted batch)");
   declare_pipeline_options(args, true);
+  declare_identity_options(args);
   if (!args.parse(argv)) {
     std::printf("%s", args.help().c_str());
     return kOk;
   }
   const auto images = collect_images(args.positionals());
   const std::string out = args.get("out");
-  const auto options = pipeline_options(args);
+  auto options = pipeline_options(args);
+  options.identity = identity_options(args);
   const auto env = distributed::Environment::from_env();
   const BatchShare share{env.rank, env.world_size, args.flag_set("resume")};
   prepare_output_folder(out);
@@ -43,6 +45,7 @@ int run_reconstruct(const std::vector<std::string>& argv) {
   else
     std::printf("pixel3dmm reconstruct: %zu photo(s) -> %s\n", images.size(), out.c_str());
   const reconstruct::Reconstructor rec(options);
+  print_identity_prior(rec.identity_prior());
   const int steps = options.fit.camera.steps + options.fit.iters;
   std::vector<std::string> used;
   std::vector<ItemOutcome> outcomes;

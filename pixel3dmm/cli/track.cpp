@@ -71,6 +71,7 @@ int run_track(const std::vector<std::string>& argv) {
       .flag("no-video", "skip the overlay video")
       .flag("no-frames", "skip the per-frame mesh and parameter folders");
   declare_network_choice(args, "");
+  declare_identity_options(args);
   if (!args.parse(argv)) {
     std::cout << args.help();
     return kOk;
@@ -79,6 +80,8 @@ int run_track(const std::vector<std::string>& argv) {
   const double neck_deg = args.get_double("neck-deg", 0.0);
   if (synthetic == (args.positionals().size() == 1))
     throw UsageError("give either VIDEO_OR_FOLDER or --synthetic N");
+  if (synthetic && (args.has("mica") || args.has("identity")))
+    throw UsageError("--mica and --identity are for real videos (a synthetic video has no photos for MICA)");
   io::json cfg = args.has("config") ? io::read_json(args.get("config")) : io::json(track::TrackerOptions{});
   io::apply_overrides(cfg, args.all("set"));
   const auto options =
@@ -135,6 +138,15 @@ int run_track(const std::vector<std::string>& argv) {
         });
     frames = vt.frames;
     fps = vt.fps;
+    // MICA on every max(1, N / 10)-th frame, as the official preprocessing; the tracker averages the codes. The
+    // frames are the crops at the fit's map size (the official code runs MICA on the 512 x 512 crops).
+    const identity::IdentityPrior prior(identity_options(args));
+    print_identity_prior(prior);
+    if (prior.enabled())
+      for (const int64_t i : identity::identity_frames(static_cast<int64_t>(frames.size())))
+        frames[static_cast<size_t>(i)].identity =
+            prior.code(frames[static_cast<size_t>(i)].image, frames[static_cast<size_t>(i)].landmarks,
+                       input + " frame " + std::to_string(i));
     int64_t missing = 0;
     for (bool d : vt.detected) missing += d ? 0 : 1;
     std::printf("%zu frames (%lld without a detected face), %.1f fps\n", frames.size(),

@@ -1,4 +1,5 @@
 #include "pixel3dmm/eval/benchmark.h"
+#include "pixel3dmm/eval/vertex_error.h"
 
 #include <torch/torch.h>
 
@@ -51,6 +52,21 @@ io::Mesh mesh_of(const torch::Tensor& vertices, const torch::Tensor& faces) {
   m.vertices = vertices.detach().to(torch::kFloat).contiguous();
   m.faces = faces.to(torch::kLong).contiguous();
   return m;
+}
+
+// The identity-prior experiment's prior for case `index`: the truth's identity + N(0, noise^2), seeded by the index.
+torch::Tensor noisy_true_identity(const Benchmark& bench, const BenchmarkCase& c, int64_t index, double noise) {
+  const std::string path = (fs::path(bench.resolve(c.gt_neutral)).parent_path() / "truth.json").string();
+  PIXEL3DMM_CHECK_T(FileNotFound, fs::exists(path), path, ": no such file (the identity-prior experiment needs the ",
+                    "truth of a synthetic benchmark: pixel3dmm eval synth)");
+  const io::json j = io::read_json(path);
+  PIXEL3DMM_CHECK_FORMAT(j.contains("params") && j["params"].contains("shape") && j["params"]["shape"].is_array() &&
+                             j["params"]["shape"].size() == 1 && j["params"]["shape"][0].is_array(),
+                         path, "expected params.shape = [[identity coefficients]]");
+  const auto values = j["params"]["shape"][0].get<std::vector<double>>();
+  const auto truth = torch::tensor(values, torch::kFloat64).to(torch::kFloat32);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(0x1d3a7 + index));
+  return truth + torch::randn(truth.sizes(), gen, torch::kFloat32) * noise;
 }
 
 preprocess::Preprocessed preprocessed_of(const fit::FitTarget& t, const std::string& name) {
@@ -245,7 +261,7 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
 
 Scorer::Scorer(flame::FlameModel model, ScoreOptions options) : model_(std::move(model)), options_(options) {
   in_region_ = torch::zeros({model_.n_vertices()}, torch::kBool);
-  in_region_.index_fill_(0, fit::face_region_vertices(model_), true);
+  in_region_.index_fill_(0, face_region_vertices(model_), true);
 }
 
 torch::Tensor Scorer::region_faces(const torch::Tensor& faces, int64_t n_vertices) const {
@@ -319,8 +335,10 @@ Summary BenchmarkResults::summary() const {
 fit::FitConfig method_config(const std::string& method, fit::FitConfig config) {
   if (method == "uv") {
     config.loss.normal = 0.0;
+  } else if (method == "normals") {
+    config.loss.uv = 0.0;  // the full stage's UV-vertex and UV-pixel terms; the camera warm-up keeps its own
   } else if (method != "full" && method != "ours" && method != "landmarks") {
-    throw ValueError("unknown benchmark method '" + method + "' (expected ours, landmarks, uv or full)");
+    throw ValueError("unknown benchmark method '" + method + "' (expected ours, landmarks, uv, normals or full)");
   }
   return config;
 }
@@ -359,7 +377,7 @@ BenchmarkResults run_benchmark(const Benchmark& bench, const flame::Flame& flame
   const fs::path meshes = fs::path(out) / "meshes";
   fs::create_directories(meshes);
   BenchmarkResults r;
-  r.method = o.method + (o.predictor ? " (network)" : "");
+  r.method = o.method + (o.predictor ? " (network)" : "") + (o.identity_noise >= 0 ? " + prior" : "");
   const auto total = static_cast<int64_t>(bench.cases.size());
   for (int64_t i = 0; i < total; ++i) {
     const BenchmarkCase& c = bench.cases[static_cast<size_t>(i)];
@@ -372,7 +390,8 @@ BenchmarkResults run_benchmark(const Benchmark& bench, const flame::Flame& flame
         PIXEL3DMM_CHECK_T(ValueError, !c.image.empty(), c.name, ": the case has no image for the network");
         pred = o.predictor->predict(io::read_image(bench.resolve(c.image)));
       }
-      const fit::FitTarget target = reconstruct::make_target(fi.input, pred);
+      fit::FitTarget target = reconstruct::make_target(fi.input, pred);
+      if (o.identity_noise >= 0) target.identity = noisy_true_identity(bench, c, i, o.identity_noise);
       const fit::FitResult fr = o.method == "landmarks" ? fitter.fit_landmarks_only({target}, o.on_step)
                                                         : fitter.fit(target, o.on_step);
       const io::Mesh posed = mesh_of(fr.vertices[0], faces), neutral = mesh_of(fr.canonical[0], faces);

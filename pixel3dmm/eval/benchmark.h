@@ -97,7 +97,7 @@ class Scorer {
 
   /// pred: a FLAME-topology mesh (the NoW landmarks are read off it); gt: a FLAME-topology mesh, or any mesh (already
   /// cropped to the face) with `gt_landmarks` (7 x 3, NoW order) given. Both are restricted to the face region
-  /// (fit::face_region_vertices) when they have FLAME topology.
+  /// (eval::face_region_vertices) when they have FLAME topology.
   GeometryScore score(const io::Mesh& pred, const io::Mesh& gt, const torch::Tensor& gt_landmarks = {}) const;
 
   const flame::FlameModel& model() const { return model_; }
@@ -136,7 +136,8 @@ struct BenchmarkResults {
 };
 
 /// The methods `run_benchmark` fits: "landmarks" (Fitter::fit_landmarks_only), "uv" (the fit with the normal term
-/// off), "full" (UV + normals: the method), "ours" (= full with the config as given). For "full"/"ours" a
+/// off), "normals" (the full stage's UV terms off: the paper's fourth ablation row), "full" (UV + normals: the
+/// method), "ours" (= full with the config as given). For "full"/"ours" a
 /// predictor, when given, replaces the case's maps by its predictions on the case's image (method (d)).
 fit::FitConfig method_config(const std::string& method, fit::FitConfig config);
 
@@ -149,6 +150,10 @@ struct RunOptions {
   /// Called after each case with (cases done, total, its score).
   std::function<void(int64_t, int64_t, const CaseScore&)> progress;
   fit::FitCallback on_step;         ///< passed to every fit
+  /// >= 0: the identity-prior experiment (synthetic benchmarks only): each case's fit is given an identity prior
+  /// (FitTarget::identity, as MICA's code would be) = the true identity from <case>/truth.json + N(0, noise^2)
+  /// per coefficient, seeded by the case's index; the method's name gets " + prior". < 0: no prior.
+  double identity_noise = -1.0;
 };
 
 /// Fits every case with `options.method`, writes the meshes to <out>/meshes/<name>_{posed,neutral}.ply, scores

@@ -68,10 +68,11 @@ struct FitConfig {
   /// A non-finite loss, gradient or parameter during optimisation: false = throw fit::NumericalFault (naming the
   /// stage and step); true = stop there and return the last finite parameters with FitResult::fault set.
   bool stop_on_numerical_fault = false;
-  /// The silhouette term's mask (docs/fitting.md, "The silhouette mask"): "" = the whole mesh's coverage (ours);
-  /// a path to the official uv_mask_eyes.png (face + eyeballs in UV space, > 0 per channel); "masks" = a texture
-  /// generated from the model's face and eyeball vertex masks (fit::region_mask_texture).
-  std::string silhouette_texture;
+  /// The silhouette term's mask (docs/fitting.md, "The silhouette mask"): "auto" = face + eyeballs as the
+  /// official texture, generated from the model's face and eyeball vertex masks (fit::region_mask_texture), or the
+  /// whole mesh's coverage for a model without them; "masks" = that texture, required; a path to the official
+  /// uv_mask_eyes.png (face + eyeballs in UV space, > 0 per channel); "" = the whole mesh's coverage (ours).
+  std::string silhouette_texture = "auto";
   CameraStageConfig camera;
   FitLearningRates lr;
   FitLossConfig loss;

@@ -72,6 +72,12 @@ torch::Tensor region_mask_texture(const flame::FlameModel& model, const std::vec
 
 torch::Tensor silhouette_texture(const flame::FlameModel& model, const std::string& setting) {
   if (setting.empty()) return {};
+  if (setting == "auto") {
+    // The official content when the model can say what it is; a model without those masks keeps the coverage.
+    for (const char* m : {"face", "left_eyeball", "right_eyeball"})
+      if (!model.masks.count(m)) return {};
+    return region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"});
+  }
   if (setting == "masks") return region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"});
   return read_mask_texture(setting);
 }

@@ -28,7 +28,8 @@ torch::Tensor region_mask_texture(const flame::FlameModel& model, const std::vec
                                   int64_t size = 1024);
 
 /// The silhouette texture a FitConfig::silhouette_texture value selects: "" -> undefined (whole-mesh coverage);
-/// "masks" -> region_mask_texture(model, {face, left_eyeball, right_eyeball}); anything else -> read_mask_texture.
+/// "masks" -> region_mask_texture(model, {face, left_eyeball, right_eyeball}); "auto" -> the same when the model
+/// has those three masks, else undefined; anything else -> read_mask_texture.
 torch::Tensor silhouette_texture(const flame::FlameModel& model, const std::string& setting);
 
 }  // namespace pixel3dmm::fit

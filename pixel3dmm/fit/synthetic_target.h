@@ -1,7 +1,7 @@
 #pragma once
 /// Ground truth for the fitter: random FLAME parameters, and the maps a perfect network would predict for them
 /// (rendered UV and FLAME-frame normals, masks, projected landmarks and pupils), optionally corrupted with noise
-/// and outlier pixels. Used by the tests, the fitting benchmark and the demo.
+/// and outlier pixels. Used by the tests, the fitting benchmark and the demo; eval/vertex_error.h measures the fits.
 
 #include <torch/torch.h>
 
@@ -46,25 +46,5 @@ struct SyntheticTarget {
 /// Renders image `index` of `truth` with the fitter's model and renderer at `options.size`.
 SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& truth, int64_t index,
                                         const SyntheticTargetOptions& options = {});
-
-/// Mean per-vertex Euclidean distance (metres) between two B x V x 3 vertex sets, over `vertices` (undefined = all).
-double mean_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
-
-/// The vertices geometry errors are measured over: all but the eyeballs. An eyeball spinning about its centre leaves
-/// the surface unchanged yet moves its vertices, and only the pupil constrains that spin (the official fit does not
-/// regularise it beyond a weak prior), so eyeball vertices would measure an invisible degree of freedom.
-torch::Tensor non_eyeball_vertices(const flame::FlameModel& model);
-
-/// The vertices a frontal-to-three-quarter photo shows: FLAME's masks face, forehead, eye_region, nose, lips,
-/// left_ear and right_ear, eyeballs excluded. The region the paper's benchmark scores (it crops its scans to the
-/// face); the scalp and neck (60% of the non-eyeball vertices) are never seen from the front, so a single image
-/// constrains them only through the identity basis. Throws ValueError naming a missing mask.
-torch::Tensor face_region_vertices(const flame::FlameModel& model);
-
-/// Mean per-vertex distance (metres) after the rigid motion (Kabsch) that best aligns `a` onto `b`, per batch item.
-/// The measure for posed geometry: a single image fixes the head's depth only up to the focal length (a head 10%
-/// farther away under a 10% longer lens looks nearly the same), so raw world-space errors mostly measure that
-/// ambiguity, not the reconstruction.
-double aligned_vertex_error(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& vertices = {});
 
 }  // namespace pixel3dmm::fit

@@ -15,10 +15,11 @@
 
 #include "pixel3dmm/identity/arcface.h"
 #include "pixel3dmm/identity/mapping_network.h"
+#include "pixel3dmm/io/safetensors.h"  // TensorMap
 
 namespace pixel3dmm::identity {
 
-using TensorMap = std::map<std::string, torch::Tensor>;
+using io::TensorMap;  // {name: tensor}, the one map type of every reader and writer
 
 struct MicaOptions {
   TORCH_ARG(IResNetOptions, arcface) = {};

@@ -17,12 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "pixel3dmm/io/safetensors.h"  // TensorMap
 #include "pixel3dmm/nn/head.h"
 #include "pixel3dmm/nn/vit.h"
 
 namespace pixel3dmm::nn {
 
-using TensorMap = std::map<std::string, torch::Tensor>;
+using io::TensorMap;  // {name: tensor}, the one map type of every reader and writer
 
 /// What a network predicts; decides the output channels.
 enum class PredictionType { UV, Normals };

@@ -13,6 +13,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/preprocess/official_crop.h"
 
 namespace pixel3dmm::preprocess {
 
@@ -39,6 +40,11 @@ void check_options(const PreprocessOptions& o) {
                   o.mask_method, "'");
   PIXEL3DMM_CHECK(o.mask_method != "segmentation" || !o.segmentation.empty(),
                   "PreprocessOptions: mask_method 'segmentation' needs a label image path in `segmentation`");
+  PIXEL3DMM_CHECK(o.crop == "landmarks" || o.crop == "official",
+                  "PreprocessOptions.crop: expected 'landmarks' or 'official', found '", o.crop, "'");
+  PIXEL3DMM_CHECK(o.crop != "official" || !o.faceboxes.empty(),
+                  "PreprocessOptions: crop 'official' needs FaceBoxesV2 weights in `faceboxes` (convert FaceBoxesV2.pth "
+                  "with python -m pixel3dmm.convert_preprocessing faceboxes)");
   // A label image that would be silently ignored is a mistake, not a preference.
   PIXEL3DMM_CHECK(o.segmentation.empty() || o.mask_method == "auto" || o.mask_method == "segmentation",
                   "PreprocessOptions: a label image is given (segmentation = '", o.segmentation,
@@ -51,6 +57,30 @@ void check_options(const PreprocessOptions& o) {
 torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
   auto row = torch::tensor({0.0, 0.0, 1.0}, torch::kDouble).view({1, 3});
   return torch::matmul(torch::cat({a, row}), torch::cat({b, row})).slice(0, 0, 2).contiguous();
+}
+
+// The masks of one crop (uv, normal, fg, valid_bg): from the label image in the official layout when the method is
+// "segmentation" (`affine` maps the source photo of H x W pixels to the crop), else from the crop's landmarks.
+void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
+                  int64_t H, int64_t W) {
+  FaceMasks m;
+  if (method == "segmentation") {
+    m = masks_from_segmentation(
+        labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
+        o.big_normal_mask);
+  } else {
+    LandmarkMaskOptions mopt;
+    mopt.forehead = o.forehead;
+    mopt.grabcut = method == "landmarks+grabcut";
+    mopt.grabcut_iterations = o.grabcut_iterations;
+    mopt.seed = o.seed;
+    m = masks_from_landmarks(p.crop, lm, mopt);
+  }
+  p.uv_mask = m.uv_mask;
+  p.normal_mask = m.normal_mask;
+  p.fg_mask = m.fg_mask;
+  p.valid_bg = m.valid_bg;
+  p.mask_method = method;
 }
 
 }  // namespace
@@ -87,9 +117,12 @@ torch::Tensor normalize_image(const torch::Tensor& image, const std::string& wha
 }
 
 Preprocessor::Preprocessor(const PreprocessOptions& options)
-    : options_(options), detector_((check_options(options), detector_options(options))) {}
+    : options_(options), detector_((check_options(options), detector_options(options))) {
+  if (options_.crop == "official") faceboxes_ = std::make_shared<const FaceBoxesDetector>(options_.faceboxes);
+}
 
 std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const std::string& source, bool all) const {
+  if (faceboxes_) return run_official(image, source);
   const std::string name = source.empty() ? "the image" : source;
   torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
   const int64_t H0 = img.size(2), W0 = img.size(3);
@@ -129,12 +162,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   copt.keep_inside = o.keep_inside;
   PupilOptions popt;
   popt.dark_fraction = o.pupil_dark_fraction;
-  LandmarkMaskOptions mopt;
-  mopt.forehead = o.forehead;
   const std::string method = resolved_mask_method(o);
-  mopt.grabcut = method == "landmarks+grabcut";
-  mopt.grabcut_iterations = o.grabcut_iterations;
-  mopt.seed = o.seed;
   const auto back =
       torch::tensor({1.0 / shrink[0][0].item<double>(), 1.0 / shrink[1][1].item<double>()}).to(torch::kFloat);
 
@@ -148,27 +176,84 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.landmarks = lm.unsqueeze(0);
     p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
     p.affine = compose(to_crop, shrink);
-    FaceMasks m;
-    if (method == "segmentation") {
-      m = masks_from_segmentation(
-          labels_in_crop(read_segmentation(o.segmentation), p.affine, H0, W0, o.crop_size, o.segmentation),
-          o.big_normal_mask);
-    } else {
-      m = masks_from_landmarks(p.crop, lm, mopt);
-    }
-    p.uv_mask = m.uv_mask;
-    p.normal_mask = m.normal_mask;
-    p.fg_mask = m.fg_mask;
-    p.valid_bg = m.valid_bg;
+    attach_masks(p, o, method, lm, H0, W0);
     p.box = (face.box.view({2, 2}) * back).view({4});
     p.score = face.score;
     p.image_height = H0;
     p.image_width = W0;
     p.source = source;
-    p.mask_method = method;
+    p.crop_method = "landmarks";
     results.push_back(std::move(p));
   }
   return results;
+}
+
+// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; dlib's landmarks of the face
+// nearest to that box, mapped into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
+// 8 bits first (exact for images read from 8-bit files).
+std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
+  const std::string name = source.empty() ? "the image" : source;
+  const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
+  const int64_t H = img.size(2), W = img.size(3);
+  const auto& o = options_;
+  const torch::Tensor bgr =
+      (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  const auto boxes = faceboxes_->detect(bgr);
+  if (boxes.empty()) {
+    throw NoFaceFound(concat("no face found in ", name, " (", W, " x ", H, " pixels; FaceBoxesV2, score > 0.6)"));
+  }
+  const OfficialCrop crop = official_crop({boxes.front()}, H, W);
+  const torch::Tensor region = official_crop_region(bgr, crop);
+  const int64_t rh = region.size(0), rw = region.size(1);
+  const torch::Tensor crop_bgr = official_crop_image(bgr, crop, o.crop_size);
+
+  std::vector<Face> faces = detector_.detect(img);
+  if (faces.empty()) {
+    throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (",
+                             boxes.front().x, ", ", boxes.front().y, ", ", boxes.front().width, " x ",
+                             boxes.front().height, "); the landmarks still come from dlib"));
+  }
+  // The dlib face whose box centre is nearest to FaceBoxes' box centre.
+  const double fx = boxes.front().x + 0.5 * boxes.front().width, fy = boxes.front().y + 0.5 * boxes.front().height;
+  const Face* face = &faces.front();
+  double best = 1e300;
+  for (const Face& f : faces) {
+    const auto b = f.box.to(torch::kDouble);
+    const double dx = 0.5 * (b[0].item<double>() + b[2].item<double>()) - fx;
+    const double dy = 0.5 * (b[1].item<double>() + b[3].item<double>()) - fy;
+    if (dx * dx + dy * dy < best) {
+      best = dx * dx + dy * dy;
+      face = &f;
+    }
+  }
+
+  Preprocessed p;
+  // Source pixels -> crop pixels for the region (c0, r0, rw x rh) resized to S x S (cv::resize pixel centres).
+  const int64_t r0 = std::clamp<int64_t>(crop.ymin < 0 ? crop.ymin + H : crop.ymin, 0, H);
+  const int64_t c0 = std::clamp<int64_t>(crop.xmin < 0 ? crop.xmin + W : crop.xmin, 0, W);
+  const double S = static_cast<double>(o.crop_size);
+  const double ax = S / static_cast<double>(rw), ay = S / static_cast<double>(rh);
+  p.affine = torch::tensor({ax, 0.0, (0.5 - static_cast<double>(c0)) * ax - 0.5, 0.0, ay,
+                            (0.5 - static_cast<double>(r0)) * ay - 0.5},
+                           torch::kDouble)
+                 .view({2, 3});
+  p.crop_box = CropBox{c0, r0, rw};
+  p.crop = crop_bgr.flip({2}).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).div(255.0f).contiguous();
+  const torch::Tensor lm = apply_affine(face->landmarks, p.affine);
+  p.landmarks = lm.unsqueeze(0);
+  PupilOptions popt;
+  popt.dark_fraction = o.pupil_dark_fraction;
+  p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
+  attach_masks(p, o, resolved_mask_method(o), lm, H, W);
+  const auto& fb = boxes.front();
+  p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
+                         static_cast<float>(fb.y + fb.height)});
+  p.score = fb.score;
+  p.image_height = H;
+  p.image_width = W;
+  p.source = source;
+  p.crop_method = "official";
+  return {std::move(p)};
 }
 
 Preprocessed Preprocessor::image(const torch::Tensor& image, const std::string& source) const {

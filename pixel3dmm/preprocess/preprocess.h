@@ -5,11 +5,13 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pixel3dmm/preprocess/crop.h"
 #include "pixel3dmm/preprocess/face_detector.h"
+#include "pixel3dmm/preprocess/faceboxes.h"
 #include "pixel3dmm/preprocess/masks.h"
 #include "pixel3dmm/preprocess/pupils.h"
 
@@ -21,6 +23,12 @@ struct PreprocessOptions {
   double crop_scale = 1.77;
   double crop_shift_up = 0.15;
   bool keep_inside = true;
+  /// Crop rule: "landmarks" (default: the square above from dlib's landmark box, no extra weights) or "official"
+  /// (FaceBoxesV2's best box and the official get_cstm_crop rule, bug for bug, cv::resize INTER_LINEAR; needs
+  /// `faceboxes`; crop_scale, crop_shift_up, keep_inside and max_image_side do not apply to the crop).
+  std::string crop = "landmarks";
+  /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth).
+  std::string faceboxes;
   /// Images whose long side exceeds this are shrunk to it (area averaging) before anything else: bounds the
   /// memory and time of very large photos; results still map to the original pixels through `affine`.
   /// <= 0: no limit. (io::read_image separately refuses files above io::max_image_pixels().)
@@ -64,10 +72,12 @@ struct Preprocessed {
   torch::Tensor box;          ///< 4 float32: detector box x0, y0, x1, y1 in source image pixels
   double score = 0.0;         ///< detector score
   CropBox crop_box;           ///< the square in (possibly shrunk) working-image pixels; see `affine` for the map
+                              ///< (crop "official": x0, y0 of the region in source pixels, side = its width)
   int64_t image_height = 0;   ///< source image size
   int64_t image_width = 0;
   std::string source;       ///< file path, or empty for an in-memory image
   std::string mask_method;  ///< how the masks were made (resolved: never "auto")
+  std::string crop_method;  ///< "landmarks" or "official" (then `box` and `score` are FaceBoxes')
 };
 
 /// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, H x W x C (channels last when the last side
@@ -82,7 +92,7 @@ class Preprocessor {
   /// The largest face. image: see normalize_image; `source` names the image in errors and results.
   /// Throws ValueError "no face found in <source>" when there is none.
   Preprocessed image(const torch::Tensor& image, const std::string& source = "") const;
-  /// Every face, largest first (empty when there is none).
+  /// Every face, largest first (empty when there is none). Crop "official": the one face of the official rule.
   std::vector<Preprocessed> image_all(const torch::Tensor& image, const std::string& source = "") const;
   /// Reads the file with io::read_image (EXIF orientation, gray / RGBA / 16-bit) and runs image().
   Preprocessed file(const std::string& path) const;
@@ -93,8 +103,10 @@ class Preprocessor {
 
  private:
   std::vector<Preprocessed> run(const torch::Tensor& image, const std::string& source, bool all) const;
+  std::vector<Preprocessed> run_official(const torch::Tensor& image, const std::string& source) const;
   PreprocessOptions options_;
   FaceDetector detector_;
+  std::shared_ptr<const FaceBoxesDetector> faceboxes_;  ///< loaded when options.crop == "official"
 };
 
 /// One-shot versions (load the detector each call).

@@ -28,7 +28,8 @@ Reconstructor::Reconstructor(ReconstructorOptions options)
     : options_(std::move(options)),
       preprocessor_(options_.preprocess),
       predictor_(load_predictor(options_)),
-      fitter_(flame::Flame(load_flame_or_synthetic(options_.flame), flame::FlameOptions()), options_.fit) {}
+      fitter_(flame::Flame(load_flame_or_synthetic(options_.flame), flame::FlameOptions()), options_.fit),
+      identity_(options_.identity) {}
 
 predict::Predictions Reconstructor::predict(const preprocess::Preprocessed& input) const {
   return predictor_.predict(input.crop);
@@ -43,6 +44,7 @@ Reconstruction Reconstructor::predict_and_fit(preprocess::Preprocessed input, co
   r.input = std::move(input);
   r.predictions = predict(r.input);
   r.target = make_target(r.input, r.predictions);
+  r.target.identity = identity_.code(r.input.crop, r.input.landmarks, r.input.source);
   r.result = fitter_.fit(r.target, on_step);
   return r;
 }
@@ -68,11 +70,17 @@ std::vector<Reconstruction> Reconstructor::reconstruct_set(const std::vector<std
   PIXEL3DMM_CHECK(!paths.empty(), "reconstruct_set: no images");
   std::vector<Reconstruction> out(paths.size());
   std::vector<fit::FitTarget> targets;
+  // MICA on every max(1, N / 10)-th photo, as the official preprocessing picks a sequence's identity frames.
+  std::vector<bool> identity_frame(paths.size(), false);
+  for (const int64_t i : identity::identity_frames(static_cast<int64_t>(paths.size())))
+    identity_frame[static_cast<size_t>(i)] = true;
   for (size_t i = 0; i < paths.size(); ++i) {
     out[i].input = preprocessor_.file(paths[i]);
     out[i].predictions = predict(out[i].input);
     out[i].target = make_target(out[i].input, out[i].predictions);
     out[i].index = static_cast<int64_t>(i);
+    if (identity_frame[i])
+      out[i].target.identity = identity_.code(out[i].input.crop, out[i].input.landmarks, out[i].input.source);
     targets.push_back(out[i].target);
   }
   const fit::FitResult joint = fitter_.fit(targets, on_step);
@@ -92,6 +100,7 @@ void Reconstructor::write(const std::string& folder, const Reconstruction& r, do
                      {"fit_seconds", r.result.seconds},
                      {"total_seconds", seconds},
                      {"final_loss", r.result.log.empty() ? 0.0 : r.result.log.back().total},
+                     {"identity_prior", r.result.identity_prior.defined() ? identity_.describe() : "none"},
                      {"flame", options_.flame.empty() ? "synthetic FLAME-layout model" : options_.flame},
                      {"uv_weights", options_.uv_weights},
                      {"normal_weights", options_.normal_weights}};

@@ -7,6 +7,7 @@
 
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/outputs.h"
+#include "pixel3dmm/identity/identity_prior.h"
 #include "pixel3dmm/predict/predictor.h"
 #include "pixel3dmm/preprocess/preprocess.h"
 
@@ -22,6 +23,8 @@ struct ReconstructorOptions {
   preprocess::PreprocessOptions preprocess;
   predict::PredictorOptions predict;
   fit::FitConfig fit;
+  /// The identity prior (official: MICA's code of each crop); default: none.
+  identity::IdentityPriorOptions identity;
 };
 
 /// One photo's reconstruction. For an image set, `result` is the joint fit and `index` this photo's row in it.
@@ -62,6 +65,7 @@ class Reconstructor {
   const fit::Fitter& fitter() const { return fitter_; }
   const predict::Predictor& predictor() const { return predictor_; }
   const preprocess::Preprocessor& preprocessor() const { return preprocessor_; }
+  const identity::IdentityPrior& identity_prior() const { return identity_; }
 
  private:
   /// The stages after preprocessing, for one face fitted on its own.
@@ -71,6 +75,7 @@ class Reconstructor {
   preprocess::Preprocessor preprocessor_;
   predict::Predictor predictor_;
   fit::Fitter fitter_;
+  identity::IdentityPrior identity_;
 };
 
 /// The FLAME model named by a path, or the synthetic FLAME-layout model for an empty one.

@@ -4,6 +4,7 @@
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
+#include "pixel3dmm/eval/vertex_error.h"
 
 namespace pixel3dmm::track {
 
@@ -67,9 +68,9 @@ double vertex_jitter(const torch::Tensor& vertices, const torch::Tensor& subset)
 SequenceErrors sequence_errors(const torch::Tensor& vertices, const torch::Tensor& truth,
                                const flame::FlameModel& model) {
   SequenceErrors e;
-  const auto measured = fit::non_eyeball_vertices(model);
-  e.posed = fit::aligned_vertex_error(vertices, truth, measured);
-  e.face = fit::aligned_vertex_error(vertices, truth, fit::face_region_vertices(model));
+  const auto measured = eval::non_eyeball_vertices(model);
+  e.posed = eval::aligned_vertex_error(vertices, truth, measured);
+  e.face = eval::aligned_vertex_error(vertices, truth, eval::face_region_vertices(model));
   if (vertices.size(0) >= 3) e.jitter = vertex_jitter(vertices, measured);
   return e;
 }

@@ -39,7 +39,7 @@ double vertex_jitter(const torch::Tensor& vertices, const torch::Tensor& subset 
 /// Error and jitter of a sequence of meshes against the truth (non-eyeball vertices, as docs/fitting.md measures).
 struct SequenceErrors {
   double posed = 0.0;   ///< mean over frames of the vertex error after a rigid (Kabsch) alignment per frame (m)
-  double face = 0.0;    ///< the same over the face region (fit::face_region_vertices) (m)
+  double face = 0.0;    ///< the same over the face region (eval::face_region_vertices) (m)
   double jitter = 0.0;  ///< vertex_jitter of the world-space vertices (m); 0 for fewer than 3 frames
   double seconds_per_frame = 0.0;
 };

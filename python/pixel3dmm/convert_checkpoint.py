@@ -12,7 +12,6 @@ The checkpoint is read with Debian's torch only: Lightning, timm and OmegaConf n
 read by a restricted unpickler (``pixel3dmm.restricted_pickle``) that builds tensors and plain containers and turns
 OmegaConf / Lightning objects into inert stubs; any other global is refused by name.
 """
-import _compat_pickle
 import argparse
 import json
 import math
@@ -75,37 +74,17 @@ class _DictStub(dict):
     """Stands in for dict subclasses such as Lightning's AttributeDict."""
 
 
+def _stub_training_class(module: str, name: str) -> Optional[type]:
+    """Stand-ins for the training code's classes (configs, Lightning's AttributeDict); anything else is refused."""
+    if module.split(".")[0] not in _STUB_PACKAGES:
+        return None
+    if name.endswith("Dict") and module.split(".")[0] != "typing":
+        return type(name, (_DictStub,), {"__module__": module})
+    return rp.stub_class(module, name)
+
+
 def _pickle_module(source: str):
-    stubs: Dict[Tuple[str, str], Any] = {}
-
-    class Unpickler(rp.RestrictedUnpickler):
-        def __init__(self, file, **kwargs):
-            super().__init__(file, allowed=_TORCH_GLOBALS, source=source, **kwargs)
-
-        def find_class(self, module, name):
-            # Protocol-2 pickles name Python 3 builtins the Python 2 way (str -> __builtin__.unicode);
-            # pickle.Unpickler.find_class maps them back, which our override must do too.
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
-            try:
-                return super().find_class(module, name)
-            except rp.RefusedGlobal:
-                if module.split(".")[0] not in _STUB_PACKAGES:
-                    raise
-            if (module, name) not in stubs:
-                if name.endswith("Dict") and module.split(".")[0] != "typing":
-                    stubs[(module, name)] = type(name, (_DictStub,), {"__module__": module})
-                else:
-                    stubs[(module, name)] = rp.stub_class(module, name)
-            return stubs[(module, name)]
-
-    mod = type(sys)("pixel3dmm_checkpoint_pickle")
-    mod.Unpickler = Unpickler
-    mod.load = lambda f, **kw: Unpickler(f, **kw).load()
-    mod.UnpicklingError = rp.pickle.UnpicklingError
-    return mod
+    return rp.pickle_module(_TORCH_GLOBALS, source, stub=_stub_training_class)
 
 
 def _torch_load(path: str, pickle_module) -> Any:

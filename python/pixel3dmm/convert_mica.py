@@ -14,7 +14,7 @@ with expected and found shapes, and nothing is written. The output is written at
 import argparse
 import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -28,28 +28,16 @@ _NEVER_STUB = {"builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sy
                "socket", "io", "codecs", "pickle", "marshal", "types", "functools", "operator", "_operator"}
 
 
+def _stub_unknown_class(module: str, name: str) -> Optional[type]:
+    """mica.tar pickles classes of MICA's training code: they become inert stand-ins, but a global of a module that
+    can run code (builtins, os, subprocess, ...) or of torch is refused by name."""
+    if module.split(".")[0] in _NEVER_STUB or module.split(".")[0] == "torch":
+        return None
+    return rp.stub_class(module, name)
+
+
 def _pickle_module(source: str):
-    stubs: Dict[Any, Any] = {}
-
-    class Unpickler(rp.RestrictedUnpickler):
-        def __init__(self, file, **kwargs):
-            super().__init__(file, allowed=_TORCH_GLOBALS, source=source, **kwargs)
-
-        def find_class(self, module, name):
-            try:
-                return super().find_class(module, name)
-            except rp.RefusedGlobal:
-                if module.split(".")[0] in _NEVER_STUB or module.split(".")[0] == "torch":
-                    raise
-            if (module, name) not in stubs:
-                stubs[(module, name)] = rp.stub_class(module, name)
-            return stubs[(module, name)]
-
-    mod = type(sys)("pixel3dmm_mica_pickle")
-    mod.Unpickler = Unpickler
-    mod.load = lambda f, **kw: Unpickler(f, **kw).load()
-    mod.UnpicklingError = rp.pickle.UnpicklingError
-    return mod
+    return rp.pickle_module(_TORCH_GLOBALS, source, stub=_stub_unknown_class)
 
 
 def load_mica_tar(path: str) -> Dict[str, Any]:

@@ -9,16 +9,15 @@ from ._C.fit import (  # noqa: F401
     FitResult,
     FitTarget,
     Fitter,
-    aligned_vertex_error,
     default_config,
-    face_region_vertices,
     maps_image,
-    non_eyeball_vertices,
     overlay_image,
     random_params,
     synthetic_target,
     write_outputs,
 )
+# The vertex-error measures live in pixel3dmm.eval; their names stay here for code written against pixel3dmm.fit.
+from ._C.eval import aligned_vertex_error, face_region_vertices, non_eyeball_vertices  # noqa: F401
 
 __all__ = [
     "FitParams",

@@ -6,8 +6,12 @@ preprocessing writes as ``mica/<frame>/identity.npy`` (official-preprocessing.md
     pixel3dmm.identity.save_identity("identity.npy", code)
 
 Keypoints (5 x 2, image pixels): image-left eye, image-right eye, nose tip, image-left and image-right mouth
-corners, as SCRFD returns them. This package does not detect them yet: bring them from any five-point detector,
-or pass an image that is already an aligned 112 x 112 ArcFace crop and no keypoints.
+corners, as SCRFD returns them: from insightface's SCRFD-10G (``ScrfdDetector("scrfd_10g_bnkps.onnx")`` and
+``detect_five_keypoints``, the official detector, run by OpenCV's DNN module), from any five-point detector, or none
+for an image that is already an aligned 112 x 112 ArcFace crop.
+
+    detector = pixel3dmm.identity.ScrfdDetector("scrfd_10g_bnkps.onnx")   # antelopev2
+    keypoints = pixel3dmm.identity.detect_five_keypoints(detector, "crop.png")   # 5 x 2, or None: no face
 """
 import os as _os
 from typing import Optional, Sequence
@@ -26,10 +30,16 @@ arcface_template = _identity.arcface_template
 arcface_similarity = _identity.arcface_similarity
 warp_arcface_crop = _identity.warp_arcface_crop
 arcface_blob = _identity.arcface_blob
+keypoints_from_landmarks68 = _identity.keypoints_from_landmarks68
+IdentityPrior = _identity.IdentityPrior
+ScrfdDetections = _identity.ScrfdDetections
+centre_face = _identity.centre_face
 
 __all__ = ["Mica", "load_mica", "save_mica", "mica_from_state_dict", "arcface_template", "arcface_similarity",
            "warp_arcface_crop", "arcface_blob", "as_uint8_rgb", "arcface_input", "identity_code",
-           "frames_for_identity", "mean_identity", "save_identity"]
+           "frames_for_identity", "mean_identity", "save_identity", "ScrfdDetector", "ScrfdDetections",
+           "scrfd_input", "decode_scrfd", "centre_face", "detect_five_keypoints", "keypoints_from_landmarks68",
+           "IdentityPrior"]
 
 
 def as_uint8_rgb(image) -> _torch.Tensor:
@@ -99,3 +109,33 @@ def save_identity(path, code) -> None:
     """Writes a (300,) float32 code as the official ``identity.npy`` (atomically)."""
     t = _torch.as_tensor(code).detach().to(_torch.float32).reshape(-1)
     _io.save_npy(path, t)
+
+
+class ScrfdDetector(_identity.ScrfdDetector):
+    """insightface's SCRFD-10G five-point face detector (antelopev2 ``scrfd_10g_bnkps.onnx``) run by OpenCV's DNN
+    module at the official 224 x 224 input. ``detect(image)`` takes any image as_uint8_rgb accepts and returns
+    ScrfdDetections (boxes N x 4, scores N, keypoints N x 5 x 2, image pixels, NMS order); ``forward(blob)`` the
+    nine raw outputs."""
+
+    def detect(self, image, threshold: float = 0.5, nms_threshold: float = 0.4) -> ScrfdDetections:
+        return super().detect(as_uint8_rgb(image), threshold, nms_threshold)
+
+
+def scrfd_input(image, input_size: int = 224):
+    """image (see as_uint8_rgb) -> (1 x 3 x S x S float32 blob, det_scale): the image resized into the top-left of
+    a zero S x S canvas and normalised as insightface's RetinaFace.detect does (official-preprocessing.md 6.2)."""
+    return _identity.scrfd_input(as_uint8_rgb(image), input_size)
+
+
+def decode_scrfd(outputs, input_size: int, det_scale: float, threshold: float = 0.5,
+                 nms_threshold: float = 0.4) -> ScrfdDetections:
+    """SCRFD's nine raw outputs (arrays or tensors: scores, box and keypoint distances for strides 8, 16, 32) ->
+    the kept detections in image pixels (anchor decode, score >= threshold, / det_scale, NMS; float32)."""
+    tensors = [_torch.as_tensor(_np.asarray(o, dtype=_np.float32)) for o in outputs]
+    return _identity.decode_scrfd(tensors, input_size, det_scale, threshold, nms_threshold)
+
+
+def detect_five_keypoints(detector: ScrfdDetector, image) -> Optional[_torch.Tensor]:
+    """image (see as_uint8_rgb) -> 5 x 2 float32 keypoints of the face nearest the image centre, or None when
+    SCRFD finds no face (the official preprocessing then skips the frame)."""
+    return _identity.detect_five_keypoints(detector, as_uint8_rgb(image))

@@ -11,6 +11,7 @@ allocation (``bytes(10**12)``, ``list(range(10**12))``, ``numpy.ndarray((10**6, 
 more than ``MAX_ALLOCATION_BYTES`` (default 4 GiB, env ``PIXEL3DMM_MAX_PICKLE_ALLOCATION``). Array payloads are bounded
 by the pickle's own size, since NumPy checks them against the declared shape.
 """
+import _compat_pickle
 import builtins
 import collections
 import io
@@ -257,13 +258,36 @@ def load(path: str, *, allowed: Optional[Dict[Global, Any]] = None) -> Any:
         raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
 
 
-def pickle_module(allowed: Dict[Global, Any], source: str = "<checkpoint>") -> types.ModuleType:
-    """A module usable as ``torch.load(..., pickle_module=...)`` that unpickles with the restricted rules."""
+def pickle_module(allowed: Dict[Global, Any], source: str = "<checkpoint>",
+                  stub: Optional[Callable[[str, str], Optional[type]]] = None) -> types.ModuleType:
+    """A module usable as ``torch.load(..., pickle_module=...)`` that unpickles with the restricted rules.
+
+    ``stub(module, name)`` (optional) is asked for a stand-in class when a global is not allowed (e.g. the training
+    code's config classes inside a checkpoint); it returns None to refuse the global. Each stand-in is made once per
+    module. Python 2 names (``__builtin__.unicode``) are mapped to Python 3 ones first, as ``pickle`` does."""
     mod = types.ModuleType("pixel3dmm_restricted_pickle")
+    stubs: Dict[Global, Any] = {}
 
     class Unpickler(RestrictedUnpickler):
         def __init__(self, file, **kwargs):
             super().__init__(file, allowed=allowed, source=source, **kwargs)
+
+        def find_class(self, module, name):
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+            try:
+                return super().find_class(module, name)
+            except RefusedGlobal:
+                if stub is None:
+                    raise
+                if (module, name) not in stubs:
+                    made = stub(module, name)
+                    if made is None:
+                        raise
+                    stubs[(module, name)] = made
+                return stubs[(module, name)]
 
     mod.Unpickler = Unpickler
     mod.load = lambda f, **kw: Unpickler(f, **kw).load()

@@ -7,6 +7,7 @@
 #include "pixel3dmm/eval/benchmark.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
+#include "pixel3dmm/eval/vertex_error.h"
 
 namespace pixel3dmm::python {
 namespace {
@@ -62,6 +63,17 @@ eval::ScoreOptions score_options(int64_t samples, int icp_iterations, bool with_
 }  // namespace
 
 void bind_eval(py::module_& m) {
+  m.def(
+      "aligned_vertex_error",
+      [](const torch::Tensor& a, const torch::Tensor& b, const py::object& vertices) {
+        return eval::aligned_vertex_error(a, b, to_tensor(vertices));
+      },
+      py::arg("a"), py::arg("b"), py::arg("vertices") = py::none(),
+      "Mean vertex distance (m) after the best rigid alignment of a onto b (B x V x 3), over `vertices` (ids).");
+  m.def("non_eyeball_vertices", &eval::non_eyeball_vertices, py::arg("model"),
+        "The vertex ids geometry errors are measured over (all but the eyeballs).");
+  m.def("face_region_vertices", &eval::face_region_vertices, py::arg("model"),
+        "The vertex ids a photo shows (FLAME masks face, forehead, eye_region, nose, lips, ears; no eyeballs).");
   py::class_<eval::KdTree>(m, "KdTree", "A static 3-D k-d tree for nearest-neighbour queries (parallel, exact).")
       .def(py::init([](const py::object& points, int leaf_size) { return eval::KdTree(to_tensor(points), leaf_size); }),
            py::arg("points"), py::arg("leaf_size") = 8, "points: N x 3 float")

@@ -259,17 +259,6 @@ void bind_fit(py::module_& m) {
       py::arg("seed") = 0,
       "The maps a perfect network would predict for image `index` of `truth`, with noise and outliers:\n"
       "{'target': FitTarget, 'vertices', 'vertices_flame', 'canonical'} (the ground truth).");
-  m.def(
-      "aligned_vertex_error",
-      [](const torch::Tensor& a, const torch::Tensor& b, const py::object& vertices) {
-        return fit::aligned_vertex_error(a, b, to_tensor(vertices));
-      },
-      py::arg("a"), py::arg("b"), py::arg("vertices") = py::none(),
-      "Mean vertex distance (m) after the best rigid alignment of a onto b (B x V x 3), over `vertices` (ids).");
-  m.def("non_eyeball_vertices", &fit::non_eyeball_vertices, py::arg("model"),
-        "The vertex ids geometry errors are measured over (all but the eyeballs).");
-  m.def("face_region_vertices", &fit::face_region_vertices, py::arg("model"),
-        "The vertex ids a photo shows (FLAME masks face, forehead, eye_region, nose, lips, ears; no eyeballs).");
 }
 
 }  // namespace pixel3dmm::python

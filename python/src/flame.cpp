@@ -54,18 +54,6 @@ py::dict params_dict(const FlameParams& p) {
   return d;
 }
 
-py::dict tensor_map_dict(const io::TensorMap& m) {
-  py::dict d;
-  for (const auto& [k, v] : m) d[py::str(k)] = v;
-  return d;
-}
-
-io::TensorMap dict_tensor_map(const py::dict& d) {
-  io::TensorMap m;
-  for (const auto& item : d) m[item.first.cast<std::string>()] = item.second.cast<torch::Tensor>();
-  return m;
-}
-
 py::dict forward(FlameImpl& self, const OptTensor& shape, const OptTensor& expression, const OptTensor& global_rotation,
                  const OptTensor& neck_pose, const OptTensor& jaw_pose, const OptTensor& eye_pose,
                  const OptTensor& eyelids, const OptTensor& translation, const OptTensor& landmark_rotation) {
@@ -151,8 +139,8 @@ void bind_flame(py::module_& m) {
           "The deterministic synthetic head with FLAME's layout (5023 vertices = FLAME's 3931 head + 2 x 546 eyes).")
       .def_static(
           "from_tensors",
-          [](const py::dict& tensors, const std::string& source) {
-            return FlameModel::from_tensors(dict_tensor_map(tensors), source);
+          [](const io::TensorMap& tensors, const std::string& source) {
+            return FlameModel::from_tensors(tensors, source);
           },
           py::arg("tensors"), py::arg("source") = "<memory>", "Builds and validates a model from {key: tensor}.")
       .def(
@@ -163,7 +151,7 @@ void bind_flame(py::module_& m) {
           py::arg("path"), py::arg("dtype") = py::str("float64"),
           "Writes .npz (compressed) or .safetensors, atomically; floats stored as `dtype`.")
       .def(
-          "to_tensors", [](const FlameModel& self) { return tensor_map_dict(self.to_tensors()); },
+          "to_tensors", [](const FlameModel& self) { return self.to_tensors(); },
           "{key: tensor} in the file layout.")
       .def("validate", &FlameModel::validate, "Re-checks every array; raises ValueError naming the key.")
       .def_readonly("v_template", &FlameModel::v_template, "V x 3 (metres)")

@@ -13,17 +13,6 @@ nn::NetworkConfig config_from(const py::object& obj) {
   return nn::NetworkConfig::from_json(to_json(obj), "config");
 }
 
-py::dict tensors_to_dict(const nn::TensorMap& m) {
-  py::dict d;
-  for (const auto& [k, v] : m) d[py::str(k)] = v;
-  return d;
-}
-
-nn::TensorMap dict_to_tensors(const py::dict& d) {
-  nn::TensorMap m;
-  for (const auto& item : d) m[item.first.cast<std::string>()] = item.second.cast<torch::Tensor>();
-  return m;
-}
 }  // namespace
 
 void bind_nn(py::module_& m) {
@@ -57,13 +46,13 @@ void bind_nn(py::module_& m) {
       .def_property_readonly("config", [](const nn::Pixel3DMMNetImpl& net) { return from_json(net.config.to_json()); })
       .def("official_state_dict",
            [](const std::shared_ptr<nn::Pixel3DMMNetImpl>& net) {
-             return tensors_to_dict(nn::official_state_dict(nn::Pixel3DMMNet(net)));
+             return nn::official_state_dict(nn::Pixel3DMMNet(net));
            },
            "The parameters under their official names (dict of tensors, shared with the network).")
       .def("load_official_state_dict",
-           [](const std::shared_ptr<nn::Pixel3DMMNetImpl>& net, const py::dict& d, const std::string& source) {
+           [](const std::shared_ptr<nn::Pixel3DMMNetImpl>& net, const io::TensorMap& d, const std::string& source) {
              nn::Pixel3DMMNet n(net);
-             nn::load_official_state_dict(n, dict_to_tensors(d), source);
+             nn::load_official_state_dict(n, d, source);
            },
            py::arg("state_dict"), py::arg("source") = "<state dict>",
            "Strict copy of official-named tensors; ValueError lists every missing, unexpected or mis-shaped one.")

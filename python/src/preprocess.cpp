@@ -69,6 +69,10 @@ void bind_preprocess(py::module_& m) {
                      "detection runs on a copy at most this large")
       .def_readwrite("upsample", &PreprocessOptions::upsample, "detector upsampling: -1 automatic, 0..3")
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
+      .def_readwrite("crop", &PreprocessOptions::crop,
+                     "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
+      .def_readwrite("faceboxes", &PreprocessOptions::faceboxes,
+                     "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
                      "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
                      "'landmarks+grabcut', 'landmarks' or 'segmentation'")
@@ -105,6 +109,7 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("image_width", &Preprocessed::image_width)
       .def_readwrite("source", &Preprocessed::source, "file path ('' for an in-memory image)")
       .def_readwrite("mask_method", &Preprocessed::mask_method)
+      .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height

@@ -32,20 +32,28 @@ void bind_reconstruct(py::module_& m) {
       "and camera). Loads FLAME, both networks and the face detector once.\n"
       "flame: FLAME file (None = the synthetic FLAME-layout model); uv_weights / normal_weights: converted\n"
       "networks (.safetensors, .json beside); preprocess: preprocess.PreprocessOptions (None = defaults);\n"
-      "config: fit settings as a dict of configs/fit.json keys (None = official defaults).")
+      "config: fit settings as a dict of configs/fit.json keys (None = official defaults);\n"
+      "mica: converted MICA weights (each crop's code is the identity prior, as the official fit; scrfd: the\n"
+      "SCRFD-10G .onnx for its keypoints, else from the landmarks) or identity: an\n"
+      "identity .npy to use as the prior (None: no prior).")
       .def(py::init([](const py::object& flame, const std::string& uv_weights, const std::string& normal_weights,
-                       const py::object& preprocess, const py::object& config) {
+                       const py::object& preprocess, const py::object& config, const py::object& mica,
+                       const py::object& scrfd, const py::object& identity) {
              reconstruct::ReconstructorOptions o;
              if (!flame.is_none()) o.flame = py::str(flame).cast<std::string>();
              o.uv_weights = uv_weights;
              o.normal_weights = normal_weights;
              if (!preprocess.is_none()) o.preprocess = preprocess.cast<preprocess::PreprocessOptions>();
              o.fit = fit_config_from(config);
+             if (!mica.is_none()) o.identity.mica = py::str(mica).cast<std::string>();
+             if (!scrfd.is_none()) o.identity.scrfd = py::str(scrfd).cast<std::string>();
+             if (!identity.is_none()) o.identity.code = py::str(identity).cast<std::string>();
              py::gil_scoped_release release;
              return Reconstructor(std::move(o));
            }),
            py::arg("flame") = py::none(), py::kw_only(), py::arg("uv_weights"), py::arg("normal_weights"),
-           py::arg("preprocess") = py::none(), py::arg("config") = py::none())
+           py::arg("preprocess") = py::none(), py::arg("config") = py::none(), py::arg("mica") = py::none(),
+           py::arg("scrfd") = py::none(), py::arg("identity") = py::none())
       .def(
           "reconstruct",
           [](const Reconstructor& r, const py::object& image, const py::object& on_step) {
@@ -95,6 +103,8 @@ void bind_reconstruct(py::module_& m) {
           py::arg("folder"), py::arg("reconstruction"),
           "Writes meshes, parameters, pictures, the fit inputs and report.json into folder.")
       .def_property_readonly("fitter", &Reconstructor::fitter, py::return_value_policy::reference_internal)
+      .def_property_readonly("identity_prior", &Reconstructor::identity_prior,
+                             py::return_value_policy::reference_internal)
       .def_property_readonly("config", [](const Reconstructor& r) { return from_json(io::json(r.options().fit)); })
       .def("__repr__", [](const Reconstructor& r) {
         const auto& o = r.options();

@@ -11,6 +11,7 @@
 #include "pixel3dmm/eval/benchmark.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/flame/flame.h"
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/flame/synthetic.h"
@@ -204,8 +205,8 @@ TEST_CASE("a mesh vs itself moved by a known rigid transform scores zero after a
   require_close(back.translation, torch::zeros({3}, torch::kDouble), 1e-4);
   // Per-vertex errors: ~0 inside the face region, NaN outside.
   const auto inside = s.vertex_error.isfinite();
-  REQUIRE(inside.sum().item<int64_t>() > fit::face_region_vertices(model).numel() / 2);
-  REQUIRE(inside.sum().item<int64_t>() <= fit::face_region_vertices(model).numel());
+  REQUIRE(inside.sum().item<int64_t>() > eval::face_region_vertices(model).numel() / 2);
+  REQUIRE(inside.sum().item<int64_t>() <= eval::face_region_vertices(model).numel());
   REQUIRE(s.vertex_error.index({inside}).max().item<double>() < 5e-5);
   // Without ICP the landmark alignment alone is exact too here (same mesh, exact landmarks).
   eval::ScoreOptions lo = so;
@@ -255,6 +256,12 @@ TEST_CASE("benchmark manifests: errors name the file, line and key", "[eval]") {
   require_close(b.cases[0].landmarks_posed, c.landmarks_posed, 1e-6);
   REQUIRE_FALSE(b.cases[0].landmarks_neutral.defined());
   require_throws_with<ValueError>([] { eval::method_config("magic", {}); }, {"unknown benchmark method", "magic"});
+  // The ablation rows switch off exactly one kind of dense term.
+  const fit::FitConfig full;
+  REQUIRE(eval::method_config("uv", full).loss.normal == 0.0);
+  REQUIRE(eval::method_config("uv", full).loss.uv == full.loss.uv);
+  REQUIRE(eval::method_config("normals", full).loss.uv == 0.0);
+  REQUIRE(eval::method_config("normals", full).loss.normal == full.loss.normal);
 }
 
 TEST_CASE("synthetic benchmark: deterministic, readable by the fit, ground truth scores zero against itself",
@@ -304,4 +311,25 @@ TEST_CASE("synthetic benchmark: deterministic, readable by the fit, ground truth
   const auto r2 = eval::score_benchmark(bench, small_model(), dir.file("meshes"), so, dir.file("out2"), "truth", 0);
   REQUIRE(r2.summary().failed == 1);
   REQUIRE(r2.cases[1].error.find("case_001_posed") != std::string::npos);
+}
+
+TEST_CASE("aligned_vertex_error removes a rigid motion and nothing more", "[eval]") {
+  const auto& model = small_model();
+  const auto v = model.v_template.to(torch::kFloat).unsqueeze(0);  // 1 x V x 3
+  const eval::Similarity move = known_transform();
+  const auto moved = move.apply(v[0]).unsqueeze(0);
+  REQUIRE(eval::mean_vertex_error(moved, v) > 0.01);
+  REQUIRE(eval::aligned_vertex_error(moved, v) < 1e-6);
+  // A 10% larger head stays wrong after a rigid alignment: about 10% of the mean distance to the centroid.
+  const auto centred = v - v.mean(1, true);
+  const double expected = 0.1 * centred.norm(2, -1).mean().item<double>();
+  REQUIRE(eval::aligned_vertex_error(centred * 1.1, centred) == Approx(expected).epsilon(1e-3));
+  // Two batch items: the mean of the per-item errors; a vertex subset measures only those vertices.
+  const auto subset = eval::non_eyeball_vertices(model);
+  REQUIRE(subset.numel() < model.n_vertices());
+  const auto part = centred.index_select(1, subset);
+  const double part_expected = 0.1 * (part - part.mean(1, true)).norm(2, -1).mean().item<double>();
+  REQUIRE(eval::aligned_vertex_error(torch::cat({moved, centred * 1.1}), torch::cat({v, centred}), subset) ==
+          Approx(0.5 * part_expected).epsilon(1e-3));
+  require_throws_with<pixel3dmm::Error>([&] { eval::aligned_vertex_error(v, v[0]); }, {"B x V x 3"});
 }

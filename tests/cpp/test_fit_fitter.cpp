@@ -1,3 +1,4 @@
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/silhouette_texture.h"
 #include "pixel3dmm/fit/synthetic_target.h"
@@ -12,6 +13,9 @@
 using namespace pixel3dmm;
 using namespace pixel3dmm::fit;
 using pixel3dmm::test::require_close;
+using pixel3dmm::eval::aligned_vertex_error;
+using pixel3dmm::eval::mean_vertex_error;
+using pixel3dmm::eval::non_eyeball_vertices;
 
 namespace {
 
@@ -419,6 +423,13 @@ TEST_CASE("The silhouette term renders the mask texture: generated, or read from
   INFO("silhouette term: whole mesh " << whole << ", face + eyeballs " << face);
   REQUIRE(face > 0.05 * whole);
   REQUIRE(face < 0.8 * whole);  // no scalp, neck or ears
+  // The default, "auto": the face + eyeball texture for a model with those masks, the coverage for one without.
+  REQUIRE(FitConfig().silhouette_texture == "auto");
+  REQUIRE(sil(make("auto")) == Approx(face).epsilon(1e-6));
+  flame::FlameModel bare = model;
+  bare.masks.erase("left_eyeball");
+  REQUIRE_FALSE(silhouette_texture(bare, "auto").defined());
+  pixel3dmm::test::require_throws_with<ValueError>([&] { silhouette_texture(bare, "masks"); }, {"left_eyeball"});
   // The same texture as a PNG (3 equal channels, averaged): the same term.
   pixel3dmm::test::TempDir dir;
   const std::string png = (dir.path / "uv_mask.png").string();

@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
@@ -401,7 +402,7 @@ TEST_CASE("tracking beats independent single-image fits on jitter, and writes it
   CHECK(j_track < 0.7 * j_unsmoothed);
   REQUIRE(j_track < j_indep);
   // The tracked meshes stay near the truth (the small model's neutral head is itself within a few mm of it).
-  const double e_track = fit::aligned_vertex_error(r.vertices, v.vertices);
+  const double e_track = eval::aligned_vertex_error(r.vertices, v.vertices);
   INFO("error mm: tracker " << e_track * 1000);
   REQUIRE(e_track < 0.010);
 

@@ -111,6 +111,15 @@ def test_cli_synth_run_score_end_to_end(tmp_path):
     both = subprocess.run([exe, "eval", "run", str(bench), "--demo-networks", "--uv-weights", "uv.safetensors",
                            "--out", str(tmp_path / "net2")], env=env, capture_output=True, text=True)
     assert both.returncode == 2 and "--demo-networks" in both.stderr
+    # The identity-prior experiment: with noise 0 the prior is the truth, so the neutral error drops far below the
+    # same fit's without a prior.
+    prior = subprocess.run([exe, "eval", "run", str(bench), "--method", "landmarks", "--identity-noise", "0",
+                            "--out", str(tmp_path / "prior")] + fast, env=env, capture_output=True, text=True)
+    assert prior.returncode == 0, prior.stderr
+    assert "landmarks + prior" in (tmp_path / "prior" / "results.md").read_text()
+    prior_rows = list(csv.DictReader(open(tmp_path / "prior" / "results.csv")))
+    for with_prior, without in zip(prior_rows, rows):
+        assert float(with_prior["neutral_chamfer_l1_mm"]) < 0.5 * float(without["neutral_chamfer_l1_mm"])
     # Usage errors: unknown method / action.
     bad = subprocess.run([exe, "eval", "run", str(bench), "--method", "magic"], env=env, capture_output=True,
                          text=True)

@@ -203,3 +203,45 @@ def test_loader_is_strict(tmp_path, converted):
     pio.save_safetensors(other, pio.load_safetensors(out), {"format": "pixel3dmm-network"})
     with pytest.raises(ValueError, match="pixel3dmm-network"):
         pp.FaceBoxesDetector(other)
+
+
+# --- crop "official" in the preprocessing pipeline -----------------------------------------------------------------
+FACES = "/usr/share/doc/libdlib19.1/examples/faces/"
+PHOTO = os.path.join(FACES, "2008_001322.jpg")
+
+
+def test_preprocess_with_the_official_crop(converted):
+    from pixel3dmm import preprocess as ppy
+    import official_crop_reference as cref
+    if not (os.path.exists(PHOTO) and os.path.exists(ppy.default_landmark_model_path())):
+        import warnings
+        warnings.warn("SKIPPED: libdlib19.1 example photos or the dlib landmark model are missing")
+        return
+    _, weights, det = converted
+    with pytest.raises(ValueError, match="faceboxes"):
+        ppy.Preprocessor({"crop": "official", "mask_method": "landmarks"})
+    p = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks", "crop_size": 128})
+    image = pixel3dmm.io.load_image(PHOTO)  # 1 x 3 x H x W in [0, 1]
+    r = p.image(image, source="photo")
+    assert r.crop_method == "official" and r.crop.shape == (1, 3, 128, 128)
+    # FaceBoxes on the 8-bit BGR photo (checked against the reference above; the reference's pure-Python NMS is slow
+    # on a whole photo), then the reference crop rule and numpy's slice
+    bgr = (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8).numpy()
+    d = det.detect(torch.from_numpy(bgr))[0]
+    best = (d["score"], d["x"], d["y"], d["width"], d["height"])
+    h, w = bgr.shape[:2]
+    mean, union = cref.sequence_boxes([best])
+    ymin, ymax, xmin, xmax, _ = cref.crop_box(mean, union, h, w)
+    region = cref.crop_region(bgr, ymin, ymax, xmin, xmax)
+    assert r.score == pytest.approx(best[0]) and r.box.tolist() == [best[1], best[2], best[1] + best[3], best[2] + best[4]]
+    want = pp.official_crop_image(torch.from_numpy(bgr), (ymin, ymax, xmin, xmax), 128)
+    assert torch.equal((r.crop[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2), want)
+    # the affine maps the region's outer pixel edges onto the crop's
+    rh, rw = region.shape[:2]
+    x0, y0 = max(xmin, 0), max(ymin, 0)
+    corners = torch.tensor([[x0 - 0.5, y0 - 0.5], [x0 + rw - 0.5, y0 + rh - 0.5]], dtype=torch.float64)
+    assert torch.allclose(ppy.apply_affine(corners, r.affine), torch.tensor([[-0.5, -0.5], [127.5, 127.5]],
+                                                                            dtype=torch.float64))
+    # dlib's landmarks of the face, mapped into the crop
+    faces = p.detect(image)
+    assert any(torch.allclose(ppy.apply_affine(f["landmarks"], r.affine), r.landmarks[0], atol=1e-3) for f in faces)

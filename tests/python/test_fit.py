@@ -138,7 +138,8 @@ def test_identity_prior_from_python(scene, tmp_path):
 
 
 def test_silhouette_texture_setting(tmp_path):
-    assert fit.default_config()["silhouette_texture"] == ""  # the whole mesh's coverage (ours)
+    assert fit.default_config()["silhouette_texture"] == "auto"  # face + eyeballs from the model's masks
+    small_fitter(silhouette_texture="")  # the whole mesh's coverage (ours)
     small_fitter(silhouette_texture="masks")  # generated from the model's face and eyeball masks
     with pytest.raises(FileNotFoundError, match="uv_mask_eyes.png"):
         small_fitter(silhouette_texture=str(tmp_path / "uv_mask_eyes.png"))

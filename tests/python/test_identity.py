@@ -227,3 +227,94 @@ def test_cli_identity(tmp_path, weights):
                        capture_output=True, text=True)
     assert r.returncode == 3 and "kps2.npy" in r.stderr and "[1, 5, 2]" in r.stderr and "[2, 5, 2]" in r.stderr
     assert not os.path.exists(tmp_path / "x.npy")
+
+
+def test_keypoints_from_landmarks68():
+    lmk = torch.rand(68, 2, generator=torch.Generator().manual_seed(8)) * 100
+    kps = identity.keypoints_from_landmarks68(lmk[None])
+    expected = torch.stack([lmk[36:42].mean(0), lmk[42:48].mean(0), lmk[30], lmk[48], lmk[54]])
+    assert torch.allclose(kps, expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"68 x 2"):
+        identity.keypoints_from_landmarks68(lmk[:60])
+
+
+def test_identity_prior_sources(tmp_path, weights):
+    assert not identity.IdentityPrior().enabled
+    code = np.linspace(-1, 1, 300).astype(np.float32)
+    np.save(tmp_path / "code.npy", code)
+    given = identity.IdentityPrior(code=str(tmp_path / "code.npy"))
+    assert given.enabled and str(tmp_path / "code.npy") in given.describe()
+    np.testing.assert_array_equal(given.code(torch.zeros(1, 3, 8, 8), torch.zeros(1, 68, 2)).numpy(), code)
+    np.save(tmp_path / "nan.npy", np.full(300, np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"nan\.npy.*NaN"):
+        identity.IdentityPrior(code=str(tmp_path / "nan.npy"))
+    np.save(tmp_path / "wide.npy", np.zeros((2, 300), np.float32))
+    with pytest.raises(ValueError, match=r"wide\.npy.*\[2, 300\]"):
+        identity.IdentityPrior(code=str(tmp_path / "wide.npy"))
+    mica = identity.mica_from_state_dict(weights)
+    identity.save_mica(mica, str(tmp_path / "mica.safetensors"))
+    with pytest.raises(ValueError, match="not both"):
+        identity.IdentityPrior(mica=str(tmp_path / "mica.safetensors"), code=str(tmp_path / "code.npy"))
+    # MICA's code of a crop: the crop as 8-bit pixels, keypoints from its 68 landmarks.
+    prior = identity.IdentityPrior(mica=str(tmp_path / "mica.safetensors"))
+    crop = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(9))
+    lmk = torch.from_numpy(_face_keypoints(10)).float()
+    landmarks = torch.zeros(1, 68, 2)
+    landmarks[0, 36:42], landmarks[0, 42:48], landmarks[0, 30], landmarks[0, 48], landmarks[0, 54] = lmk
+    expected = identity.identity_code(mica, (crop[0] * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous(),
+                                      lmk)
+    assert torch.allclose(prior.code(crop, landmarks), expected, atol=1e-6)
+    assert "MICA" in prior.describe() and "68 landmarks" in prior.describe()
+
+
+@pytest.mark.skipif(not os.environ.get("PIXEL3DMM_BIN"), reason="PIXEL3DMM_BIN is not set (run through CTest)")
+def test_fit_command_uses_the_identity_prior(tmp_path, weights):
+    """`pixel3dmm fit --identity code.npy`: the identity starts at the code and stays near it; `--mica`: the prior
+    is MICA's code of the saved crop; without either, the output says that no prior was used."""
+    import json
+    import subprocess
+
+    bin_ = os.environ["PIXEL3DMM_BIN"]
+    short = ["--set", "iters=4", "--set", "camera.steps=4", "--set", "camera.landmark_steps=2", "--set",
+             "image_size=64"]
+
+    def run(*args):
+        return subprocess.run([bin_, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+    r = run("synth", "--count", 1, "--size", 128, "--out", tmp_path / "synth")
+    assert r.returncode == 0, r.stderr
+    case = tmp_path / "synth" / "0000"
+    code = np.zeros(300, np.float32)
+    code[0], code[1] = 1.5, -1.0
+    np.save(tmp_path / "code.npy", code)
+
+    def fitted(name, *extra):
+        r = run("fit", case, "--out", tmp_path / name, *short, *extra)
+        assert r.returncode == 0, r.stderr
+        return r.stdout, json.loads((tmp_path / name / "0000" / "params.json").read_text())
+
+    out, none = fitted("none")
+    assert "no identity prior was used" in out and none["identity_prior"] is None
+    out, given = fitted("given", "--identity", tmp_path / "code.npy")
+    assert "identity prior: " in out
+    np.testing.assert_allclose(given["identity_prior"]["values"], code, atol=1e-6)
+    shape_none, shape_given = np.array(none["flame.shape"]["values"]), np.array(given["flame.shape"]["values"])
+    assert abs(shape_given[0] - 1.5) < 0.3 and abs(shape_given[1] + 1.0) < 0.3
+    assert abs(shape_none[0]) < 0.5 and abs(shape_none[1]) < 0.5
+    out, off = fitted("off", "--identity", tmp_path / "code.npy", "--identity-prior", "none")
+    assert "no identity prior was used" in out and off["identity_prior"] is None
+
+    mica = identity.mica_from_state_dict(weights)
+    identity.save_mica(mica, str(tmp_path / "mica.safetensors"))
+    out, with_mica = fitted("mica", "--mica", tmp_path / "mica.safetensors")
+    assert "identity prior: MICA" in out
+    pre, _ = pixel3dmm.reconstruct.read_fit_inputs(str(case))
+    expected = identity.IdentityPrior(mica=str(tmp_path / "mica.safetensors")).code(pre.crop, pre.landmarks)
+    np.testing.assert_allclose(with_mica["identity_prior"]["values"], expected.numpy(), atol=1e-5)
+    report = json.loads((tmp_path / "mica" / "0000" / "fit_report.json").read_text())
+    assert report["identity_prior"].startswith("MICA")
+
+    r = run("fit", case, "--mica", tmp_path / "mica.safetensors", "--identity", tmp_path / "code.npy")
+    assert r.returncode == 2 and "give one" in r.stderr
+    r = run("fit", case, "--identity-prior", "maybe")
+    assert r.returncode == 2 and "--identity-prior" in r.stderr

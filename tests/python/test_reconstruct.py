@@ -77,6 +77,23 @@ def test_reconstructor_from_python(weights, tmp_path):
         rec.reconstruct(np.zeros((200, 200, 3), np.uint8))
 
 
+@needs_photo
+def test_reconstructor_identity_prior(weights, tmp_path):
+    """Reconstructor(identity=code.npy): every fit starts at the code and reports it; without one, no prior."""
+    assert not pixel3dmm.Reconstructor(uv_weights=weights["uv"], normal_weights=weights["normals"],
+                                       config=SHORT_CONFIG).identity_prior.enabled
+    code = np.zeros(300, np.float32)
+    code[:3] = (1.5, -1.0, 0.5)
+    np.save(tmp_path / "code.npy", code)
+    rec = pixel3dmm.Reconstructor(uv_weights=weights["uv"], normal_weights=weights["normals"], config=SHORT_CONFIG,
+                                  identity=tmp_path / "code.npy")
+    assert rec.identity_prior.enabled and str(tmp_path / "code.npy") in rec.identity_prior.describe()
+    r = rec.reconstruct(str(PHOTO))
+    np.testing.assert_allclose(r.result.identity_prior.reshape(-1).numpy(), code, atol=1e-6)
+    rec.write(tmp_path / "out", r)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["identity_prior"] == str(tmp_path / "code.npy")
+
+
 def test_reconstructor_needs_both_networks(weights):
     with pytest.raises(ValueError, match="needs both networks"):
         pixel3dmm.Reconstructor(uv_weights=weights["uv"], normal_weights="")

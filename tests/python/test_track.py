@@ -111,6 +111,9 @@ def test_cli_synthetic(tmp_path):
     r5 = subprocess.run([BIN, "track", "--synthetic", "4", "--neck-deg", "-5", "--out", str(tmp_path / "z")],
                         capture_output=True, text=True)
     assert r5.returncode == 2 and "neck-deg" in r5.stderr
+    r6 = subprocess.run([BIN, "track", "--synthetic", "4", "--identity", str(tmp_path / "code.npy"), "--out",
+                         str(tmp_path / "w")], capture_output=True, text=True)
+    assert r6.returncode == 2 and "real videos" in r6.stderr
 
     cfg = subprocess.run([BIN, "config", "track"], capture_output=True, text=True)
     assert cfg.returncode == 0 and json.loads(cfg.stdout) == track.default_config()
