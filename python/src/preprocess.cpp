@@ -75,7 +75,12 @@ void bind_preprocess(py::module_& m) {
                      "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
                      "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
-                     "'landmarks+grabcut', 'landmarks' or 'segmentation'")
+                     "'landmarks+grabcut', 'landmarks', 'segmentation' or 'parser' ('auto' picks it when "
+                     "face_parser is given)")
+      .def_readwrite("face_parser", &PreprocessOptions::face_parser,
+                     "facer's FaRL celebm TorchScript parser: the crop's official label map and masks")
+      .def_readwrite("retinaface", &PreprocessOptions::retinaface,
+                     "converted RetinaFace weights: the parser's five keypoints (default: from the 68 landmarks)")
       .def_readwrite("segmentation", &PreprocessOptions::segmentation,
                      "label PNG (facer celebm layout) for mask_method 'segmentation'")
       .def_readwrite("big_normal_mask", &PreprocessOptions::big_normal_mask, "official big_normal_mask")
@@ -103,6 +108,8 @@ void bind_preprocess(py::module_& m) {
   def_tensor_field(res, "fg_mask", &Preprocessed::fg_mask, "1 x S x S float32 {0, 1}");
   def_tensor_field(res, "valid_bg", &Preprocessed::valid_bg, "1 x S x S float32 {0, 1}");
   def_tensor_field(res, "affine", &Preprocessed::affine, "2 x 3 float64: photo pixels -> crop pixels");
+  def_tensor_field(res, "labels", &Preprocessed::labels,
+                   "mask method 'parser': 1 x S x S uint8 official label map of the crop (else None)");
   def_tensor_field(res, "box", &Preprocessed::box, "4 float32 detector box x0, y0, x1, y1 in photo pixels");
   res.def_readwrite("score", &Preprocessed::score, "detector score")
       .def_readwrite("image_height", &Preprocessed::image_height)
@@ -110,6 +117,8 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("source", &Preprocessed::source, "file path ('' for an in-memory image)")
       .def_readwrite("mask_method", &Preprocessed::mask_method)
       .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
+      .def_readwrite("keypoints", &Preprocessed::keypoints,
+                     "mask method 'parser': 'retinaface' or 'landmarks68', the parser's keypoints")
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height
