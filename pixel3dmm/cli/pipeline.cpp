@@ -54,12 +54,17 @@ void declare_pipeline_options(Args& args, bool networks) {
                           "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
                           "instead of dlib's")
         .option("masks",
-                "how to make the fit masks: auto (segmentation when --segmentation is given, else "
-                "landmarks+grabcut), landmarks+grabcut, landmarks, segmentation",
+                "how to make the fit masks: auto (segmentation when --segmentation is given, parser when "
+                "--face-parser is, else landmarks+grabcut), landmarks+grabcut, landmarks, segmentation, parser",
                 "auto")
         .option("segmentation",
                 "label image in the official facer/celebm layout (seg_og PNG: the photo's size or the square crop); "
                 "the fit then uses the official masks from its labels")
+        .option("face-parser", "facer's FaRL parser face_parsing.farl.celebm.main_ema_181500_jit.pt: parses each "
+                               "crop into the official label map (seg_og.png); the fit uses the official masks from it")
+        .option("retinaface", "converted RetinaFace weights (python -m pixel3dmm.convert_preprocessing retinaface "
+                              "mobilenet0.25_Final.pth): the parser's five keypoints, as the official pipeline finds "
+                              "them (default: from the crop's 68 landmarks, ours)")
         .option("max-side", "shrink larger photos to this long side first (pixels; 0 = no limit)", "4096");
   }
   args.option("config", "fit config JSON (fields of configs/fit.json; missing fields keep the official defaults)")
@@ -89,6 +94,16 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
   }
   if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
   if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
+  PIXEL3DMM_CHECK_T(UsageError, !args.has("retinaface") || args.has("face-parser"),
+                    "--retinaface finds the face parser's keypoints: it needs --face-parser");
+  if (args.has("face-parser")) {
+    o.preprocess.face_parser = args.get("face-parser");
+    if (args.has("retinaface")) o.preprocess.retinaface = args.get("retinaface");
+    std::printf("face parser: %s, five keypoints from %s\n", o.preprocess.face_parser.c_str(),
+                args.has("retinaface") ? "RetinaFace on each crop (official)"
+                                       : "the crop's 68 landmarks (ours; the official pipeline uses RetinaFace's: "
+                                         "--retinaface)");
+  }
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
 }

@@ -34,10 +34,16 @@ void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop_size >= 16 && o.crop_size <= 8192, "PreprocessOptions.crop_size: expected 16..8192, found ",
                   o.crop_size);
   PIXEL3DMM_CHECK(o.mask_method == "auto" || o.mask_method == "landmarks+grabcut" || o.mask_method == "landmarks" ||
-                      o.mask_method == "segmentation",
-                  "PreprocessOptions.mask_method: expected 'auto', 'landmarks+grabcut', 'landmarks' or "
-                  "'segmentation', found '",
+                      o.mask_method == "segmentation" || o.mask_method == "parser",
+                  "PreprocessOptions.mask_method: expected 'auto', 'landmarks+grabcut', 'landmarks', "
+                  "'segmentation' or 'parser', found '",
                   o.mask_method, "'");
+  PIXEL3DMM_CHECK(o.mask_method != "parser" || !o.face_parser.empty(),
+                  "PreprocessOptions: mask_method 'parser' needs the parser's TorchScript file in `face_parser`");
+  PIXEL3DMM_CHECK(o.segmentation.empty() || o.face_parser.empty(),
+                  "PreprocessOptions: give either a label image (segmentation) or a face parser, not both");
+  PIXEL3DMM_CHECK(o.retinaface.empty() || !o.face_parser.empty(),
+                  "PreprocessOptions: RetinaFace's keypoints only serve the face parser; give `face_parser` too");
   PIXEL3DMM_CHECK(o.mask_method != "segmentation" || !o.segmentation.empty(),
                   "PreprocessOptions: mask_method 'segmentation' needs a label image path in `segmentation`");
   PIXEL3DMM_CHECK(o.crop == "landmarks" || o.crop == "official",
@@ -62,12 +68,47 @@ torch::Tensor compose(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::matmul(torch::cat({a, row}), torch::cat({b, row})).slice(0, 0, 2).contiguous();
 }
 
+// The parser's five keypoints when RetinaFace is not given (ours): eye centres, nose tip, mouth corners of the 68
+// landmarks (68 x 2), in RetinaFace's order (image-left eye first) -> 5 x 2 float32.
+torch::Tensor keypoints_from_landmarks(const torch::Tensor& lm) {
+  return torch::stack({lm.slice(0, 36, 42).mean(0), lm.slice(0, 42, 48).mean(0), lm[30], lm[48], lm[54]})
+      .to(torch::kFloat);
+}
+
+// The official label map of the crop: five keypoints (RetinaFace's best face on the crop, as the official script
+// runs it on cropped/*.jpg, or ours from the landmarks), then facer's parser.
+void parse_crop(Preprocessed& p, const torch::Tensor& lm, const RetinaFaceDetector* retinaface,
+                const FaceParser& parser) {
+  const torch::Tensor rgb = (p.crop * 255.0f).round().clamp(0, 255).to(torch::kUInt8);
+  torch::Tensor points;
+  if (retinaface) {
+    const auto faces = retinaface->detect(rgb);
+    if (faces.empty()) {
+      throw NoFaceFound(concat("no face found by RetinaFace (score > 0.8) on the ", p.crop.size(3), " x ",
+                               p.crop.size(2), " crop of ", p.source.empty() ? "the image" : p.source,
+                               "; the official pipeline writes no label map for such a frame"));
+    }
+    points = faces.front().points;  // several faces: the official script keeps the highest score's map
+    p.keypoints = "retinaface";
+  } else {
+    points = keypoints_from_landmarks(lm);
+    p.keypoints = "landmarks68";
+  }
+  p.labels = parser.labels(rgb, points.unsqueeze(0));
+}
+
 // The masks of one crop (uv, normal, fg, valid_bg): from the label image in the official layout when the method is
-// "segmentation" (`affine` maps the source photo of H x W pixels to the crop), else from the crop's landmarks.
+// "segmentation" (`affine` maps the source photo of H x W pixels to the crop), from the parser's labels of the crop
+// when it is "parser", else from the crop's landmarks.
 void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
-                  int64_t H, int64_t W) {
+                  int64_t H, int64_t W, const RetinaFaceDetector* retinaface = nullptr,
+                  const FaceParser* parser = nullptr) {
   FaceMasks m;
-  if (method == "segmentation") {
+  if (method == "parser") {
+    PIXEL3DMM_CHECK(parser != nullptr, "attach_masks: mask method 'parser' without a loaded parser");
+    parse_crop(p, lm, retinaface, *parser);
+    m = masks_from_segmentation(p.labels[0], o.big_normal_mask);
+  } else if (method == "segmentation") {
     m = masks_from_segmentation(
         labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
         o.big_normal_mask);
@@ -90,6 +131,7 @@ void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string
 
 std::string resolved_mask_method(const PreprocessOptions& options) {
   if (options.mask_method != "auto") return options.mask_method;
+  if (!options.face_parser.empty()) return "parser";
   return options.segmentation.empty() ? "landmarks+grabcut" : "segmentation";
 }
 
@@ -123,6 +165,8 @@ Preprocessor::Preprocessor(const PreprocessOptions& options)
     : options_(options), detector_((check_options(options), detector_options(options))) {
   if (options_.crop == "official") faceboxes_ = std::make_shared<const FaceBoxesDetector>(options_.faceboxes);
   if (!options_.pipnet.empty()) pipnet_ = std::make_shared<const PipNetDetector>(options_.pipnet);
+  if (!options_.retinaface.empty()) retinaface_ = std::make_shared<const RetinaFaceDetector>(options_.retinaface);
+  if (!options_.face_parser.empty()) face_parser_ = std::make_shared<const FaceParser>(options_.face_parser);
 }
 
 std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const std::string& source, bool all) const {
@@ -180,7 +224,8 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.landmarks = lm.unsqueeze(0);
     p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
     p.affine = compose(to_crop, shrink);
-    attach_masks(p, o, method, lm, H0, W0);
+    p.source = source;
+    attach_masks(p, o, method, lm, H0, W0, retinaface_.get(), face_parser_.get());
     p.box = (face.box.view({2, 2}) * back).view({4});
     p.score = face.score;
     p.image_height = H0;
@@ -268,7 +313,8 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
     p.landmark_method = "dlib";
   }
   p.landmarks = lm.unsqueeze(0);
-  attach_masks(p, o, resolved_mask_method(o), lm, H, W);
+  p.source = source;
+  attach_masks(p, o, resolved_mask_method(o), lm, H, W, retinaface_.get(), face_parser_.get());
   const auto& fb = boxes.front();
   p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
                          static_cast<float>(fb.y + fb.height)});

@@ -11,10 +11,12 @@
 
 #include "pixel3dmm/preprocess/crop.h"
 #include "pixel3dmm/preprocess/face_detector.h"
+#include "pixel3dmm/preprocess/face_parser.h"
 #include "pixel3dmm/preprocess/faceboxes.h"
 #include "pixel3dmm/preprocess/masks.h"
 #include "pixel3dmm/preprocess/pipnet.h"
 #include "pixel3dmm/preprocess/pupils.h"
+#include "pixel3dmm/preprocess/retinaface.h"
 
 namespace pixel3dmm::preprocess {
 
@@ -43,9 +45,18 @@ struct PreprocessOptions {
   int64_t detect_max_side = 1024;
   int upsample = -1;
   double min_score = 0.0;
-  /// "auto" (default): "segmentation" when `segmentation` names a label image, else "landmarks+grabcut";
-  /// or "landmarks+grabcut", "landmarks", "segmentation" (the official masks from the labels in `segmentation`).
+  /// "auto" (default): "segmentation" when `segmentation` names a label image, "parser" when `face_parser` names
+  /// the parser, else "landmarks+grabcut"; or "landmarks+grabcut", "landmarks", "segmentation" (the official masks
+  /// from the labels in `segmentation`), "parser" (the official masks from the labels the parser gives the crop).
   std::string mask_method = "auto";
+  /// facer's FaRL celebm parser, the TorchScript file face_parsing.farl.celebm.main_ema_181500_jit.pt (see
+  /// face_parser.h): parses every crop, aligned by five keypoints, into the official label map.
+  std::string face_parser;
+  /// Converted RetinaFace mobilenet0.25 weights (python -m pixel3dmm.convert_preprocessing retinaface
+  /// mobilenet0.25_Final.pth): the five keypoints the parser aligns by, found on the crop as the official
+  /// pipeline does. Without it (ours, not official): eye centres (means of iBUG 36-41, 42-47), nose tip (30) and
+  /// mouth corners (48, 54) of the crop's 68 landmarks.
+  std::string retinaface;
   /// Label image in the official facer/celebm layout (8-bit PNG, label values; 20 = not parsed): either of the
   /// source image's size (warped into the crop, nearest label, 20 outside the photo) or square (the official
   /// `seg_og/{i:05d}.png` of the crop, resized with Pillow's NEAREST). See labels_in_crop. For `pixel3dmm track`
@@ -85,6 +96,10 @@ struct Preprocessed {
   std::string crop_method;  ///< "landmarks" or "official" (then `box` and `score` are FaceBoxes')
   std::string landmark_method;  ///< "dlib" (68 + pupil finder) or "pipnet" (WFLW 98 -> 68 + pupils 96, 97)
   torch::Tensor wflw;           ///< PIPNet only: 98 x 2 float64 WFLW points as fractions of the crop (official export)
+  torch::Tensor labels;     ///< mask method "parser": 1 x S x S uint8 label map of the crop (official seg_og
+                            ///< layout: 0..18, 20 outside the aligned region); undefined otherwise
+  std::string keypoints;    ///< mask method "parser": where the parser's five keypoints came from
+                            ///< ("retinaface" or "landmarks68")
 };
 
 /// Any image tensor -> 1 x 3 x H x W float32 in [0, 1]: accepts H x W, H x W x C (channels last when the last side
@@ -115,6 +130,8 @@ class Preprocessor {
   FaceDetector detector_;
   std::shared_ptr<const FaceBoxesDetector> faceboxes_;  ///< loaded when options.crop == "official"
   std::shared_ptr<const PipNetDetector> pipnet_;        ///< loaded when options.pipnet is given
+  std::shared_ptr<const RetinaFaceDetector> retinaface_;  ///< loaded when options.retinaface is set
+  std::shared_ptr<const FaceParser> face_parser_;         ///< loaded when options.face_parser is set
 };
 
 /// One-shot versions (load the detector each call).

@@ -93,7 +93,14 @@ void write_fit_inputs(const std::string& folder, const preprocess::Preprocessed&
                 {"box", io::tensor_to_json(input.box.reshape({4}))}};
   // PIPNet's 98 WFLW points as the official PIPnet_landmarks/*.npy holds them (fractions of the crop).
   if (input.wflw.defined()) j["wflw"] = io::tensor_to_json(input.wflw);
+  if (input.labels.defined()) j["parser_keypoints"] = input.keypoints;
   io::write_json((dir / "preprocess.json").string(), j);
+  // The parser's label map in the official seg_og layout (8-bit single channel, value = label).
+  if (input.labels.defined())
+    io::write_image((dir / "seg_og.png").string(), input.labels.reshape({1, 1, input.labels.size(-2),
+                                                                          input.labels.size(-1)})
+                                                       .to(torch::kFloat)
+                                                       .div(255.0f));
   io::write_safetensors((dir / "masks.safetensors").string(), {{"uv_mask", input.uv_mask.contiguous()},
                                                               {"normal_mask", input.normal_mask.contiguous()},
                                                               {"fg_mask", input.fg_mask.contiguous()},

@@ -6,6 +6,8 @@
 ///   crop.png                 the face crop the network saw (S x S)
 ///   preprocess.json          source, landmarks (68 x 2), iris (2 x 2), affine (2 x 3), box, image size, methods
 ///   masks.safetensors        uv_mask, normal_mask, fg_mask, valid_bg (1 x S x S float32)
+///   seg_og.png               mask method "parser" only: the face parser's label map of the crop (official seg_og
+///                            layout: 8-bit single channel, labels 0..18, 20 outside the parser's aligned region)
 ///   predictions.safetensors  uv (1 x 2 x H x W) and normals (1 x 3 x H x W) as the fitter reads them, float32
 ///   uv_map.png, normals.png  the same predictions as the official PNGs (8-bit; for viewing and other tools)
 ///   preprocess.png           the crop with landmarks, pupils and mask outlines drawn

@@ -21,6 +21,7 @@ masks_from_landmarks = _pp.masks_from_landmarks
 read_segmentation = _pp.read_segmentation
 labels_in_crop = _pp.labels_in_crop
 FaceParser = _pp.FaceParser
+RetinaFaceDetector = _pp.RetinaFaceDetector  # the parser's five keypoints, as facer finds them
 face_align_matrix_celebm = _pp.face_align_matrix_celebm
 aligned_grid = _pp.aligned_grid
 image_grid = _pp.image_grid
@@ -55,6 +56,7 @@ __all__ = [
     "read_segmentation",
     "labels_in_crop",
     "FaceParser",
+    "RetinaFaceDetector",
     "face_align_matrix_celebm",
     "aligned_grid",
     "image_grid",

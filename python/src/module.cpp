@@ -7,6 +7,7 @@
 
 namespace pixel3dmm::python {
 void bind_preprocess_official(py::module_& m);  // preprocess_official.cpp: FaceBoxesV2 and the official crop
+void bind_preprocess_retinaface(py::module_& m);  // preprocess_retinaface.cpp: facer's RetinaFace
 void bind_identity(py::module_& m);  // identity.cpp
 }  // namespace pixel3dmm::python
 
@@ -52,6 +53,7 @@ PYBIND11_MODULE(_C, m) {
   auto preprocess = m.def_submodule("preprocess", "Photo -> face crop, 68 landmarks, pupils and masks (dlib)");
   bind_preprocess(preprocess);
   bind_preprocess_official(preprocess);
+  bind_preprocess_retinaface(preprocess);
   auto reconstruct = m.def_submodule("reconstruct", "Photo -> mesh: preprocess, predict and fit in one object");
   bind_reconstruct(reconstruct);
   auto train = m.def_submodule("train", "Training: datasets (manifest, samples, checks), synthetic dataset generator, Trainer");

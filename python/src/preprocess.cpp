@@ -78,7 +78,12 @@ void bind_preprocess(py::module_& m) {
                      "landmarks -> 68 + pupils instead of dlib; crop 'official' only")
       .def_readwrite("mask_method", &PreprocessOptions::mask_method,
                      "'auto' (segmentation when a label image is given, else landmarks+grabcut), "
-                     "'landmarks+grabcut', 'landmarks' or 'segmentation'")
+                     "'landmarks+grabcut', 'landmarks', 'segmentation' or 'parser' ('auto' picks it when "
+                     "face_parser is given)")
+      .def_readwrite("face_parser", &PreprocessOptions::face_parser,
+                     "facer's FaRL celebm TorchScript parser: the crop's official label map and masks")
+      .def_readwrite("retinaface", &PreprocessOptions::retinaface,
+                     "converted RetinaFace weights: the parser's five keypoints (default: from the 68 landmarks)")
       .def_readwrite("segmentation", &PreprocessOptions::segmentation,
                      "label PNG (facer celebm layout) for mask_method 'segmentation'")
       .def_readwrite("big_normal_mask", &PreprocessOptions::big_normal_mask, "official big_normal_mask")
@@ -108,6 +113,8 @@ void bind_preprocess(py::module_& m) {
   def_tensor_field(res, "affine", &Preprocessed::affine, "2 x 3 float64: photo pixels -> crop pixels");
   def_tensor_field(res, "wflw", &Preprocessed::wflw,
                    "PIPNet only: 98 x 2 float64 WFLW points, fractions of the crop (the official export)");
+  def_tensor_field(res, "labels", &Preprocessed::labels,
+                   "mask method 'parser': 1 x S x S uint8 official label map of the crop (else None)");
   def_tensor_field(res, "box", &Preprocessed::box, "4 float32 detector box x0, y0, x1, y1 in photo pixels");
   res.def_readwrite("score", &Preprocessed::score, "detector score")
       .def_readwrite("image_height", &Preprocessed::image_height)
@@ -116,6 +123,8 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("mask_method", &Preprocessed::mask_method)
       .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
       .def_readwrite("landmark_method", &Preprocessed::landmark_method, "'dlib' or 'pipnet'")
+      .def_readwrite("keypoints", &Preprocessed::keypoints,
+                     "mask method 'parser': 'retinaface' or 'landmarks68', the parser's keypoints")
       .def("__repr__", [](const Preprocessed& p) {
         std::ostringstream s;
         s << "<Preprocessed source='" << p.source << "' photo=" << p.image_width << "x" << p.image_height
