@@ -11,17 +11,12 @@
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/nn/network.h"
+#include "pixel3dmm/preprocess/detail/load_strict.h"
 #include "pixel3dmm/preprocess/detail/numpy_argsort.h"
 
 namespace pixel3dmm::preprocess {
 
 namespace F = torch::nn::functional;
-
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
 
 FaceBoxesConvImpl::FaceBoxesConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding)
     : in(in), out(out), kernel(kernel), stride(stride), padding(padding) {
@@ -270,20 +265,7 @@ FaceBoxesV2 load_faceboxes(const std::string& weights) {
                          "holds '", format->second, "' weights, not FaceBoxesV2 (pixel3dmm-faceboxes); convert "
                          "FaceBoxesV2.pth with python -m pixel3dmm.convert_preprocessing faceboxes");
   FaceBoxesV2 net;
-  std::map<std::string, torch::Tensor> expected;
-  for (const auto& item : net->named_parameters()) expected[item.key()] = item.value();
-  for (const auto& item : net->named_buffers()) {
-    if (!ends_with(item.key(), "num_batches_tracked")) expected[item.key()] = item.value();
-  }
-  // BatchNorm's step counter is bookkeeping, not a weight: accepted beside each BN layer and ignored.
-  const std::string counter = ".num_batches_tracked";
-  io::TensorMap found;
-  for (const auto& [name, t] : file.tensors) {
-    const bool bn_counter =
-        ends_with(name, counter) && expected.count(name.substr(0, name.size() - counter.size()) + ".running_mean");
-    if (!bn_counter) found[name] = t;
-  }
-  nn::detail::copy_strict(expected, found, {}, weights);
+  detail::load_state_dict_strict(*net, file.tensors, weights);
   net->eval();
   return net;
 }

@@ -16,14 +16,12 @@
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/nn/network.h"
+#include "pixel3dmm/preprocess/detail/load_strict.h"
 #include "pixel3dmm/preprocess/detail/numpy_argsort.h"
 
 namespace pixel3dmm::preprocess {
 
 namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding, bool bias) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(padding).bias(bias));
@@ -268,20 +266,7 @@ PipNet load_pipnet(const std::string& weights, PipNetNeighbours* neighbours) {
   PIXEL3DMM_CHECK_FORMAT(options.num_landmarks() == 98, weights, "metadata 'meanface': expected 98 WFLW points, "
                          "found ", options.num_landmarks());
   PipNet net(options);
-  std::map<std::string, torch::Tensor> expected;
-  for (const auto& item : net->named_parameters()) expected[item.key()] = item.value();
-  for (const auto& item : net->named_buffers()) {
-    if (!ends_with(item.key(), "num_batches_tracked")) expected[item.key()] = item.value();
-  }
-  // BatchNorm's step counter is bookkeeping, not a weight: accepted beside each BN layer and ignored.
-  const std::string counter = ".num_batches_tracked";
-  io::TensorMap found;
-  for (const auto& [name, t] : file.tensors) {
-    const bool bn_counter =
-        ends_with(name, counter) && expected.count(name.substr(0, name.size() - counter.size()) + ".running_mean");
-    if (!bn_counter) found[name] = t;
-  }
-  nn::detail::copy_strict(expected, found, {}, weights);
+  detail::load_state_dict_strict(*net, file.tensors, weights);
   net->eval();
   if (neighbours) *neighbours = pipnet_neighbours(mean_face, options.num_neighbours());
   return net;

@@ -9,7 +9,8 @@
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
-#include "pixel3dmm/nn/network.h"  // nn::detail::copy_strict
+#include "pixel3dmm/nn/network.h"
+#include "pixel3dmm/preprocess/detail/load_strict.h"
 
 namespace pixel3dmm::preprocess {
 
@@ -186,12 +187,7 @@ io::TensorMap retinaface_state_dict(const RetinaFace& net) {
 }
 
 void load_retinaface_state_dict(RetinaFace& net, const io::TensorMap& tensors, const std::string& source) {
-  io::TensorMap found;
-  for (const auto& [name, t] : tensors)
-    if (!ends_with(name, ".num_batches_tracked")) found[name] = t;
-  std::map<std::string, torch::Tensor> expected;
-  for (const auto& [name, t] : retinaface_state_dict(net)) expected[name] = t;
-  nn::detail::copy_strict(expected, found, {}, source);
+  detail::load_state_dict_strict(*net, tensors, source);
 }
 
 RetinaFace load_retinaface(const std::string& path) {
