@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from random_weights import randomize_conv_bn_
+
 
 class BasicConv2d(nn.Module):
     def __init__(self, cin, cout, k, s=1, p=0):
@@ -71,19 +73,8 @@ def randomize_(net: FaceBoxesV2, seed: int, face_bias: float = 4.0) -> FaceBoxes
     """Seeded weights that give a usable detector: BN statistics drawn per channel, the face logits raised so that
     some anchors pass 0.6 (and some saturate at 1.0, i.e. tie)."""
     g = torch.Generator().manual_seed(seed)
+    randomize_conv_bn_(net, g)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / fan_in))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-                m.num_batches_tracked.fill_(1000)
         for c in net.conf:
             c.bias.view(-1, 2)[:, 1] += face_bias
         for l in net.loc:

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from random_weights import randomize_conv_bn_
+
 
 class BasicBlock(nn.Module):
     """torchvision's ResNet BasicBlock, same attribute names."""
@@ -63,19 +65,7 @@ def randomize_(net: PipResnet18, seed: int, head_std: float = 0.05) -> PipResnet
     landmark's best cell is not a near-tie)."""
     g = torch.Generator().manual_seed(seed)
     heads = {net.cls_layer, net.x_layer, net.y_layer, net.nb_x_layer, net.nb_y_layer}
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                std = head_std if m in heads else math.sqrt(2.0 / m.weight[0].numel())
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-                m.num_batches_tracked.fill_(1000)
+    randomize_conv_bn_(net, g, lambda m: head_std if m in heads else math.sqrt(2.0 / m.weight[0].numel()))
     return net.eval()
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from random_weights import randomize_conv_bn_
+
 SLOPE = 0.1  # every LeakyReLU of the mobilenet0.25 configuration
 
 
@@ -105,19 +107,8 @@ def randomize_(net: RetinaFace, seed: int, face_bias: float = 6.0) -> RetinaFace
     """Seeded weights that give a usable detector: He-scaled convolutions, BN statistics drawn per channel, face
     logits raised so that some anchors pass 0.8 (and some saturate), small box and keypoint offsets."""
     g = torch.Generator().manual_seed(seed)
+    randomize_conv_bn_(net, g)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / fan_in))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-                m.num_batches_tracked.fill_(1000)
         for h in net.ClassHead:
             h.conv1x1.bias.view(-1, 2)[:, 1] += face_bias
         for h in list(net.BboxHead) + list(net.LandmarkHead):
