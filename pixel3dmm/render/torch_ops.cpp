@@ -22,8 +22,8 @@ RasterOutput raster_from_tensors(const torch::Tensor& pos_clip, const torch::Ten
   RasterOutput r;
   r.pos_clip = pos_clip;
   r.faces = detail::checked_faces(faces, pos_clip.size(1), what);
-  PIXEL3DMM_CHECK(triangle_id.defined() && triangle_id.dim() == 3,
-                  what, ": triangle_id: expected shape [B, H, W], found ",
+  PIXEL3DMM_CHECK(triangle_id.defined() && triangle_id.dim() == 3, what,
+                  ": triangle_id: expected shape [B, H, W], found ",
                   triangle_id.defined() ? shape_string(triangle_id.sizes()) : "None");
   const int64_t B = pos_clip.size(0), H = triangle_id.size(1), W = triangle_id.size(2);
   check_shape(triangle_id, {B, H, W}, what + ": triangle_id (batch of pos_clip)");
@@ -77,15 +77,18 @@ torch::Tensor antialias_op(const torch::Tensor& color, const torch::Tensor& pos_
 // A fragment: flame/torch_ops.cpp adds the skinning ops to the same namespace.
 TORCH_LIBRARY_FRAGMENT(pixel3dmm, m) {
   using namespace pixel3dmm::render;
-  m.def("rasterize(Tensor pos_clip, Tensor faces, int height, int width) -> (Tensor triangle_id, Tensor bary, "
-        "Tensor depth)",
-        &rasterize_op);
-  m.def("interpolate(Tensor attr, Tensor pos_clip, Tensor faces, Tensor triangle_id, Tensor bary, "
-        "Tensor? attr_faces=None) -> Tensor",
-        &interpolate_op);
-  m.def("antialias(Tensor color, Tensor pos_clip, Tensor faces, Tensor triangle_id, Tensor bary, Tensor depth, "
-        "Tensor? topology=None) -> Tensor",
-        &antialias_op);
+  m.def(
+      "rasterize(Tensor pos_clip, Tensor faces, int height, int width) -> (Tensor triangle_id, Tensor bary, "
+      "Tensor depth)",
+      &rasterize_op);
+  m.def(
+      "interpolate(Tensor attr, Tensor pos_clip, Tensor faces, Tensor triangle_id, Tensor bary, "
+      "Tensor? attr_faces=None) -> Tensor",
+      &interpolate_op);
+  m.def(
+      "antialias(Tensor color, Tensor pos_clip, Tensor faces, Tensor triangle_id, Tensor bary, Tensor depth, "
+      "Tensor? topology=None) -> Tensor",
+      &antialias_op);
   m.def("edge_topology(Tensor faces, int num_vertices) -> Tensor",
         [](const torch::Tensor& faces, int64_t num_vertices) { return edge_topology(faces, num_vertices); });
 }

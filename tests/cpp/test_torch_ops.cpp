@@ -18,10 +18,9 @@ TEST_CASE("torch ops: pixel3dmm::rasterize and interpolate through the dispatche
   const auto pos = torch::tensor({-0.8, -0.7, 0.1, 1.0, 0.9, -0.6, 0.2, 1.0, 0.1, 0.8, 0.3, 1.2}, torch::kFloat64)
                        .reshape({1, 3, 4});
   const auto faces = torch::tensor({0, 1, 2}, torch::kInt64).reshape({1, 3});
-  const auto rasterize_op =
-      dispatcher.findSchemaOrThrow("pixel3dmm::rasterize", "")
-          .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, int64_t,
-                                                                int64_t)>();
+  const auto rasterize_op = dispatcher.findSchemaOrThrow("pixel3dmm::rasterize", "")
+                                .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+                                    const at::Tensor&, const at::Tensor&, int64_t, int64_t)>();
   const auto [tri, bary, depth] = rasterize_op.call(pos, faces, 9, 12);
   const auto r = render::rasterize(pos, faces, 9, 12);
   REQUIRE(tri.sizes() == r.triangle_id.sizes());
