@@ -21,16 +21,6 @@ void check_vertices(const torch::Tensor& v, const std::string& what) {
 
 }  // namespace
 
-torch::Tensor vertex_normals(const torch::Tensor& vertices, const torch::Tensor& faces) {
-  check_vertices(vertices, "vertex_normals: vertices");
-  const auto f = detail::checked_faces(faces, vertices.size(1), "vertex_normals");
-  const auto i0 = f.select(1, 0), i1 = f.select(1, 1), i2 = f.select(1, 2);
-  const auto v0 = vertices.index_select(1, i0), v1 = vertices.index_select(1, i1), v2 = vertices.index_select(1, i2);
-  const auto n = torch::cross(v1 - v0, v2 - v0, 2);  // |n| = twice the area: area weighting
-  auto sum = torch::zeros_like(vertices).index_add(1, i0, n).index_add(1, i1, n).index_add(1, i2, n);
-  return sum / sum.norm(2, 2, true).clamp_min(1e-6);
-}
-
 torch::Tensor vertex_visibility(const torch::Tensor& projected, const torch::Tensor& depth, double tolerance) {
   PIXEL3DMM_CHECK(projected.defined() && depth.defined(), "vertex_visibility: projected and depth must be set");
   check_shape(projected, {-1, -1, 3}, "vertex_visibility: projected");

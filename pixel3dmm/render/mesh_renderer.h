@@ -10,13 +10,9 @@
 
 #include "pixel3dmm/render/camera.h"
 #include "pixel3dmm/render/rasterize.h"
+#include "pixel3dmm/render/vertex_normals.h"
 
 namespace pixel3dmm::render {
-
-/// vertices: B x V x 3, faces: F x 3 -> B x V x 3 unit vertex normals: per vertex the sum of the cross products
-/// (v1 - v0) x (v2 - v0) of its faces (area-weighted face normals), divided by max(|n|, 1e-6), as pytorch3d's
-/// Meshes.verts_normals. Plain differentiable tensor operations.
-torch::Tensor vertex_normals(const torch::Tensor& vertices, const torch::Tensor& faces);
 
 /// The official occlusion test (spec 3.4). projected: B x N x 3 from Camera::project (u, v, camera z < 0);
 /// depth: B x 1 x H x W camera-space z, 0 on background (RenderOutput::depth). The depth is read at the pixel
