@@ -49,9 +49,10 @@ void declare_preprocess_options(Args& args, bool sequence) {
                   (sequence ? "; one static crop for all frames from every frame's box, as the official "
                               "preprocessing (see --crop)"
                             : ""))
-      .option("pipnet", "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
-                        "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
-                        "instead of dlib's")
+      .option("pipnet",
+              "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
+              "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
+              "instead of dlib's")
       .option("masks",
               "how to make the fit masks: auto (segmentation when --segmentation is given, parser when "
               "--face-parser is, else landmarks+grabcut), landmarks+grabcut, landmarks, segmentation, parser",
@@ -66,9 +67,10 @@ void declare_preprocess_options(Args& args, bool sequence) {
                                          "each crop into the official label map (") +
                                  (sequence ? "OUT/seg_og/<frame>.png" : "seg_og.png") +
                                  "); the fit uses the official masks from it")
-      .option("retinaface", "converted RetinaFace weights (python -m pixel3dmm.convert_preprocessing retinaface "
-                            "mobilenet0.25_Final.pth): the parser's five keypoints, as the official pipeline finds "
-                            "them (default: from the crop's 68 landmarks, ours)");
+      .option("retinaface",
+              "converted RetinaFace weights (python -m pixel3dmm.convert_preprocessing retinaface "
+              "mobilenet0.25_Final.pth): the parser's five keypoints, as the official pipeline finds "
+              "them (default: from the crop's 68 landmarks, ours)");
 }
 
 preprocess::PreprocessOptions preprocess_options(const Args& args) {

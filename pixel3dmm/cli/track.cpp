@@ -42,7 +42,8 @@ track::TrackCallback track_progress(int64_t frames, int global_iters) {
 
 // OUT/preprocess.json: how the frames were cropped, which landmarks and masks the fit got, and per frame the crop
 // box and (FaceBoxes) the detection the crop came from.
-void write_preprocessing_json(const std::string& file, const track::VideoTargets& vt, const track::FrontEndOptions& fo) {
+void write_preprocessing_json(const std::string& file, const track::VideoTargets& vt,
+                              const track::FrontEndOptions& fo) {
   io::json frames = io::json::array();
   for (size_t i = 0; i < vt.boxes.size(); ++i) {
     const auto& b = vt.boxes[i];
@@ -92,9 +93,12 @@ int run_track(const std::vector<std::string>& argv) {
               "FaceBoxes box, scale 1.42 / 1.1; needs --faceboxes; the default with it) or smoothed (a crop per "
               "frame, its box median-smoothed over --smooth-crop frames: for long videos with large head motion; "
               "the default without --faceboxes, from dlib's landmarks)")
-      .option("smooth-crop", "with --crop smoothed: radius (frames) of the median that stabilises the crop boxes; "
-              "0 = per-frame crops", "3")
-      .option("synthetic", "instead of an input: track a synthetic video of this many frames (exact rendered maps "
+      .option("smooth-crop",
+              "with --crop smoothed: radius (frames) of the median that stabilises the crop boxes; "
+              "0 = per-frame crops",
+              "3")
+      .option("synthetic",
+              "instead of an input: track a synthetic video of this many frames (exact rendered maps "
               "with noise and outliers) and report the error against its ground truth")
       .option("seed", "seed of the synthetic video", "0")
       .option("map-size", "synthetic maps' resolution (pixels)", "256")

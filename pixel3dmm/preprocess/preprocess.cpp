@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <optional>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
@@ -102,8 +102,8 @@ void parse_crop(Preprocessed& p, const torch::Tensor& lm, const RetinaFaceDetect
 // "segmentation" (`affine` maps the source photo of H x W pixels to the crop), from the parser's labels of the crop
 // when it is "parser", else from the crop's landmarks.
 void make_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
-                  int64_t H, int64_t W, const RetinaFaceDetector* retinaface, const FaceParser* parser,
-                  const std::string& segmentation) {
+                int64_t H, int64_t W, const RetinaFaceDetector* retinaface, const FaceParser* parser,
+                const std::string& segmentation) {
   FaceMasks m;
   if (method == "parser") {
     PIXEL3DMM_CHECK(parser != nullptr, "attach_masks: mask method 'parser' without a loaded parser");
@@ -111,8 +111,7 @@ void make_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& 
     m = masks_from_segmentation(p.labels[0], o.big_normal_mask);
   } else if (method == "segmentation") {
     m = masks_from_segmentation(
-        labels_in_crop(read_segmentation(segmentation), p.affine, H, W, o.crop_size, segmentation),
-        o.big_normal_mask);
+        labels_in_crop(read_segmentation(segmentation), p.affine, H, W, o.crop_size, segmentation), o.big_normal_mask);
   } else {
     LandmarkMaskOptions mopt;
     mopt.forehead = o.forehead;
@@ -302,7 +301,10 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
       const double ay = p.affine[1][1].item<double>();
       const int64_t rh = std::llround(S / ay);
       OfficialCrop c;
-      c.ymin = p.crop_box.y0, c.xmin = p.crop_box.x0, c.ymax = p.crop_box.y0 + rh, c.xmax = p.crop_box.x0 + p.crop_box.side;
+      c.ymin = p.crop_box.y0;
+      c.xmin = p.crop_box.x0;
+      c.ymax = p.crop_box.y0 + rh;
+      c.xmax = p.crop_box.x0 + p.crop_box.side;
       PIXEL3DMM_CHECK(c.ymax <= H && c.xmax <= W, "official_landmarks: crop outside the image");
       crop512 = official_crop_image(to_bgr8(img), c, 512);
     }
@@ -346,10 +348,10 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
 }
 
 void Preprocessor::attach_masks(Preprocessed& p, const std::string& segmentation) const {
-  PIXEL3DMM_CHECK(p.crop.defined() && p.landmarks.defined(), "Preprocessor::attach_masks: needs the crop and landmarks");
-  make_masks(p, options_, resolved_mask_method(options_), p.landmarks[0], p.image_height,
-                                        p.image_width, retinaface_.get(), face_parser_.get(),
-                                        segmentation.empty() ? options_.segmentation : segmentation);
+  PIXEL3DMM_CHECK(p.crop.defined() && p.landmarks.defined(),
+                  "Preprocessor::attach_masks: needs the crop and landmarks");
+  make_masks(p, options_, resolved_mask_method(options_), p.landmarks[0], p.image_height, p.image_width,
+             retinaface_.get(), face_parser_.get(), segmentation.empty() ? options_.segmentation : segmentation);
 }
 
 // The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; PIPNet's landmarks on the 512
@@ -372,8 +374,8 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
     if (pipnet_)
       throw NoFaceFound(concat("no face found in ", name, " by FaceBoxesV2 on the official 512 crop with score >= ",
                                kPipnetMinScore, " (the official gate before PIPNet)"));
-    throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (", fb.x, ", ",
-                             fb.y, ", ", fb.width, " x ", fb.height, "); the landmarks still come from dlib"));
+    throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (", fb.x, ", ", fb.y,
+                             ", ", fb.width, " x ", fb.height, "); the landmarks still come from dlib"));
   }
   attach_masks(p);
   return {std::move(p)};
@@ -405,9 +407,9 @@ std::vector<Preprocessed> Preprocessor::files_official_sequence(const std::vecto
     p.score = fb.score;
     if (shared && paths.size() > 1) p.crop_method = "official-sequence";
     if (!official_landmarks(p, img))
-      throw NoFaceFound(concat("no landmarks found in ", paths[i], " in the ", shared ? "static crop of the set" : "crop",
-                               pipnet_ ? " (FaceBoxesV2 on the 512 crop, score >= 0.99, the gate before PIPNet)"
-                                       : " (dlib's detector)"));
+      throw NoFaceFound(concat(
+          "no landmarks found in ", paths[i], " in the ", shared ? "static crop of the set" : "crop",
+          pipnet_ ? " (FaceBoxesV2 on the 512 crop, score >= 0.99, the gate before PIPNet)" : " (dlib's detector)"));
     attach_masks(p);
     out.push_back(std::move(p));
   }

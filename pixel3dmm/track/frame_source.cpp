@@ -193,8 +193,8 @@ class TargetBatcher {
         // memory low.
         const std::vector<int64_t> s{o_.map_size, o_.map_size};
         auto map = [&](const torch::Tensor& x) {
-          return F::interpolate(x, F::InterpolateFuncOptions().size(s).mode(torch::kBicubic).align_corners(false)
-                                       .antialias(true));
+          return F::interpolate(
+              x, F::InterpolateFuncOptions().size(s).mode(torch::kBicubic).align_corners(false).antialias(true));
         };
         auto mask = [&](const torch::Tensor& x) {
           return torch::_upsample_nearest_exact2d(x.unsqueeze(1), s).squeeze(1);  // Pillow's NEAREST positions
@@ -337,8 +337,8 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
   FrameSource source(path, o.every, o.max_frames);
   torch::Tensor frame;
   for (int64_t i = 0; i < n && source.next(frame); ++i) {
-    preprocess::Preprocessed p =
-        preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)], path + " frame " + std::to_string(i * o.every));
+    preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
+                                                               path + " frame " + std::to_string(i * o.every));
     frame_box(p, i);
     const auto k = static_cast<size_t>(nearest_found(v.detected, i));
     p.landmarks = landmarks[k];

@@ -75,7 +75,7 @@ struct VideoTargets {
   std::vector<preprocess::CropBox> boxes;           ///< after smoothing: the crops the network saw
   std::vector<bool> detected;                       ///< false: no face found, the nearest frame's landmarks used
   double fps = 25.0;
-  std::string crop_method;  ///< "official-sequence" (one static crop), "official-smoothed" or "landmarks-smoothed"
+  std::string crop_method;      ///< "official-sequence" (one static crop), "official-smoothed" or "landmarks-smoothed"
   std::string landmark_method;  ///< "dlib" or "pipnet"
   std::string mask_method;      ///< resolved mask method
   /// Crop "official": each frame's best FaceBoxes detection on the whole frame, and the static crop (crop

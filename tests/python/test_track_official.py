@@ -168,9 +168,6 @@ def test_track_crop_option_errors(files, tmp_path):
     assert rc == 2 and "--faceboxes" in stderr
     rc, _, stderr = run("track", files["frames"], "--out", tmp_path / "y", "--crop", "static", "--demo-networks")
     assert rc == 2 and "--crop" in stderr
-    rc, _, stderr = run("track", files["frames"], "--out", tmp_path / "z", "--pipnet", files["pipnet"],
-                        "--demo-networks")
-    assert rc == 2 and "--faceboxes" in stderr
 
 
 def expected_affine(crop, height, width, size=512):
