@@ -41,31 +41,73 @@ bool is_image_file(const fs::path& p) {
 
 }  // namespace
 
+void declare_preprocess_options(Args& args, bool sequence) {
+  args.option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
+      .option("faceboxes",
+              std::string("converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
+                          "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks") +
+                  (sequence ? "; one static crop for all frames from every frame's box, as the official "
+                              "preprocessing (see --crop)"
+                            : ""))
+      .option("pipnet",
+              "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
+              "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
+              "instead of dlib's")
+      .option("masks",
+              "how to make the fit masks: auto (segmentation when --segmentation is given, parser when "
+              "--face-parser is, else landmarks+grabcut), landmarks+grabcut, landmarks, segmentation, parser",
+              "auto")
+      .option("segmentation",
+              sequence ? "folder of label images in the official seg_og layout, one per source frame (00000.png, "
+                         "...; each the frame's size or the square crop); the fit then uses the official masks from "
+                         "their labels"
+                       : "label image in the official facer/celebm layout (seg_og PNG: the photo's size or the square "
+                         "crop); the fit then uses the official masks from its labels")
+      .option("face-parser", std::string("facer's FaRL parser face_parsing.farl.celebm.main_ema_181500_jit.pt: parses "
+                                         "each crop into the official label map (") +
+                                 (sequence ? "OUT/seg_og/<frame>.png" : "seg_og.png") +
+                                 "); the fit uses the official masks from it")
+      .option("retinaface",
+              "converted RetinaFace weights (python -m pixel3dmm.convert_preprocessing retinaface "
+              "mobilenet0.25_Final.pth): the parser's five keypoints, as the official pipeline finds "
+              "them (default: from the crop's 68 landmarks, ours)");
+}
+
+preprocess::PreprocessOptions preprocess_options(const Args& args) {
+  preprocess::PreprocessOptions o;
+  if (args.has("landmark-model")) o.landmark_model = args.get("landmark-model");
+  if (args.has("faceboxes")) {
+    o.crop = "official";
+    o.faceboxes = args.get("faceboxes");
+  }
+  if (args.has("pipnet")) {
+    PIXEL3DMM_CHECK_T(UsageError, args.has("faceboxes"),
+                      "--pipnet runs on the official crop: give --faceboxes too (PIPNet's box comes from FaceBoxesV2)");
+    o.pipnet = args.get("pipnet");
+  }
+  if (args.has("masks")) o.mask_method = args.get("masks");
+  if (args.has("segmentation")) o.segmentation = args.get("segmentation");
+  PIXEL3DMM_CHECK_T(UsageError, !args.has("retinaface") || args.has("face-parser"),
+                    "--retinaface finds the face parser's keypoints: it needs --face-parser");
+  if (args.has("face-parser")) {
+    o.face_parser = args.get("face-parser");
+    if (args.has("retinaface")) o.retinaface = args.get("retinaface");
+    std::printf("face parser: %s, five keypoints from %s\n", o.face_parser.c_str(),
+                args.has("retinaface") ? "RetinaFace on each crop (official)"
+                                       : "the crop's 68 landmarks (ours; the official pipeline uses RetinaFace's: "
+                                         "--retinaface)");
+  }
+  return o;
+}
+
 void declare_pipeline_options(Args& args, bool networks) {
   args.option("flame", "FLAME model (.npz/.safetensors, see `pixel3dmm convert`); default: the synthetic model");
   if (networks) {
     args.option("uv-weights", "converted UV network (.safetensors, its .json beside)")
         .option("normal-weights", "converted normal network (.safetensors, its .json beside)")
-        .option("precision", kPrecisionHelp, "float32")
-        .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
-        .option("faceboxes", "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes "
-                             "FaceBoxesV2.pth): crop by the official rule on FaceBoxes' box instead of dlib's landmarks")
-        .option("pipnet", "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
-                          "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
-                          "instead of dlib's")
-        .option("masks",
-                "how to make the fit masks: auto (segmentation when --segmentation is given, parser when "
-                "--face-parser is, else landmarks+grabcut), landmarks+grabcut, landmarks, segmentation, parser",
-                "auto")
-        .option("segmentation",
-                "label image in the official facer/celebm layout (seg_og PNG: the photo's size or the square crop); "
-                "the fit then uses the official masks from its labels")
-        .option("face-parser", "facer's FaRL parser face_parsing.farl.celebm.main_ema_181500_jit.pt: parses each "
-                               "crop into the official label map (seg_og.png); the fit uses the official masks from it")
-        .option("retinaface", "converted RetinaFace weights (python -m pixel3dmm.convert_preprocessing retinaface "
-                              "mobilenet0.25_Final.pth): the parser's five keypoints, as the official pipeline finds "
-                              "them (default: from the crop's 68 landmarks, ours)")
-        .option("max-side", "shrink larger photos to this long side first (pixels; 0 = no limit)", "4096");
+        .option("precision", kPrecisionHelp, "float32");
+    declare_preprocess_options(args, false);
+    args.option("max-side", "shrink larger photos to this long side first (pixels; 0 = no limit)", "4096");
   }
   args.option("config", "fit config JSON (fields of configs/fit.json; missing fields keep the official defaults)")
       .repeated("set", "override one fit setting, e.g. --set iters=300 --set loss.normal=500");
@@ -82,28 +124,7 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
     o.normal_weights = args.get("normal-weights");
   }
   o.predict.precision = precision_option(args);
-  if (args.has("landmark-model")) o.preprocess.landmark_model = args.get("landmark-model");
-  if (args.has("faceboxes")) {
-    o.preprocess.crop = "official";
-    o.preprocess.faceboxes = args.get("faceboxes");
-  }
-  if (args.has("pipnet")) {
-    PIXEL3DMM_CHECK_T(UsageError, args.has("faceboxes"),
-                      "--pipnet runs on the official crop: give --faceboxes too (PIPNet's box comes from FaceBoxesV2)");
-    o.preprocess.pipnet = args.get("pipnet");
-  }
-  if (args.has("masks")) o.preprocess.mask_method = args.get("masks");
-  if (args.has("segmentation")) o.preprocess.segmentation = args.get("segmentation");
-  PIXEL3DMM_CHECK_T(UsageError, !args.has("retinaface") || args.has("face-parser"),
-                    "--retinaface finds the face parser's keypoints: it needs --face-parser");
-  if (args.has("face-parser")) {
-    o.preprocess.face_parser = args.get("face-parser");
-    if (args.has("retinaface")) o.preprocess.retinaface = args.get("retinaface");
-    std::printf("face parser: %s, five keypoints from %s\n", o.preprocess.face_parser.c_str(),
-                args.has("retinaface") ? "RetinaFace on each crop (official)"
-                                       : "the crop's 68 landmarks (ours; the official pipeline uses RetinaFace's: "
-                                         "--retinaface)");
-  }
+  o.preprocess = preprocess_options(args);
   if (args.has("max-side")) o.preprocess.max_image_side = args.get_int("max-side", 0);
   return o;
 }

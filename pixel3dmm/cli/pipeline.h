@@ -20,6 +20,14 @@ void declare_pipeline_options(Args& args, bool networks);
 /// The options those flags describe (fit config: defaults, then --config, then each --set).
 reconstruct::ReconstructorOptions pipeline_options(const Args& args);
 
+/// --landmark-model, --faceboxes, --pipnet, --masks, --segmentation, --face-parser, --retinaface: the preprocessing
+/// of the photo commands (declared by declare_pipeline_options) and of `track` (`sequence`: --segmentation names a
+/// folder of per-frame label files, the parser's label maps go to OUT/seg_og/).
+void declare_preprocess_options(Args& args, bool sequence);
+/// The preprocessing those flags describe (crop "official" with --faceboxes). UsageError for --pipnet without
+/// --faceboxes or --retinaface without --face-parser. Prints where the parser's keypoints come from.
+preprocess::PreprocessOptions preprocess_options(const Args& args);
+
 /// Two lines: which face box / crop rule and which landmark model the preprocessing runs.
 void print_preprocessing(const preprocess::PreprocessOptions& options);
 

@@ -21,9 +21,12 @@ int run_reconstruct(const std::vector<std::string>& argv) {
             "output folder is complete (docs/distributed.md).");
   args.positional("images", "photos or folders of photos", 1)
       .option("out", "output folder", "pixel3dmm-out")
-      .flag("joint", "the photos show one person: fit one identity to all of them (image-set mode)")
-      .flag("all-faces", "reconstruct every face of each photo (folders <photo>-face1, -face2, ... largest first), "
-                         "not only the largest")
+      .flag("joint",
+            "the photos show one person: fit one identity to all of them (image-set mode; with "
+            "--faceboxes, photos of one size share one static crop by the official sequence rule)")
+      .flag("all-faces",
+            "reconstruct every face of each photo (folders <photo>-face1, -face2, ... largest first), "
+            "not only the largest")
       .flag("resume", "skip photos whose output is already complete (restarting an interrupted batch)");
   declare_pipeline_options(args, true);
   declare_identity_options(args);
@@ -62,6 +65,15 @@ int run_reconstruct(const std::vector<std::string>& argv) {
     const ItemOutcome o = run_item(std::to_string(images.size()) + " photos (joint)", out, [&] {
       const auto start = std::chrono::steady_clock::now();
       const auto recs = rec.reconstruct_set(images, fit_progress("fit", steps));
+      const auto& first = recs.front().input;
+      if (first.crop_method == "official-sequence")
+        std::printf("crop: one static crop for all %zu photos, the official sequence rule (x %lld, y %lld, %lld px)\n",
+                    recs.size(), static_cast<long long>(first.crop_box.x0), static_cast<long long>(first.crop_box.y0),
+                    static_cast<long long>(first.crop_box.side));
+      else if (first.crop_method == "official" && recs.size() > 1)
+        std::printf(
+            "crop: the photos differ in size, so each has its own official crop (the sequence rule assumes "
+            "one frame size)\n");
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       for (size_t i = 0; i < recs.size(); ++i)
         write_folder_atomically(folders[i], [&](const std::string& dir) { rec.write(dir, recs[i], s); });

@@ -40,6 +40,41 @@ track::TrackCallback track_progress(int64_t frames, int global_iters) {
   };
 }
 
+// OUT/preprocess.json: how the frames were cropped, which landmarks and masks the fit got, and per frame the crop
+// box and (FaceBoxes) the detection the crop came from.
+void write_preprocessing_json(const std::string& file, const track::VideoTargets& vt,
+                              const track::FrontEndOptions& fo) {
+  io::json frames = io::json::array();
+  for (size_t i = 0; i < vt.boxes.size(); ++i) {
+    const auto& b = vt.boxes[i];
+    io::json f = {{"index", static_cast<int64_t>(i) * fo.every},
+                  {"crop_box", {b.x0, b.y0, b.side}},
+                  {"landmarks", static_cast<bool>(vt.detected[i])}};
+    if (i < vt.face_boxes.size()) {
+      const auto& d = vt.face_boxes[i];
+      f["face_box"] = {d.x, d.y, d.width, d.height};
+      f["face_box_score"] = d.score;
+    }
+    frames.push_back(f);
+  }
+  io::json j = {{"crop_method", vt.crop_method},
+                {"landmark_method", vt.landmark_method},
+                {"mask_method", vt.mask_method},
+                {"smooth_radius", vt.crop_method == "official-sequence" ? 0 : fo.smooth_radius},
+                {"frames", frames}};
+  if (vt.crop_method == "official-sequence") {
+    const auto& c = vt.official_crop;
+    auto box = [](const preprocess::FaceBox& b) { return io::json{b.x, b.y, b.width, b.height}; };
+    j["official_crop"] = {{"ymin_ymax_xmin_xmax", {c.ymin, c.ymax, c.xmin, c.xmax}},
+                          {"mean_box", box(c.mean_box)},
+                          {"union_box", box(c.union_box)},
+                          {"used_union", c.used_union},
+                          {"scale", c.scale}};
+  }
+  if (!fo.label_folder.empty()) j["label_maps"] = "seg_og";
+  io::write_json(file, j);
+}
+
 int run_track(const std::vector<std::string>& argv) {
   Args args("pixel3dmm track",
             "Tracks FLAME through a monocular video: an online stage fits frame after frame (warm-started, early "
@@ -51,18 +86,19 @@ int run_track(const std::vector<std::string>& argv) {
       .option("config", "tracking config JSON (fields of configs/track.json; missing fields keep the defaults)")
       .repeated("set", "override one tracking setting, e.g. --set global.iters=500 --set fit.image_size=128")
       .option("flame", "FLAME model (.npz/.safetensors, see `pixel3dmm convert`); default: the synthetic model")
-      .option("landmark-model", "dlib 68-point model (default: $PIXEL3DMM_DLIB_LANDMARKS or Debian's libdlib-data)")
-      .option("masks",
-              "how to make the fit masks: auto (segmentation when --segmentation is given, else landmarks+grabcut), "
-              "landmarks+grabcut, landmarks, segmentation",
-              "auto")
-      .option("segmentation",
-              "folder of label images in the official seg_og layout, one per source frame (00000.png, ...; each the "
-              "frame's size or the square crop); the fit then uses the official masks from their labels")
       .option("every", "keep every n-th frame", "1")
       .option("max-frames", "track at most this many frames (-1: all)", "-1")
-      .option("smooth-crop", "radius (frames) of the median that stabilises the crop boxes; 0 = per-frame crops", "3")
-      .option("synthetic", "instead of an input: track a synthetic video of this many frames (exact rendered maps "
+      .option("crop",
+              "official (one static crop for all frames by the official sequence rule: mean / union of every frame's "
+              "FaceBoxes box, scale 1.42 / 1.1; needs --faceboxes; the default with it) or smoothed (a crop per "
+              "frame, its box median-smoothed over --smooth-crop frames: for long videos with large head motion; "
+              "the default without --faceboxes, from dlib's landmarks)")
+      .option("smooth-crop",
+              "with --crop smoothed: radius (frames) of the median that stabilises the crop boxes; "
+              "0 = per-frame crops",
+              "3")
+      .option("synthetic",
+              "instead of an input: track a synthetic video of this many frames (exact rendered maps "
               "with noise and outliers) and report the error against its ground truth")
       .option("seed", "seed of the synthetic video", "0")
       .option("map-size", "synthetic maps' resolution (pixels)", "256")
@@ -70,6 +106,7 @@ int run_track(const std::vector<std::string>& argv) {
       .flag("compare", "with --synthetic: also fit every frame on its own and report both")
       .flag("no-video", "skip the overlay video")
       .flag("no-frames", "skip the per-frame mesh and parameter folders");
+  declare_preprocess_options(args, true);
   declare_network_choice(args, "");
   declare_identity_options(args);
   if (!args.parse(argv)) {
@@ -120,17 +157,26 @@ int run_track(const std::vector<std::string>& argv) {
   } else {
     const std::string input = args.positionals().front();
     if (!fs::exists(input)) throw FileNotFound(input + ": no such video file or image folder");
-    preprocess::PreprocessOptions po;
-    if (args.has("landmark-model")) po.landmark_model = args.get("landmark-model");
-    po.mask_method = args.get("masks");
-    if (args.has("segmentation")) po.segmentation = args.get("segmentation");
+    const preprocess::PreprocessOptions po = preprocess_options(args);
+    const std::string crop = args.has("crop") ? args.get("crop") : po.crop == "official" ? "official" : "smoothed";
+    PIXEL3DMM_CHECK_T(UsageError, crop == "official" || crop == "smoothed",
+                      "--crop: expected official or smoothed, found '", crop, "'");
+    PIXEL3DMM_CHECK_T(UsageError, crop == "smoothed" || po.crop == "official",
+                      "--crop official is the official rule on FaceBoxesV2's boxes: give --faceboxes");
     const preprocess::Preprocessor preprocessor(po);
     const auto predictor = chosen_predictor(args, true);
     track::FrontEndOptions fo;
     fo.every = args.get_int("every", 1);
     fo.max_frames = args.get_int("max-frames", -1);
+    fo.crop = crop;
     fo.smooth_radius = static_cast<int>(args.get_int("smooth-crop", 0));
     fo.map_size = options.fit.image_size;
+    if (preprocess::resolved_mask_method(po) == "parser") fo.label_folder = (fs::path(out) / "seg_og").string();
+    print_preprocessing(po);
+    if (crop == "official")
+      std::printf("crop: one static crop for all frames, the official sequence rule (mean / union box)\n");
+    else
+      std::printf("crop: per frame, box median-smoothed over %d frames either side\n", fo.smooth_radius);
     std::printf("pixel3dmm track: %s\n", input.c_str());
     const track::VideoTargets vt = track::load_video_targets(
         input, preprocessor, *predictor, fo, [&](const std::string& stage, int64_t done) {
@@ -149,8 +195,15 @@ int run_track(const std::vector<std::string>& argv) {
                        input + " frame " + std::to_string(i));
     int64_t missing = 0;
     for (bool d : vt.detected) missing += d ? 0 : 1;
-    std::printf("%zu frames (%lld without a detected face), %.1f fps\n", frames.size(),
-                static_cast<long long>(missing), fps);
+    std::printf("%zu frames (%lld without %s), %.1f fps\n", frames.size(), static_cast<long long>(missing),
+                vt.crop_method == "landmarks-smoothed" ? "a detected face" : "landmarks (masked in the fit)", fps);
+    if (vt.crop_method == "official-sequence") {
+      const auto& c = vt.official_crop;
+      std::printf("static crop: rows %lld..%lld, columns %lld..%lld (the %s box, scale %g)\n",
+                  static_cast<long long>(c.ymin), static_cast<long long>(c.ymax), static_cast<long long>(c.xmin),
+                  static_cast<long long>(c.xmax), c.used_union ? "union" : "mean", c.scale);
+    }
+    write_preprocessing_json((fs::path(out) / "preprocess.json").string(), vt, fo);
   }
 
   const track::TrackResult r =

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
@@ -100,9 +101,9 @@ void parse_crop(Preprocessed& p, const torch::Tensor& lm, const RetinaFaceDetect
 // The masks of one crop (uv, normal, fg, valid_bg): from the label image in the official layout when the method is
 // "segmentation" (`affine` maps the source photo of H x W pixels to the crop), from the parser's labels of the crop
 // when it is "parser", else from the crop's landmarks.
-void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
-                  int64_t H, int64_t W, const RetinaFaceDetector* retinaface = nullptr,
-                  const FaceParser* parser = nullptr) {
+void make_masks(Preprocessed& p, const PreprocessOptions& o, const std::string& method, const torch::Tensor& lm,
+                int64_t H, int64_t W, const RetinaFaceDetector* retinaface, const FaceParser* parser,
+                const std::string& segmentation) {
   FaceMasks m;
   if (method == "parser") {
     PIXEL3DMM_CHECK(parser != nullptr, "attach_masks: mask method 'parser' without a loaded parser");
@@ -110,8 +111,7 @@ void attach_masks(Preprocessed& p, const PreprocessOptions& o, const std::string
     m = masks_from_segmentation(p.labels[0], o.big_normal_mask);
   } else if (method == "segmentation") {
     m = masks_from_segmentation(
-        labels_in_crop(read_segmentation(o.segmentation), p.affine, H, W, o.crop_size, o.segmentation),
-        o.big_normal_mask);
+        labels_in_crop(read_segmentation(segmentation), p.affine, H, W, o.crop_size, segmentation), o.big_normal_mask);
   } else {
     LandmarkMaskOptions mopt;
     mopt.forehead = o.forehead;
@@ -225,7 +225,7 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
     p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
     p.affine = compose(to_crop, shrink);
     p.source = source;
-    attach_masks(p, o, method, lm, H0, W0, retinaface_.get(), face_parser_.get());
+    make_masks(p, o, method, lm, H0, W0, retinaface_.get(), face_parser_.get(), o.segmentation);
     p.box = (face.box.view({2, 2}) * back).view({4});
     p.score = face.score;
     p.image_height = H0;
@@ -238,92 +238,182 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
   return results;
 }
 
-// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; PIPNet's landmarks on the 512
-// crop when its weights are given (official stage 2), else dlib's landmarks of the face nearest to that box, mapped
-// into the crop. The official pipeline reads 8-bit BGR, so the image is quantised to
-// 8 bits first (exact for images read from 8-bit files).
-std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
-  const std::string name = source.empty() ? "the image" : source;
+namespace {
+
+// The official pipeline reads 8-bit BGR: 1 x 3 x H x W float RGB -> H x W x 3 uint8 BGR (exact for 8-bit files).
+torch::Tensor to_bgr8(const torch::Tensor& img) {
+  return (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+}
+
+}  // namespace
+
+std::vector<FaceBox> Preprocessor::face_boxes(const torch::Tensor& image) const {
+  PIXEL3DMM_CHECK(faceboxes_ != nullptr, "Preprocessor::face_boxes: needs crop \"official\" (FaceBoxesV2 weights)");
+  return faceboxes_->detect(to_bgr8(normalize_image(image)));
+}
+
+Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const OfficialCrop& crop,
+                                            const std::string& source) const {
   const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
   const int64_t H = img.size(2), W = img.size(3);
-  const auto& o = options_;
-  const torch::Tensor bgr =
-      (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  const auto boxes = faceboxes_->detect(bgr);
-  if (boxes.empty()) {
-    throw NoFaceFound(concat("no face found in ", name, " (", W, " x ", H, " pixels; FaceBoxesV2, score > 0.6)"));
-  }
-  const OfficialCrop crop = official_crop({boxes.front()}, H, W);
+  const torch::Tensor bgr = to_bgr8(img);
   const torch::Tensor region = official_crop_region(bgr, crop);
   const int64_t rh = region.size(0), rw = region.size(1);
-  const torch::Tensor crop_bgr = official_crop_image(bgr, crop, o.crop_size);
-
   Preprocessed p;
   // Source pixels -> crop pixels for the region (c0, r0, rw x rh) resized to S x S (cv::resize pixel centres).
   const int64_t r0 = std::clamp<int64_t>(crop.ymin < 0 ? crop.ymin + H : crop.ymin, 0, H);
   const int64_t c0 = std::clamp<int64_t>(crop.xmin < 0 ? crop.xmin + W : crop.xmin, 0, W);
-  const double S = static_cast<double>(o.crop_size);
+  const double S = static_cast<double>(options_.crop_size);
   const double ax = S / static_cast<double>(rw), ay = S / static_cast<double>(rh);
   p.affine = torch::tensor({ax, 0.0, (0.5 - static_cast<double>(c0)) * ax - 0.5, 0.0, ay,
                             (0.5 - static_cast<double>(r0)) * ay - 0.5},
                            torch::kDouble)
                  .view({2, 3});
   p.crop_box = CropBox{c0, r0, rw};
-  p.crop = crop_bgr.flip({2}).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).div(255.0f).contiguous();
-  torch::Tensor lm;
-  if (pipnet_) {
-    // The official stage 2 on the official 512 crop, whatever crop_size is: FaceBoxes again (score >= 0.99), the
-    // box moved down, PIPNet's 98 points as fractions of the crop; 68 + pupils taken as the tracker takes them,
-    // times the crop side (the tracker multiplies by its image size).
-    const torch::Tensor crop512 = o.crop_size == 512 ? crop_bgr : official_crop_image(bgr, crop, 512);
-    const auto box = pipnet_face_box(faceboxes_->detect(crop512), 512, 512);
-    if (!box) {
-      throw NoFaceFound(concat("no face found in ", name, " by FaceBoxesV2 on the official 512 crop with score >= ",
-                               kPipnetMinScore, " (the official gate before PIPNet)"));
-    }
-    p.wflw = pipnet_->landmarks(crop512, *box);
-    const auto [lm68, pupils] = wflw_landmarks_and_pupils(p.wflw);
-    lm = (lm68 * S).to(torch::kFloat);
-    p.iris = (pupils * S).to(torch::kFloat).unsqueeze(0);
-    p.landmark_method = "pipnet";
-  } else {
-    std::vector<Face> faces = detector_.detect(img);
-    if (faces.empty()) {
-      throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (",
-                               boxes.front().x, ", ", boxes.front().y, ", ", boxes.front().width, " x ",
-                               boxes.front().height, "); the landmarks still come from dlib"));
-    }
-    // The dlib face whose box centre is nearest to FaceBoxes' box centre.
-    const double fx = boxes.front().x + 0.5 * boxes.front().width, fy = boxes.front().y + 0.5 * boxes.front().height;
-    const Face* face = &faces.front();
-    double best = 1e300;
-    for (const Face& f : faces) {
-      const auto b = f.box.to(torch::kDouble);
-      const double dx = 0.5 * (b[0].item<double>() + b[2].item<double>()) - fx;
-      const double dy = 0.5 * (b[1].item<double>() + b[3].item<double>()) - fy;
-      if (dx * dx + dy * dy < best) {
-        best = dx * dx + dy * dy;
-        face = &f;
-      }
-    }
-    lm = apply_affine(face->landmarks, p.affine);
-    PupilOptions popt;
-    popt.dark_fraction = o.pupil_dark_fraction;
-    p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
-    p.landmark_method = "dlib";
-  }
-  p.landmarks = lm.unsqueeze(0);
-  p.source = source;
-  attach_masks(p, o, resolved_mask_method(o), lm, H, W, retinaface_.get(), face_parser_.get());
-  const auto& fb = boxes.front();
-  p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
-                         static_cast<float>(fb.y + fb.height)});
-  p.score = fb.score;
+  p.crop = official_crop_image(bgr, crop, options_.crop_size)
+               .flip({2})
+               .permute({2, 0, 1})
+               .unsqueeze(0)
+               .to(torch::kFloat)
+               .div(255.0f)
+               .contiguous();
   p.image_height = H;
   p.image_width = W;
   p.source = source;
   p.crop_method = "official";
+  return p;
+}
+
+bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& image) const {
+  const auto& o = options_;
+  const double S = static_cast<double>(o.crop_size);
+  if (pipnet_) {
+    // The official stage 2 on the official 512 crop, whatever crop_size is: FaceBoxes again (score >= 0.99), the
+    // box moved down, PIPNet's 98 points as fractions of the crop; 68 + pupils taken as the tracker takes them,
+    // times the crop side (the tracker multiplies by its image size).
+    torch::Tensor crop512;
+    if (o.crop_size == 512) {
+      crop512 = (p.crop[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().to(torch::kUInt8).contiguous();
+    } else {
+      const torch::Tensor img = normalize_image(image, p.source.empty() ? "image" : p.source);
+      // The region's rectangle back from crop_box (official_crop_of stored its first row and column and width).
+      const int64_t H = img.size(2), W = img.size(3);
+      const double ay = p.affine[1][1].item<double>();
+      const int64_t rh = std::llround(S / ay);
+      OfficialCrop c;
+      c.ymin = p.crop_box.y0;
+      c.xmin = p.crop_box.x0;
+      c.ymax = p.crop_box.y0 + rh;
+      c.xmax = p.crop_box.x0 + p.crop_box.side;
+      PIXEL3DMM_CHECK(c.ymax <= H && c.xmax <= W, "official_landmarks: crop outside the image");
+      crop512 = official_crop_image(to_bgr8(img), c, 512);
+    }
+    const auto box = pipnet_face_box(faceboxes_->detect(crop512), 512, 512);
+    if (!box) return false;
+    p.wflw = pipnet_->landmarks(crop512, *box);
+    const auto [lm68, pupils] = wflw_landmarks_and_pupils(p.wflw);
+    p.landmarks = (lm68 * S).to(torch::kFloat).unsqueeze(0);
+    p.iris = (pupils * S).to(torch::kFloat).unsqueeze(0);
+    p.landmark_method = "pipnet";
+    return true;
+  }
+  const torch::Tensor img = normalize_image(image, p.source.empty() ? "image" : p.source);
+  std::vector<Face> faces = detector_.detect(img);
+  if (faces.empty()) return false;
+  // The dlib face whose box centre is nearest to FaceBoxes' box centre (p.box: x0, y0, x1, y1).
+  double fx = 0.5 * img.size(3), fy = 0.5 * img.size(2);
+  if (p.box.defined()) {
+    const auto b = p.box.to(torch::kDouble);
+    fx = 0.5 * (b[0].item<double>() + b[2].item<double>());
+    fy = 0.5 * (b[1].item<double>() + b[3].item<double>());
+  }
+  const Face* face = &faces.front();
+  double best = 1e300;
+  for (const Face& f : faces) {
+    const auto b = f.box.to(torch::kDouble);
+    const double dx = 0.5 * (b[0].item<double>() + b[2].item<double>()) - fx;
+    const double dy = 0.5 * (b[1].item<double>() + b[3].item<double>()) - fy;
+    if (dx * dx + dy * dy < best) {
+      best = dx * dx + dy * dy;
+      face = &f;
+    }
+  }
+  const torch::Tensor lm = apply_affine(face->landmarks, p.affine);
+  PupilOptions popt;
+  popt.dark_fraction = o.pupil_dark_fraction;
+  p.landmarks = lm.unsqueeze(0);
+  p.iris = locate_pupils(p.crop, lm, popt).unsqueeze(0);
+  p.landmark_method = "dlib";
+  return true;
+}
+
+void Preprocessor::attach_masks(Preprocessed& p, const std::string& segmentation) const {
+  PIXEL3DMM_CHECK(p.crop.defined() && p.landmarks.defined(),
+                  "Preprocessor::attach_masks: needs the crop and landmarks");
+  make_masks(p, options_, resolved_mask_method(options_), p.landmarks[0], p.image_height, p.image_width,
+             retinaface_.get(), face_parser_.get(), segmentation.empty() ? options_.segmentation : segmentation);
+}
+
+// The official crop (official_crop.h) from FaceBoxes' best box on the whole photo; PIPNet's landmarks on the 512
+// crop when its weights are given (official stage 2), else dlib's landmarks of the face nearest to that box, mapped
+// into the crop.
+std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
+  const std::string name = source.empty() ? "the image" : source;
+  const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
+  const int64_t H = img.size(2), W = img.size(3);
+  const auto boxes = faceboxes_->detect(to_bgr8(img));
+  if (boxes.empty()) {
+    throw NoFaceFound(concat("no face found in ", name, " (", W, " x ", H, " pixels; FaceBoxesV2, score > 0.6)"));
+  }
+  Preprocessed p = official_crop_of(img, official_crop({boxes.front()}, H, W), source);
+  const auto& fb = boxes.front();
+  p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
+                         static_cast<float>(fb.y + fb.height)});
+  p.score = fb.score;
+  if (!official_landmarks(p, img)) {
+    if (pipnet_)
+      throw NoFaceFound(concat("no face found in ", name, " by FaceBoxesV2 on the official 512 crop with score >= ",
+                               kPipnetMinScore, " (the official gate before PIPNet)"));
+    throw NoFaceFound(concat("no face found in ", name, " by dlib's detector inside FaceBoxes' box (", fb.x, ", ", fb.y,
+                             ", ", fb.width, " x ", fb.height, "); the landmarks still come from dlib"));
+  }
+  attach_masks(p);
   return {std::move(p)};
+}
+
+std::vector<Preprocessed> Preprocessor::files_official_sequence(const std::vector<std::string>& paths) const {
+  PIXEL3DMM_CHECK(faceboxes_ != nullptr, "files_official_sequence: needs crop \"official\" (FaceBoxesV2 weights)");
+  std::vector<FaceBox> best;
+  std::vector<std::pair<int64_t, int64_t>> sizes;
+  for (const auto& path : paths) {
+    const torch::Tensor img = normalize_image(io::read_image(path), path);
+    const auto boxes = face_boxes(img);
+    if (boxes.empty())
+      throw NoFaceFound(concat("no face found in ", path, " (", img.size(3), " x ", img.size(2),
+                               " pixels; FaceBoxesV2, score > 0.6)"));
+    best.push_back(boxes.front());
+    sizes.emplace_back(img.size(2), img.size(3));
+  }
+  const bool one_size = std::all_of(sizes.begin(), sizes.end(), [&](const auto& s) { return s == sizes.front(); });
+  std::optional<OfficialCrop> shared;
+  if (one_size) shared = official_crop(best, sizes.front().first, sizes.front().second);
+  std::vector<Preprocessed> out;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const torch::Tensor img = normalize_image(io::read_image(paths[i]), paths[i]);
+    const auto& fb = best[i];
+    Preprocessed p = official_crop_of(img, shared ? *shared : official_crop({fb}, img.size(2), img.size(3)), paths[i]);
+    p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
+                           static_cast<float>(fb.y + fb.height)});
+    p.score = fb.score;
+    if (shared && paths.size() > 1) p.crop_method = "official-sequence";
+    if (!official_landmarks(p, img))
+      throw NoFaceFound(concat(
+          "no landmarks found in ", paths[i], " in the ", shared ? "static crop of the set" : "crop",
+          pipnet_ ? " (FaceBoxesV2 on the 512 crop, score >= 0.99, the gate before PIPNet)" : " (dlib's detector)"));
+    attach_masks(p);
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 Preprocessed Preprocessor::image(const torch::Tensor& image, const std::string& source) const {

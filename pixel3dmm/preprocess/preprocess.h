@@ -14,6 +14,7 @@
 #include "pixel3dmm/preprocess/face_parser.h"
 #include "pixel3dmm/preprocess/faceboxes.h"
 #include "pixel3dmm/preprocess/masks.h"
+#include "pixel3dmm/preprocess/official_crop.h"
 #include "pixel3dmm/preprocess/pipnet.h"
 #include "pixel3dmm/preprocess/pupils.h"
 #include "pixel3dmm/preprocess/retinaface.h"
@@ -119,6 +120,34 @@ class Preprocessor {
   /// Reads the file with io::read_image (EXIF orientation, gray / RGBA / 16-bit) and runs image().
   Preprocessed file(const std::string& path) const;
   std::vector<Preprocessed> file_all(const std::string& path) const;
+
+  /// The steps of crop "official", for sequences (pixel3dmm track, reconstruct --joint) that crop every frame with
+  /// one static crop (official_crop over all frames' best boxes), as the official preprocessing does:
+  ///
+  /// FaceBoxesV2's detections on the whole image (8-bit BGR, as the official code reads it), best first.
+  /// image: see normalize_image. Needs crop "official".
+  std::vector<FaceBox> face_boxes(const torch::Tensor& image) const;
+  /// The image cut and resized by `crop` (the official region, cv::resize INTER_LINEAR to crop_size): sets crop,
+  /// affine, crop_box, image size, source and crop_method "official"; no landmarks, no masks.
+  Preprocessed official_crop_of(const torch::Tensor& image, const OfficialCrop& crop,
+                                const std::string& source = "") const;
+  /// The landmarks and pupils of a crop from official_crop_of (`image` the same image): PIPNet's on the official 512
+  /// crop after the second FaceBoxes pass (score >= 0.99), or dlib's face nearest to p.box's centre (p.box: the
+  /// frame's FaceBoxes box, x0, y0, x1, y1). Sets landmarks, iris, wflw (PIPNet) and landmark_method; false (and
+  /// nothing set) when the gate or dlib finds no face: the official tracker then gets no landmarks for the frame.
+  bool official_landmarks(Preprocessed& p, const torch::Tensor& image) const;
+  /// The four masks of p (crop and landmarks set) by the resolved mask method: "parser" runs the loaded parser on
+  /// the crop (sets labels, keypoints), "segmentation" reads `segmentation` (default: options().segmentation; a
+  /// label image, see PreprocessOptions::segmentation), else from the landmarks. Sets mask_method.
+  void attach_masks(Preprocessed& p, const std::string& segmentation = "") const;
+
+  /// Several photos of one person with crop "official" (`reconstruct --joint`): when all have one size, one static
+  /// crop for all of them by the official sequence rule (official_crop over every photo's best FaceBoxes box; their
+  /// crop_method "official-sequence"), as the official preprocessing crops a sequence's frames; photos of different
+  /// sizes each get their own official crop (the sequence rule assumes one frame size). Reads each file twice
+  /// (detect, then crop) instead of holding all photos. Throws NoFaceFound naming a photo without a face or
+  /// landmarks, ValueError without crop "official".
+  std::vector<Preprocessed> files_official_sequence(const std::vector<std::string>& paths) const;
 
   const PreprocessOptions& options() const { return options_; }
   const FaceDetector& detector() const { return detector_; }

@@ -70,9 +70,13 @@ std::vector<Reconstruction> Reconstructor::reconstruct_set(const std::vector<std
   PIXEL3DMM_CHECK(!paths.empty(), "reconstruct_set: no images");
   std::vector<Reconstruction> out(paths.size());
   std::vector<fit::FitTarget> targets;
+  // Crop "official": one static crop over the set (same-size photos), as the official preprocessing crops a
+  // sequence.
+  std::vector<preprocess::Preprocessed> inputs;
+  if (preprocessor_.options().crop == "official") inputs = preprocessor_.files_official_sequence(paths);
   // MICA on every max(1, N / 10)-th photo, as the official preprocessing picks a sequence's identity frames.
   for (size_t i = 0; i < paths.size(); ++i) {
-    out[i].input = preprocessor_.file(paths[i]);
+    out[i].input = inputs.empty() ? preprocessor_.file(paths[i]) : std::move(inputs[i]);
     out[i].predictions = predict(out[i].input);
     out[i].target = make_target(out[i].input, out[i].predictions);
     out[i].index = static_cast<int64_t>(i);

@@ -133,6 +133,230 @@ std::vector<preprocess::CropBox> smooth_boxes(const std::vector<preprocess::Crop
   return out;
 }
 
+std::vector<preprocess::FaceBox> smooth_face_boxes(const std::vector<preprocess::FaceBox>& boxes, int radius) {
+  const int64_t n = static_cast<int64_t>(boxes.size());
+  if (radius <= 0 || n < 2) return boxes;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  };
+  std::vector<preprocess::FaceBox> out = boxes;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t a = std::max<int64_t>(0, i - radius), b = std::min(n - 1, i + radius);
+    std::vector<double> cx, cy, w, h;
+    for (int64_t j = a; j <= b; ++j) {
+      const auto& x = boxes[static_cast<size_t>(j)];
+      cx.push_back(x.x + 0.5 * x.width);
+      cy.push_back(x.y + 0.5 * x.height);
+      w.push_back(static_cast<double>(x.width));
+      h.push_back(static_cast<double>(x.height));
+    }
+    preprocess::FaceBox& o = out[static_cast<size_t>(i)];
+    o.width = std::max<int64_t>(1, std::llround(median(w)));
+    o.height = std::max<int64_t>(1, std::llround(median(h)));
+    o.x = std::llround(median(cx) - 0.5 * static_cast<double>(o.width));
+    o.y = std::llround(median(cy) - 0.5 * static_cast<double>(o.height));
+  }
+  return out;
+}
+
+namespace {
+
+// Crops waiting for the network: predicted in batches, turned into fit targets (resized once to map_size).
+class TargetBatcher {
+ public:
+  TargetBatcher(const predict::Predictor& predictor, const FrontEndOptions& o, VideoTargets& v,
+                const FrontEndCallback& progress)
+      : predictor_(predictor), o_(o), v_(v), progress_(progress) {}
+
+  // without_landmarks: the fit gets no landmarks or pupils for this frame (all zero: masked).
+  void add(preprocess::Preprocessed p, bool without_landmarks = false) {
+    pending_.push_back(std::move(p));
+    blank_.push_back(without_landmarks);
+    if (static_cast<int>(pending_.size()) >= o_.predict_batch) flush();
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    std::vector<torch::Tensor> crops;
+    for (const auto& p : pending_) crops.push_back(p.crop);
+    const predict::Predictions batch = predictor_.predict(torch::cat(crops));
+    for (size_t j = 0; j < pending_.size(); ++j) {
+      predict::Predictions one;
+      const auto row = static_cast<int64_t>(j);
+      one.uv = batch.uv.slice(0, row, row + 1);
+      one.normals = batch.normals.slice(0, row, row + 1);
+      fit::FitTarget t = reconstruct::make_target(pending_[j], one);
+      if (o_.map_size > 0 && t.uv.size(-1) != o_.map_size) {
+        // The fitter's own resize (bicubic, antialiased; Pillow-position nearest for masks), done once here to keep
+        // memory low.
+        const std::vector<int64_t> s{o_.map_size, o_.map_size};
+        auto map = [&](const torch::Tensor& x) {
+          return F::interpolate(
+              x, F::InterpolateFuncOptions().size(s).mode(torch::kBicubic).align_corners(false).antialias(true));
+        };
+        auto mask = [&](const torch::Tensor& x) {
+          return torch::_upsample_nearest_exact2d(x.unsqueeze(1), s).squeeze(1);  // Pillow's NEAREST positions
+        };
+        const double scale = double(o_.map_size) / double(t.uv.size(-1));
+        t.uv = map(t.uv);
+        t.normals = map(t.normals);
+        t.image = map(t.image).clamp(0, 1);
+        for (auto* m : {&t.uv_mask, &t.normal_mask, &t.fg_mask, &t.valid_bg}) *m = mask(*m);
+        t.landmarks = (t.landmarks + 0.5) * scale - 0.5;
+        if (t.iris.defined()) t.iris = (t.iris + 0.5) * scale - 0.5;
+      }
+      if (blank_[j]) {
+        // The official tracker reads a missing landmark file as zeros, which masks every landmark and both pupils.
+        t.landmarks = torch::zeros_like(t.landmarks);
+        if (t.iris.defined()) t.iris = torch::zeros_like(t.iris);
+      }
+      v_.frames.push_back(std::move(t));
+    }
+    pending_.clear();
+    blank_.clear();
+    if (progress_) progress_("predict", static_cast<int64_t>(v_.frames.size()));
+  }
+
+ private:
+  const predict::Predictor& predictor_;
+  const FrontEndOptions& o_;
+  VideoTargets& v_;
+  const FrontEndCallback& progress_;
+  std::vector<preprocess::Preprocessed> pending_;
+  std::vector<bool> blank_;
+};
+
+// The official seg_og file of source frame `index` in `folder` (the tracker's frames are numbered by the source, so
+// --every keeps matching).
+std::string frame_file(const std::string& folder, int64_t index) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(index));
+  return (fs::path(folder) / name).string();
+}
+
+// Masks of one frame by the method: the frame's label file of the segmentation folder, or the preprocessor's rule.
+void frame_masks(preprocess::Preprocessed& p, const preprocess::Preprocessor& preprocessor, const std::string& method,
+                 const FrontEndOptions& o, int64_t i) {
+  const auto& po = preprocessor.options();
+  preprocessor.attach_masks(p, method == "segmentation" ? frame_file(po.segmentation, i * o.every) : "");
+  if (p.labels.defined() && !o.label_folder.empty()) {
+    const torch::Tensor labels = p.labels.reshape({1, 1, p.labels.size(-2), p.labels.size(-1)});
+    io::write_image(frame_file(o.label_folder, i * o.every), labels.to(torch::kFloat).div(255.0f));
+  }
+}
+
+// The nearest frame (earlier on a tie) with found[k], or -1.
+int64_t nearest_found(const std::vector<bool>& found, int64_t i) {
+  const int64_t n = static_cast<int64_t>(found.size());
+  if (found[static_cast<size_t>(i)]) return i;
+  for (int64_t d = 1; d < n; ++d) {
+    if (i - d >= 0 && found[static_cast<size_t>(i - d)]) return i - d;
+    if (i + d < n && found[static_cast<size_t>(i + d)]) return i + d;
+  }
+  return -1;
+}
+
+VideoTargets load_official(const std::string& path, const preprocess::Preprocessor& preprocessor,
+                           const predict::Predictor& predictor, const FrontEndOptions& o, bool static_crop,
+                           const FrontEndCallback& progress) {
+  VideoTargets v;
+  v.crop_method = static_crop ? "official-sequence" : "official-smoothed";
+  v.mask_method = preprocess::resolved_mask_method(preprocessor.options());
+  // Pass 1: FaceBoxes' best box on every frame (the official stage raises without one).
+  int64_t height = 0, width = 0;
+  std::vector<std::pair<int64_t, int64_t>> sizes;  // per frame (height, width)
+  {
+    FrameSource source(path, o.every, o.max_frames);
+    v.fps = source.fps() / static_cast<double>(o.every);
+    torch::Tensor frame;
+    while (source.next(frame)) {
+      const int64_t i = source.count() - 1;
+      if (i == 0) height = frame.size(2), width = frame.size(3);
+      sizes.emplace_back(frame.size(2), frame.size(3));
+      PIXEL3DMM_CHECK_T(ValueError, !static_crop || (frame.size(2) == height && frame.size(3) == width), path,
+                        ": frame ", i * o.every, " is ", frame.size(3), " x ", frame.size(2), " pixels, frame 0 ",
+                        width, " x ", height, "; one static crop needs one frame size (use --crop smoothed)");
+      const auto boxes = preprocessor.face_boxes(frame);
+      PIXEL3DMM_CHECK_T(NoFaceFound, !boxes.empty(), "no face found by FaceBoxesV2 in frame ", i * o.every, " of ",
+                        path, " (the official static crop needs a detection in every frame)");
+      v.face_boxes.push_back(boxes.front());
+      if (progress) progress("detect", source.count());
+    }
+  }
+  const int64_t n = static_cast<int64_t>(v.face_boxes.size());
+  PIXEL3DMM_CHECK_T(ValueError, n > 0, path, ": no frames");
+  std::vector<preprocess::OfficialCrop> crops;
+  if (static_crop) {
+    v.official_crop = preprocess::official_crop(v.face_boxes, height, width);
+    crops.assign(static_cast<size_t>(n), v.official_crop);
+  } else {
+    const auto smoothed = smooth_face_boxes(v.face_boxes, o.smooth_radius);
+    for (size_t i = 0; i < smoothed.size(); ++i) {
+      const auto& b = smoothed[i];
+      PIXEL3DMM_CHECK_T(NoFaceFound, b.score >= preprocess::kOfficialCropMinScore, path, ": frame ",
+                        static_cast<int64_t>(i) * o.every, ": the best FaceBoxes score ", b.score, " is below ",
+                        preprocess::kOfficialCropMinScore, " (the official crop's gate)");
+      crops.push_back(preprocess::official_crop_from_boxes(b, b, sizes[i].first, sizes[i].second));
+    }
+  }
+  auto frame_box = [&](preprocess::Preprocessed& p, int64_t i) {
+    const auto& b = v.face_boxes[static_cast<size_t>(i)];
+    p.box = torch::tensor({static_cast<float>(b.x), static_cast<float>(b.y), static_cast<float>(b.x + b.width),
+                           static_cast<float>(b.y + b.height)});
+    p.score = b.score;
+  };
+
+  // Pass 2: the landmarks of every frame in its crop (crop pixels).
+  std::vector<torch::Tensor> landmarks(static_cast<size_t>(n)), iris(static_cast<size_t>(n));
+  {
+    FrameSource source(path, o.every, o.max_frames);
+    torch::Tensor frame;
+    for (int64_t i = 0; i < n && source.next(frame); ++i) {
+      const std::string name = path + " frame " + std::to_string(i * o.every);
+      preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)], name);
+      frame_box(p, i);
+      const bool found = preprocessor.official_landmarks(p, frame);
+      v.detected.push_back(found);
+      if (found) {
+        landmarks[static_cast<size_t>(i)] = p.landmarks;
+        iris[static_cast<size_t>(i)] = p.iris;
+        v.landmark_method = p.landmark_method;
+      }
+      if (progress) progress("landmarks", i + 1);
+    }
+  }
+  PIXEL3DMM_CHECK_T(NoFaceFound, std::count(v.detected.begin(), v.detected.end(), true) > 0,
+                    "no landmarks found in any frame of ", path, " (",
+                    preprocessor.options().pipnet.empty() ? "dlib's detector" : "FaceBoxesV2's second pass on the crop",
+                    ")");
+
+  // Pass 3: crop, masks (landmarks borrowed from the nearest frame with some), predictions in batches.
+  TargetBatcher batcher(predictor, o, v, progress);
+  FrameSource source(path, o.every, o.max_frames);
+  torch::Tensor frame;
+  for (int64_t i = 0; i < n && source.next(frame); ++i) {
+    preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
+                                                               path + " frame " + std::to_string(i * o.every));
+    frame_box(p, i);
+    const auto k = static_cast<size_t>(nearest_found(v.detected, i));
+    p.landmarks = landmarks[k];
+    p.iris = iris[k];
+    p.landmark_method = v.landmark_method;
+    frame_masks(p, preprocessor, v.mask_method, o, i);
+    v.boxes.push_back(p.crop_box);
+    v.detected_boxes.push_back(p.crop_box);
+    batcher.add(std::move(p), !v.detected[static_cast<size_t>(i)]);
+  }
+  batcher.flush();
+  PIXEL3DMM_CHECK_T(ValueError, static_cast<int64_t>(v.frames.size()) == n, path, ": the third read gave ",
+                    v.frames.size(), " frames, the first ", n);
+  return v;
+}
+
+}  // namespace
+
 VideoTargets load_video_targets(const std::string& path, const preprocess::Preprocessor& preprocessor,
                                 const predict::Predictor& predictor, const FrontEndOptions& o,
                                 const FrontEndCallback& progress) {
@@ -145,7 +369,19 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
                       "layout); no such folder");
   }
   PIXEL3DMM_CHECK_T(ValueError, o.predict_batch >= 1, "track: predict_batch must be >= 1, got ", o.predict_batch);
+  PIXEL3DMM_CHECK_T(ValueError, o.crop == "auto" || o.crop == "official" || o.crop == "smoothed",
+                    "track: crop must be auto, official or smoothed, got '", o.crop, "'");
+  const bool faceboxes = po.crop == "official";
+  PIXEL3DMM_CHECK_T(ValueError, o.crop != "official" || faceboxes,
+                    "track: the official static crop needs FaceBoxesV2 (PreprocessOptions crop \"official\", "
+                    "--faceboxes)");
+  if (!o.label_folder.empty()) fs::create_directories(o.label_folder);
+  if (faceboxes) return load_official(path, preprocessor, predictor, o, o.crop != "smoothed", progress);
+
   VideoTargets v;
+  v.crop_method = "landmarks-smoothed";
+  v.landmark_method = "dlib";
+  v.mask_method = method;
   preprocess::CropOptions copt;
   copt.size = po.crop_size;
   copt.scale = po.crop_scale;
@@ -172,65 +408,15 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
   PIXEL3DMM_CHECK_T(NoFaceFound, std::count(v.detected.begin(), v.detected.end(), true) > 0,
                     "no face found in any frame of ", path);
   // Frames without a face borrow the nearest detected frame's landmarks (earlier one on a tie).
-  for (int64_t i = 0; i < n; ++i) {
-    if (landmarks[static_cast<size_t>(i)].defined()) continue;
-    for (int64_t d = 1; d < n; ++d) {
-      if (i - d >= 0 && v.detected[static_cast<size_t>(i - d)]) {
-        landmarks[static_cast<size_t>(i)] = landmarks[static_cast<size_t>(i - d)];
-        break;
-      }
-      if (i + d < n && v.detected[static_cast<size_t>(i + d)]) {
-        landmarks[static_cast<size_t>(i)] = landmarks[static_cast<size_t>(i + d)];
-        break;
-      }
-    }
-  }
+  for (int64_t i = 0; i < n; ++i)
+    landmarks[static_cast<size_t>(i)] = landmarks[static_cast<size_t>(nearest_found(v.detected, i))];
   for (const auto& lm : landmarks) v.detected_boxes.push_back(preprocess::crop_box_from_landmarks(lm, height, width, copt));
   v.boxes = smooth_boxes(v.detected_boxes, o.smooth_radius);
 
   // Pass 2: crop with the stable boxes, pupils and masks in the crop, predictions in batches.
   preprocess::PupilOptions pupils;
   pupils.dark_fraction = po.pupil_dark_fraction;
-  preprocess::LandmarkMaskOptions mopt;
-  mopt.forehead = po.forehead;
-  mopt.grabcut = method == "landmarks+grabcut";
-  mopt.grabcut_iterations = po.grabcut_iterations;
-  mopt.seed = po.seed;
-  std::vector<preprocess::Preprocessed> pending;
-  auto flush = [&]() {
-    if (pending.empty()) return;
-    std::vector<torch::Tensor> crops;
-    for (const auto& p : pending) crops.push_back(p.crop);
-    const predict::Predictions batch = predictor.predict(torch::cat(crops));
-    for (size_t j = 0; j < pending.size(); ++j) {
-      predict::Predictions one;
-      const auto row = static_cast<int64_t>(j);
-      one.uv = batch.uv.slice(0, row, row + 1);
-      one.normals = batch.normals.slice(0, row, row + 1);
-      fit::FitTarget t = reconstruct::make_target(pending[j], one);
-      if (o.map_size > 0 && t.uv.size(-1) != o.map_size) {
-        // The fitter's own resize (bicubic, antialiased; Pillow-position nearest for masks), done once here to keep memory low.
-        const std::vector<int64_t> s{o.map_size, o.map_size};
-        auto map = [&](const torch::Tensor& x) {
-          return F::interpolate(x, F::InterpolateFuncOptions().size(s).mode(torch::kBicubic).align_corners(false)
-                                       .antialias(true));
-        };
-        auto mask = [&](const torch::Tensor& x) {
-          return torch::_upsample_nearest_exact2d(x.unsqueeze(1), s).squeeze(1);  // Pillow's NEAREST positions
-        };
-        const double scale = double(o.map_size) / double(t.uv.size(-1));
-        t.uv = map(t.uv);
-        t.normals = map(t.normals);
-        t.image = map(t.image).clamp(0, 1);
-        for (auto* m : {&t.uv_mask, &t.normal_mask, &t.fg_mask, &t.valid_bg}) *m = mask(*m);
-        t.landmarks = (t.landmarks + 0.5) * scale - 0.5;
-        if (t.iris.defined()) t.iris = (t.iris + 0.5) * scale - 0.5;
-      }
-      v.frames.push_back(std::move(t));
-    }
-    pending.clear();
-    if (progress) progress("predict", static_cast<int64_t>(v.frames.size()));
-  };
+  TargetBatcher batcher(predictor, o, v, progress);
   FrameSource source(path, o.every, o.max_frames);
   torch::Tensor frame;
   for (int64_t i = 0; i < n && source.next(frame); ++i) {
@@ -239,31 +425,17 @@ VideoTargets load_video_targets(const std::string& path, const preprocess::Prepr
     p.crop_box = box;
     p.affine = preprocess::crop_affine(box, po.crop_size);
     p.crop = preprocess::crop_image(frame, box, po.crop_size);
+    p.image_height = frame.size(2);
+    p.image_width = frame.size(3);
     const torch::Tensor lm = preprocess::apply_affine(landmarks[static_cast<size_t>(i)], p.affine);
     p.landmarks = lm.unsqueeze(0);
     p.iris = preprocess::locate_pupils(p.crop, lm, pupils).unsqueeze(0);
-    preprocess::FaceMasks m;
-    if (method == "segmentation") {
-      // Named by the frame's index in the source (the official seg_og/{t:05d}.png), so --every keeps matching.
-      char name[32];
-      std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(i * o.every));
-      const std::string file = (fs::path(po.segmentation) / name).string();
-      m = preprocess::masks_from_segmentation(
-          preprocess::labels_in_crop(preprocess::read_segmentation(file), p.affine, frame.size(2), frame.size(3),
-                                     po.crop_size, file),
-          po.big_normal_mask);
-    } else {
-      m = preprocess::masks_from_landmarks(p.crop, lm, mopt);
-    }
-    p.uv_mask = m.uv_mask;
-    p.normal_mask = m.normal_mask;
-    p.fg_mask = m.fg_mask;
-    p.valid_bg = m.valid_bg;
-    p.mask_method = method;
-    pending.push_back(std::move(p));
-    if (static_cast<int>(pending.size()) >= o.predict_batch) flush();
+    p.crop_method = "landmarks";
+    p.landmark_method = "dlib";
+    frame_masks(p, preprocessor, method, o, i);
+    batcher.add(std::move(p));
   }
-  flush();
+  batcher.flush();
   PIXEL3DMM_CHECK_T(ValueError, static_cast<int64_t>(v.frames.size()) == n, path, ": the second read gave ",
                     v.frames.size(), " frames, the first ", n);
   return v;

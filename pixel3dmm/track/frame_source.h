@@ -48,10 +48,22 @@ class FrameSource {
 /// outlier detections while following real head motion with at most `radius` frames of lag on its start.
 std::vector<preprocess::CropBox> smooth_boxes(const std::vector<preprocess::CropBox>& boxes, int radius);
 
+/// FaceBoxes' boxes made temporally stable as smooth_boxes does: centre, width and height replaced by their median
+/// over 2 * radius + 1 frames (rounded to integers, as FaceBoxes' boxes are). Scores are kept.
+std::vector<preprocess::FaceBox> smooth_face_boxes(const std::vector<preprocess::FaceBox>& boxes, int radius);
+
 struct FrontEndOptions {
   int64_t every = 1;         ///< keep every n-th frame
   int64_t max_frames = -1;   ///< < 0: all frames
+  /// "official": one static crop for all frames by the official sequence rule (preprocess::official_crop over every
+  /// frame's best FaceBoxes box; needs the preprocessor's crop "official"); "smoothed": a crop per frame, its box
+  /// smoothed over smooth_radius frames (FaceBoxes' boxes and the official rule per frame with crop "official",
+  /// else dlib's landmark boxes); "auto": official when the preprocessor has FaceBoxes, else smoothed.
+  std::string crop = "auto";
   int smooth_radius = 3;     ///< crop smoothing window radius (frames); 0 = per-frame crops
+  /// Mask method "parser": write each frame's label map here as <source index>.png (%05d, the official seg_og
+  /// layout: 8-bit, crop_size square). Empty: not written.
+  std::string label_folder;
   int predict_batch = 8;     ///< frames per network call
   int64_t map_size = 0;      ///< targets' map size (> 0 resizes the predictions once; the fit resizes to its S anyway)
 };
@@ -63,12 +75,26 @@ struct VideoTargets {
   std::vector<preprocess::CropBox> boxes;           ///< after smoothing: the crops the network saw
   std::vector<bool> detected;                       ///< false: no face found, the nearest frame's landmarks used
   double fps = 25.0;
+  std::string crop_method;      ///< "official-sequence" (one static crop), "official-smoothed" or "landmarks-smoothed"
+  std::string landmark_method;  ///< "dlib" or "pipnet"
+  std::string mask_method;      ///< resolved mask method
+  /// Crop "official": each frame's best FaceBoxes detection on the whole frame, and the static crop (crop
+  /// "official" only: official_crop over all of them).
+  std::vector<preprocess::FaceBox> face_boxes;
+  preprocess::OfficialCrop official_crop;
 };
 
 /// Progress of the front end: stage ("detect" or "predict"), frames done.
 using FrontEndCallback = std::function<void(const std::string& stage, int64_t done)>;
 
-/// Reads the frames twice: first to detect faces (the largest per frame; dlib landmarks in image pixels), then,
+/// Crop "official" (options.crop): reads the frames three times: FaceBoxesV2 on every frame (a frame without a
+/// detection, or a best score below 0.75, throws NoFaceFound naming it, as the official stage raises), then per
+/// frame the landmarks in the static crop (PIPNet after the second FaceBoxes pass, or dlib), then crop, masks
+/// (PreprocessOptions' mask method; "parser" parses each crop) and predictions. A frame where the second pass finds
+/// no face (score < 0.99) gets no landmarks in the fit (all landmarks and pupils masked, as the official tracker
+/// reads its missing landmark file as zeros); its masks use the nearest frame's landmarks (same static crop).
+/// Crop "smoothed":
+/// reads the frames twice: first to detect faces (the largest per frame; dlib landmarks in image pixels), then,
 /// after smoothing the crop boxes, to crop, find pupils and masks (landmark masks, PreprocessOptions' mask
 /// settings) and predict. Frames where no face is found take the landmarks of the nearest frame with one.
 /// Throws NoFaceFound naming the source when no frame shows a face.

@@ -121,7 +121,8 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("image_width", &Preprocessed::image_width)
       .def_readwrite("source", &Preprocessed::source, "file path ('' for an in-memory image)")
       .def_readwrite("mask_method", &Preprocessed::mask_method)
-      .def_readwrite("crop_method", &Preprocessed::crop_method, "'landmarks' or 'official' (FaceBoxesV2)")
+      .def_readwrite("crop_method", &Preprocessed::crop_method,
+                     "'landmarks', 'official' (FaceBoxesV2) or 'official-sequence' (one static crop over a photo set)")
       .def_readwrite("landmark_method", &Preprocessed::landmark_method, "'dlib' or 'pipnet'")
       .def_readwrite("keypoints", &Preprocessed::keypoints,
                      "mask method 'parser': 'retinaface' or 'landmarks68', the parser's keypoints")

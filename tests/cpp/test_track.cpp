@@ -315,6 +315,22 @@ TEST_CASE("smooth_boxes removes an outlier detection and follows steady motion",
   REQUIRE(smooth_boxes(boxes, 0)[4].side == 260);
 }
 
+TEST_CASE("smooth_face_boxes removes an outlier FaceBoxes box and keeps integer boxes and scores", "[track]") {
+  std::vector<preprocess::FaceBox> boxes;
+  for (int i = 0; i < 9; ++i) boxes.push_back({0.9f + 0.01f * i, 100 + 2 * i, 50, 200, 240});
+  boxes[4] = {0.8f, 160, 90, 260, 300};  // one bad detection
+  const auto s = smooth_face_boxes(boxes, 2);
+  REQUIRE(s.size() == boxes.size());
+  REQUIRE(s[4].width == 200);
+  REQUIRE(s[4].height == 240);
+  REQUIRE(s[4].y == 50);
+  REQUIRE(s[4].x == 110);  // centres of frames 2..6: 204, 206, (290), 210, 212 -> median 210, minus half of 200
+  REQUIRE(s[4].score == 0.8f);
+  const auto same = smooth_face_boxes(boxes, 0);
+  REQUIRE(same[4].x == 160);
+  REQUIRE(same[4].width == 260);
+}
+
 TEST_CASE("an interrupted tracking run resumes to the uninterrupted result", "[track]") {
   const TrackerOptions o = small_options();
   const Tracker tracker(small_flame(), o);
