@@ -14,6 +14,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/preprocess/jpeg_round_trip.h"
 #include "pixel3dmm/preprocess/official_crop.h"
 
 namespace pixel3dmm::preprocess {
@@ -240,23 +241,25 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
 
 namespace {
 
-// The official pipeline reads 8-bit BGR: 1 x 3 x H x W float RGB -> H x W x 3 uint8 BGR (exact for 8-bit files).
-torch::Tensor to_bgr8(const torch::Tensor& img) {
-  return (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+// The official pipeline reads 8-bit BGR: 1 x 3 x H x W float RGB -> H x W x 3 uint8 BGR (exact for 8-bit files);
+// with `jpeg`, as read back from its stage-0 `rgb/` JPEG file.
+torch::Tensor to_bgr8(const torch::Tensor& img, bool jpeg) {
+  const auto bgr = (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  return jpeg ? jpeg_round_trip(bgr) : bgr;
 }
 
 }  // namespace
 
 std::vector<FaceBox> Preprocessor::face_boxes(const torch::Tensor& image) const {
   PIXEL3DMM_CHECK(faceboxes_ != nullptr, "Preprocessor::face_boxes: needs crop \"official\" (FaceBoxesV2 weights)");
-  return faceboxes_->detect(to_bgr8(normalize_image(image)));
+  return faceboxes_->detect(to_bgr8(normalize_image(image), options_.official_jpeg));
 }
 
 Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const OfficialCrop& crop,
                                             const std::string& source) const {
   const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
   const int64_t H = img.size(2), W = img.size(3);
-  const torch::Tensor bgr = to_bgr8(img);
+  const torch::Tensor bgr = to_bgr8(img, options_.official_jpeg);
   const torch::Tensor region = official_crop_region(bgr, crop);
   const int64_t rh = region.size(0), rw = region.size(1);
   Preprocessed p;
@@ -270,8 +273,10 @@ Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const Of
                            torch::kDouble)
                  .view({2, 3});
   p.crop_box = CropBox{c0, r0, rw};
-  p.crop = official_crop_image(bgr, crop, options_.crop_size)
-               .flip({2})
+  torch::Tensor crop_bgr = official_crop_image(bgr, crop, options_.crop_size);
+  // The official 512 crop is a JPEG file (`cropped/`) that every later stage reads.
+  if (options_.official_jpeg && options_.crop_size == 512) crop_bgr = jpeg_round_trip(crop_bgr);
+  p.crop = crop_bgr.flip({2})
                .permute({2, 0, 1})
                .unsqueeze(0)
                .to(torch::kFloat)
@@ -306,7 +311,8 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
       c.ymax = p.crop_box.y0 + rh;
       c.xmax = p.crop_box.x0 + p.crop_box.side;
       PIXEL3DMM_CHECK(c.ymax <= H && c.xmax <= W, "official_landmarks: crop outside the image");
-      crop512 = official_crop_image(to_bgr8(img), c, 512);
+      crop512 = official_crop_image(to_bgr8(img, o.official_jpeg), c, 512);
+      if (o.official_jpeg) crop512 = jpeg_round_trip(crop512);
     }
     const auto box = pipnet_face_box(faceboxes_->detect(crop512), 512, 512);
     if (!box) return false;
@@ -361,7 +367,7 @@ std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image,
   const std::string name = source.empty() ? "the image" : source;
   const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
   const int64_t H = img.size(2), W = img.size(3);
-  const auto boxes = faceboxes_->detect(to_bgr8(img));
+  const auto boxes = faceboxes_->detect(to_bgr8(img, options_.official_jpeg));
   if (boxes.empty()) {
     throw NoFaceFound(concat("no face found in ", name, " (", W, " x ", H, " pixels; FaceBoxesV2, score > 0.6)"));
   }

@@ -31,6 +31,10 @@ struct PreprocessOptions {
   /// (FaceBoxesV2's best box and the official get_cstm_crop rule, bug for bug, cv::resize INTER_LINEAR; needs
   /// `faceboxes`; crop_scale, crop_shift_up, keep_inside and max_image_side do not apply to the crop).
   std::string crop = "landmarks";
+  /// Crop "official" only: pass the photo and the 512 crop through quality-95 JPEG, as the official pipeline's
+  /// `rgb/` and `cropped/` files do (jpeg_round_trip.h), so detection, landmarks, parser and networks see the
+  /// official pixels. Off by default for now: the parity tests compare against references without the files.
+  bool official_jpeg = false;
   /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth).
   std::string faceboxes;
   /// Converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth --meanface ...), crop

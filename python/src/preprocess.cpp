@@ -71,6 +71,9 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
       .def_readwrite("crop", &PreprocessOptions::crop,
                      "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
+      .def_readwrite("official_jpeg", &PreprocessOptions::official_jpeg,
+                     "crop 'official': the photo and the 512 crop through quality-95 JPEG, as the official rgb/ and "
+                     "cropped/ files")
       .def_readwrite("faceboxes", &PreprocessOptions::faceboxes,
                      "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
       .def_readwrite("pipnet", &PreprocessOptions::pipnet,

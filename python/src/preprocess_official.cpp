@@ -5,6 +5,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/preprocess/detail/numpy_argsort.h"
 #include "pixel3dmm/preprocess/faceboxes.h"
+#include "pixel3dmm/preprocess/jpeg_round_trip.h"
 #include "pixel3dmm/preprocess/official_crop.h"
 #include "pixel3dmm/preprocess/pipnet.h"
 
@@ -188,6 +189,9 @@ void bind_preprocess_official(py::module_& m) {
       },
       py::arg("image"), py::arg("ymin_ymax_xmin_xmax"), py::arg("size") = 512,
       "The region resized by cv::resize INTER_LINEAR: H x W x C uint8 -> size x size x C uint8.");
+  m.def("jpeg_round_trip", &preprocess::jpeg_round_trip, py::arg("image"), py::arg("quality") = 95,
+        "H x W x 3 uint8 -> the same written as JPEG (OpenCV, libjpeg-turbo) and read back: the official "
+        "pipeline's rgb/ and cropped/ files in memory.");
   m.def(
       "pipnet_face_box",
       [](const py::iterable& detections, int64_t height, int64_t width) -> py::object {

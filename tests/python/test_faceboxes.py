@@ -245,3 +245,31 @@ def test_preprocess_with_the_official_crop(converted):
     # dlib's landmarks of the face, mapped into the crop
     faces = p.detect(image)
     assert any(torch.allclose(ppy.apply_affine(f["landmarks"], r.affine), r.landmarks[0], atol=1e-3) for f in faces)
+
+
+def test_official_jpeg_reads_the_photo_and_the_crop_back_from_jpeg(converted):
+    """official_jpeg: FaceBoxes sees the photo after a quality-95 JPEG round trip (the official rgb/ file), and the
+    512 crop is that photo's crop after another (the official cropped/ file)."""
+    from pixel3dmm import preprocess as ppy
+    import official_crop_reference as cref
+    if not (os.path.exists(PHOTO) and os.path.exists(ppy.default_landmark_model_path())):
+        import warnings
+        warnings.warn("SKIPPED: libdlib19.1 example photos or the dlib landmark model are missing")
+        return
+    _, weights, det = converted
+    image = pixel3dmm.io.load_image(PHOTO)
+    bgr = (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8)
+    photo_jpeg = pp.jpeg_round_trip(bgr)
+    assert not torch.equal(photo_jpeg, bgr)
+    d = det.detect(photo_jpeg)[0]
+    mean, union = cref.sequence_boxes([(d["score"], d["x"], d["y"], d["width"], d["height"])])
+    ymin, ymax, xmin, xmax, _ = cref.crop_box(mean, union, bgr.shape[0], bgr.shape[1])
+    want = pp.jpeg_round_trip(pp.official_crop_image(photo_jpeg, (ymin, ymax, xmin, xmax), 512))
+    p = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks",
+                          "official_jpeg": True})
+    r = p.image(image, source="photo")
+    assert r.score == pytest.approx(d["score"])
+    got = (r.crop[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2)
+    assert torch.equal(got, want)
+    plain = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks"}).image(image)
+    assert not torch.equal(plain.crop, r.crop)
