@@ -30,7 +30,8 @@ struct PreprocessOptions {
   /// (FaceBoxesV2's best box and the official get_cstm_crop rule, bug for bug, cv::resize INTER_LINEAR; needs
   /// `faceboxes`; crop_scale, crop_shift_up, keep_inside and max_image_side do not apply to the crop).
   std::string crop = "landmarks";
-  /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth).
+  /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth), crop
+  /// "official" only (given with crop "landmarks": ValueError rather than silently unused).
   std::string faceboxes;
   /// Converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth --meanface ...), crop
   /// "official" only: the 68 landmarks and pupils come from PIPNet's 98 on the 512 crop (the official stage 2: a
