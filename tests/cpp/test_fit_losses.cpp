@@ -103,6 +103,28 @@ TEST_CASE("normal_loss rejects outliers and the dilated eye region", "[fit][loss
   REQUIRE(excl[0][10][10].item<float>() == 0.f);
 }
 
+TEST_CASE("eye_exclusion_mask is 1 - a k x k square dilation, at the borders too", "[fit][losses]") {
+  torch::manual_seed(3);
+  auto eye = (torch::rand({2, 23, 31}) > 0.97).to(torch::kFloat);
+  eye.index_put_({1, 0, 30}, 1.0f);  // a corner pixel
+  for (const int64_t k : {1, 5, 13}) {
+    const auto excl = eye_exclusion_mask(eye, k);
+    REQUIRE(excl.sizes() == eye.sizes());
+    auto expect = torch::ones_like(eye);  // brute force: excluded when any eye pixel lies within the square
+    const auto a = eye.accessor<float, 3>();
+    auto e = expect.accessor<float, 3>();
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t y = 0; y < 23; ++y)
+        for (int64_t x = 0; x < 31; ++x)
+          for (int64_t dy = -k / 2; dy <= k / 2; ++dy)
+            for (int64_t dx = -k / 2; dx <= k / 2; ++dx)
+              if (y + dy >= 0 && y + dy < 23 && x + dx >= 0 && x + dx < 31 && a[b][y + dy][x + dx] > 0) e[b][y][x] = 0;
+    INFO("k = " << k);
+    REQUIRE(torch::equal(excl, expect));
+    REQUIRE(expect.sum().item<float>() < eye.numel());
+  }
+}
+
 TEST_CASE("silhouette_loss only sees valid background", "[fit][losses]") {
   const auto fg = torch::tensor({{{0.f, 1.f}, {0.f, 0.f}}});
   const auto rendered = torch::tensor({{{1.f, 1.f}, {0.5f, 0.f}}});
