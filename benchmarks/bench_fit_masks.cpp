@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
   const char* names[kVariants] = {"exact", "parser", "landmarks", "no-grabcut", "no-iris", "located"};
   double face_sum[kVariants] = {}, head_sum[kVariants] = {}, iou_sum[3] = {}, pupil_px = 0;
   std::printf("face-region error (mm) per variant; IoU of the estimated fg_mask with the exact one\n");
-  std::printf("%-5s %10s %10s %10s %10s %10s %10s | %8s %8s %8s %9s\n", "case", names[0], names[1], names[2],
-              names[3], names[4], names[5], "IoU prs", "IoU gc", "IoU lmk", "pupil px");
+  std::printf("%-5s %10s %10s %10s %10s %10s %10s | %8s %8s %8s %9s\n", "case", names[0], names[1], names[2], names[3],
+              names[4], names[5], "IoU prs", "IoU gc", "IoU lmk", "pupil px");
   auto iou = [](const torch::Tensor& a, const torch::Tensor& b) {
     const auto x = a > 0.5, y = b > 0.5;
     return (x & y).sum().item<double>() / std::max<double>(1.0, (x | y).sum().item<double>());
@@ -61,17 +61,17 @@ int main(int argc, char** argv) {
     fit::FitTarget located = st.target;
     located.iris = preprocess::locate_pupils(st.target.image, st.target.landmarks[0]).unsqueeze(0);
     const double px = (located.iris - st.target.iris).norm(2, -1).mean().item<double>();
-    const fit::FitResult r[kVariants] = {fitter.fit(st.target),          fitter.fit(with_masks(m_parser)),
-                                         fitter.fit(with_masks(m_gc)),    fitter.fit(with_masks(m_plain)),
-                                         no_iris.fit(st.target),          fitter.fit(located)};
+    const fit::FitResult r[kVariants] = {fitter.fit(st.target),        fitter.fit(with_masks(m_parser)),
+                                         fitter.fit(with_masks(m_gc)), fitter.fit(with_masks(m_plain)),
+                                         no_iris.fit(st.target),       fitter.fit(located)};
     double f[kVariants];
     for (int k = 0; k < kVariants; ++k) {
       f[k] = eval::aligned_vertex_error(r[k].vertices, st.vertices, face);
       face_sum[k] += f[k];
       head_sum[k] += eval::aligned_vertex_error(r[k].vertices, st.vertices, head);
     }
-    const double iou_parser = iou(m_parser.fg_mask, st.target.fg_mask),
-                 iou_gc = iou(m_gc.fg_mask, st.target.fg_mask), iou_plain = iou(m_plain.fg_mask, st.target.fg_mask);
+    const double iou_parser = iou(m_parser.fg_mask, st.target.fg_mask), iou_gc = iou(m_gc.fg_mask, st.target.fg_mask),
+                 iou_plain = iou(m_plain.fg_mask, st.target.fg_mask);
     iou_sum[0] += iou_parser, iou_sum[1] += iou_gc, iou_sum[2] += iou_plain, pupil_px += px;
     std::printf("%-5d %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f | %8.3f %8.3f %8.3f %9.2f\n", i, 1000 * f[0],
                 1000 * f[1], 1000 * f[2], 1000 * f[3], 1000 * f[4], 1000 * f[5], iou_parser, iou_gc, iou_plain, px);
@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
   std::printf("\nmean over %d cases (mm):\n%-12s %12s %12s\n", cases, "variant", "face region", "whole head");
   for (int k = 0; k < kVariants; ++k)
     std::printf("%-12s %12.2f %12.2f\n", names[k], 1000 * face_sum[k] / cases, 1000 * head_sum[k] / cases);
-  std::printf("fg_mask IoU with the exact mask: parser %.3f, GrabCut %.3f, landmarks only %.3f; located pupils %.2f "
-              "px from the true ones (512 x 512)\n",
-              iou_sum[0] / cases, iou_sum[1] / cases, iou_sum[2] / cases, pupil_px / cases);
+  std::printf(
+      "fg_mask IoU with the exact mask: parser %.3f, GrabCut %.3f, landmarks only %.3f; located pupils %.2f "
+      "px from the true ones (512 x 512)\n",
+      iou_sum[0] / cases, iou_sum[1] / cases, iou_sum[2] / cases, pupil_px / cases);
   return 0;
 }

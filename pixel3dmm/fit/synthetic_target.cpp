@@ -127,7 +127,7 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
   t.image = torch::cat({shade * 0.95, shade * 0.8, shade * 0.7}, 1) + (1 - coverage.unsqueeze(1)) * 0.3;
   // The perfect parser: each covered pixel takes the label of its triangle's corner with the largest barycentric.
   const auto tri = out.raster.triangle_id[0].to(torch::kLong);  // S x S, -1 on background
-  const auto b = out.raster.bary[0].to(torch::kFloat);           // S x S x 2
+  const auto b = out.raster.bary[0].to(torch::kFloat);          // S x S x 2
   const auto corner = torch::cat({b, 1 - b.sum(-1, true)}, -1).argmax(-1);
   const auto vertex = fitter.renderer().faces().index({tri.clamp_min(0), corner});
   const auto vertex_labels = parser_vertex_labels(fitter.flame()->model());

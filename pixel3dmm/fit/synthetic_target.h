@@ -1,7 +1,8 @@
 #pragma once
 /// Ground truth for the fitter: random FLAME parameters, and the maps a perfect network would predict for them
 /// (rendered UV and FLAME-frame normals, masks, projected landmarks and pupils, the label map a perfect face parser
-/// would return), optionally corrupted with noise and outlier pixels. Used by the tests, the fitting benchmark and the demo; eval/vertex_error.h measures the fits.
+/// would return), optionally corrupted with noise and outlier pixels. Used by the tests, the fitting benchmark and the
+/// demo; eval/vertex_error.h measures the fits.
 
 #include <torch/torch.h>
 

@@ -40,7 +40,7 @@ PreprocessOptions preprocess_options_from(const py::object& obj) {
   if (py::isinstance<PreprocessOptions>(obj)) return obj.cast<PreprocessOptions>();
   if (!py::isinstance<py::dict>(obj)) {
     throw py::type_error("PreprocessOptions: expected a PreprocessOptions, a dict of its fields or None, found " +
-                    py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
   }
   PreprocessOptions o;
   py::object target = py::cast(o);
@@ -79,8 +79,9 @@ void bind_preprocess(py::module_& m) {
                      "detection runs on a copy at most this large")
       .def_readwrite("upsample", &PreprocessOptions::upsample, "detector upsampling: -1 automatic, 0..3")
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
-      .def_readwrite("crop", &PreprocessOptions::crop,
-                     "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
+      .def_readwrite(
+          "crop", &PreprocessOptions::crop,
+          "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
       .def_readwrite("faceboxes", &PreprocessOptions::faceboxes,
                      "converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes)")
       .def_readwrite("pipnet", &PreprocessOptions::pipnet,
@@ -146,7 +147,8 @@ void bind_preprocess(py::module_& m) {
   py::class_<preprocess::Preprocessor>(m, "Preprocessor",
                                        "Holds the loaded dlib detector (about a second to load): reuse it for many "
                                        "photos.")
-      .def(py::init([](const py::object& options) { return preprocess::Preprocessor(preprocess_options_from(options)); }),
+      .def(py::init(
+               [](const py::object& options) { return preprocess::Preprocessor(preprocess_options_from(options)); }),
            py::arg("options") = py::none(), "options: PreprocessOptions or a dict of its fields.")
       .def(
           "image",
