@@ -17,6 +17,32 @@ torch::Tensor uniform(torch::Generator& g, std::vector<int64_t> shape, double lo
 
 }  // namespace
 
+torch::Tensor parser_vertex_labels(const flame::FlameModel& model) {
+  auto labels = torch::full({model.n_vertices()}, 2, torch::kLong);
+  auto mask = [&](const char* name) {
+    const auto it = model.masks.find(name);
+    return it == model.masks.end() ? torch::Tensor() : it->second.to(torch::kLong);
+  };
+  auto set = [&](const char* name, int64_t label) {
+    const auto ids = mask(name);
+    if (ids.defined() && ids.numel() > 0) labels.index_fill_(0, ids, label);
+  };
+  set("scalp", 14);
+  set("neck", 1);
+  set("face", 2);
+  set("forehead", 2);
+  set("right_ear", 4);
+  set("left_ear", 5);
+  set("nose", 10);
+  if (const auto lips = mask("lips"); lips.defined() && lips.numel() > 0) {
+    const auto y = model.v_template.index_select(0, lips).select(1, 1);
+    labels.index_put_({lips}, torch::where(y >= y.mean(), torch::full_like(lips, 13), torch::full_like(lips, 12)));
+  }
+  set("right_eyeball", 8);
+  set("left_eyeball", 9);
+  return labels;
+}
+
 FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
                         const RandomParamsOptions& o) {
   auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -99,6 +125,13 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
   // A shaded picture of the head, for overlays.
   const auto shade = (normals.select(1, 2).clamp(0, 1) * 0.8 + 0.1).unsqueeze(1) * coverage.unsqueeze(1);
   t.image = torch::cat({shade * 0.95, shade * 0.8, shade * 0.7}, 1) + (1 - coverage.unsqueeze(1)) * 0.3;
+  // The perfect parser: each covered pixel takes the label of its triangle's corner with the largest barycentric.
+  const auto tri = out.raster.triangle_id[0].to(torch::kLong);  // S x S, -1 on background
+  const auto b = out.raster.bary[0].to(torch::kFloat);          // S x S x 2
+  const auto corner = torch::cat({b, 1 - b.sum(-1, true)}, -1).argmax(-1);
+  const auto vertex = fitter.renderer().faces().index({tri.clamp_min(0), corner});
+  const auto vertex_labels = parser_vertex_labels(fitter.flame()->model());
+  st.labels = torch::where(tri >= 0, vertex_labels.index({vertex}), torch::zeros_like(vertex));
   st.vertices = ev.vertices;
   st.vertices_flame = ev.flame.vertices;
   flame::FlameParams neutral;

@@ -1,7 +1,8 @@
 #pragma once
 /// Ground truth for the fitter: random FLAME parameters, and the maps a perfect network would predict for them
-/// (rendered UV and FLAME-frame normals, masks, projected landmarks and pupils), optionally corrupted with noise
-/// and outlier pixels. Used by the tests, the fitting benchmark and the demo; eval/vertex_error.h measures the fits.
+/// (rendered UV and FLAME-frame normals, masks, projected landmarks and pupils, the label map a perfect face parser
+/// would return), optionally corrupted with noise and outlier pixels. Used by the tests, the fitting benchmark and the
+/// demo; eval/vertex_error.h measures the fits.
 
 #include <torch/torch.h>
 
@@ -38,10 +39,22 @@ struct SyntheticTargetOptions {
 /// A target and its ground truth.
 struct SyntheticTarget {
   FitTarget target;
+  /// size x size int64: what a perfect face parser would return, in facer's celebm ids (pixel3dmm/preprocess/
+  /// masks.h): per pixel the label of the nearest corner of the visible triangle (parser_vertex_labels), 0 on the
+  /// background. preprocess::masks_from_segmentation turns it into the official masks (the noise-free maps).
+  torch::Tensor labels;
   torch::Tensor vertices;        ///< 1 x V x 3 world-space ground truth
   torch::Tensor vertices_flame;  ///< 1 x V x 3 FLAME-space posed ground truth
   torch::Tensor canonical;       ///< 1 x V x 3 neutral ground truth (template + identity)
 };
+
+/// The celebm label a perfect face parser gives each vertex of a FLAME-layout model, from the model's region masks
+/// (FLAME_masks.pkl names; the synthetic model has the same): skin (2) by default, then in this order, later
+/// winning: scalp -> hair (14), neck -> neck (1), face and forehead -> skin (2), right_ear / left_ear -> 4 / 5, nose
+/// -> 10, lips -> upper lip (13) above their mean rest-pose height, lower lip (12) below, right_eyeball /
+/// left_eyeball -> eyes 8 / 9. A missing mask is skipped. FLAME has no brow or mouth-interior region: brows are
+/// skin, which every official mask rule treats as it treats brows (6, 7); no pixel gets 11. -> V int64.
+torch::Tensor parser_vertex_labels(const flame::FlameModel& model);
 
 /// Renders image `index` of `truth` with the fitter's model and renderer at `options.size`.
 SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& truth, int64_t index,

@@ -53,6 +53,13 @@ void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.crop != "official" || !o.faceboxes.empty(),
                   "PreprocessOptions: crop 'official' needs FaceBoxesV2 weights in `faceboxes` (convert FaceBoxesV2.pth "
                   "with python -m pixel3dmm.convert_preprocessing faceboxes)");
+  // FaceBoxesV2 weights that would be silently ignored are a mistake, as a label image is (below).
+  PIXEL3DMM_CHECK(o.faceboxes.empty() || o.crop == "official",
+                  "PreprocessOptions: FaceBoxesV2 weights are given (faceboxes = '", o.faceboxes, "') but crop is '",
+                  o.crop, "'; set crop 'official' (the CLI's --faceboxes does)");
+  PIXEL3DMM_CHECK(!o.official_jpeg || o.crop == "official",
+                  "PreprocessOptions: official_jpeg reproduces the official crop's JPEG files: set crop 'official' "
+                  "(and faceboxes)");
   PIXEL3DMM_CHECK(o.pipnet.empty() || o.crop == "official",
                   "PreprocessOptions: PIPNet landmarks (pipnet = '", o.pipnet, "') run on the official crop: set crop "
                   "'official' and give FaceBoxesV2 weights in `faceboxes`");

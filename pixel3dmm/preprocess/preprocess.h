@@ -35,7 +35,8 @@ struct PreprocessOptions {
   /// `rgb/` and `cropped/` files do (jpeg_round_trip.h), so detection, landmarks, parser and networks see the
   /// official pixels. Off by default for now: the parity tests compare against references without the files.
   bool official_jpeg = false;
-  /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth).
+  /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth), crop
+  /// "official" only (given with crop "landmarks": ValueError rather than silently unused).
   std::string faceboxes;
   /// Converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth --meanface ...), crop
   /// "official" only: the 68 landmarks and pupils come from PIPNet's 98 on the 512 crop (the official stage 2: a

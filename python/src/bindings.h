@@ -10,6 +10,10 @@
 #include "pixel3dmm/fit/params.h"
 #include "pixel3dmm/io/config.h"
 
+namespace pixel3dmm::preprocess {
+struct PreprocessOptions;
+}
+
 namespace pixel3dmm::python {
 namespace py = pybind11;
 
@@ -30,6 +34,9 @@ void bind_track(py::module_& m);
 
 /// A dict with keys of configs/fit.json (None = the official defaults) -> FitConfig (fit.cpp).
 fit::FitConfig fit_config_from(const py::object& config);
+/// None (defaults), a PreprocessOptions or a dict of its fields -> PreprocessOptions; a dict that gives faceboxes
+/// and no crop gets crop 'official', as the CLI's --faceboxes (preprocess.cpp). ValueError on an unknown field.
+preprocess::PreprocessOptions preprocess_options_from(const py::object& options);
 /// A Python callable(entry: dict) -> bool-or-None as a FitCallback; None from Python means "go on" (fit.cpp).
 fit::FitCallback fit_callback_from(const py::object& fn);
 

@@ -16,22 +16,6 @@ namespace {
 using preprocess::Preprocessed;
 using preprocess::PreprocessOptions;
 
-/// Options from keyword arguments (a dict), e.g. dict(crop_size=256, mask_method="landmarks").
-PreprocessOptions options_from(const py::object& obj) {
-  if (obj.is_none()) return {};
-  if (py::isinstance<PreprocessOptions>(obj)) return obj.cast<PreprocessOptions>();
-  PreprocessOptions o;
-  py::object target = py::cast(o);
-  for (const auto& item : obj.cast<py::dict>()) {
-    const auto key = item.first.cast<std::string>();
-    if (!py::hasattr(target, key.c_str())) {
-      throw ValueError("PreprocessOptions: unknown option '" + key + "'");
-    }
-    target.attr(key.c_str()) = item.second;
-  }
-  return target.cast<PreprocessOptions>();
-}
-
 py::object faces_or_face(std::vector<Preprocessed> all, bool all_faces) {
   if (all_faces) return py::cast(std::move(all));
   return py::cast(std::move(all.front()));
@@ -51,10 +35,36 @@ py::list faces_list(const std::vector<preprocess::Face>& faces) {
 
 }  // namespace
 
+PreprocessOptions preprocess_options_from(const py::object& obj) {
+  if (obj.is_none()) return {};
+  if (py::isinstance<PreprocessOptions>(obj)) return obj.cast<PreprocessOptions>();
+  if (!py::isinstance<py::dict>(obj)) {
+    throw py::type_error("PreprocessOptions: expected a PreprocessOptions, a dict of its fields or None, found " +
+                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  }
+  PreprocessOptions o;
+  py::object target = py::cast(o);
+  const auto options = obj.cast<py::dict>();
+  for (const auto& item : options) {
+    const auto key = item.first.cast<std::string>();
+    if (!py::hasattr(target, key.c_str())) {
+      throw ValueError("PreprocessOptions: unknown option '" + key + "'");
+    }
+    target.attr(key.c_str()) = item.second;
+  }
+  // As the CLI's --faceboxes: FaceBoxesV2 weights choose the official crop unless `crop` is named.
+  if (!options.contains("crop") && !target.attr("faceboxes").cast<std::string>().empty()) {
+    target.attr("crop") = "official";
+  }
+  return target.cast<PreprocessOptions>();
+}
+
 void bind_preprocess(py::module_& m) {
   py::class_<PreprocessOptions> opt(m, "PreprocessOptions",
                                     "Settings of preprocess_image / preprocess_file (see docs/preprocessing.md).");
-  opt.def(py::init<>())
+  opt.def(py::init([](const py::kwargs& fields) { return preprocess_options_from(fields); }),
+          "PreprocessOptions(**fields), e.g. PreprocessOptions(faceboxes='fb.safetensors', pipnet='pip.safetensors'): "
+          "unknown names raise ValueError; faceboxes without crop sets crop 'official' (as the CLI's --faceboxes)")
       .def_readwrite("crop_size", &PreprocessOptions::crop_size, "crop side in pixels (512)")
       .def_readwrite("crop_scale", &PreprocessOptions::crop_scale, "crop side / long side of the landmark box")
       .def_readwrite("crop_shift_up", &PreprocessOptions::crop_shift_up,
@@ -69,8 +79,9 @@ void bind_preprocess(py::module_& m) {
                      "detection runs on a copy at most this large")
       .def_readwrite("upsample", &PreprocessOptions::upsample, "detector upsampling: -1 automatic, 0..3")
       .def_readwrite("min_score", &PreprocessOptions::min_score, "detector score threshold (dlib's 0 default)")
-      .def_readwrite("crop", &PreprocessOptions::crop,
-                     "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
+      .def_readwrite(
+          "crop", &PreprocessOptions::crop,
+          "'landmarks' (dlib's landmark box) or 'official' (FaceBoxesV2 + the official rule; needs faceboxes)")
       .def_readwrite("official_jpeg", &PreprocessOptions::official_jpeg,
                      "crop 'official': the photo and the 512 crop through quality-95 JPEG, as the official rgb/ and "
                      "cropped/ files")
@@ -140,7 +151,8 @@ void bind_preprocess(py::module_& m) {
   py::class_<preprocess::Preprocessor>(m, "Preprocessor",
                                        "Holds the loaded dlib detector (about a second to load): reuse it for many "
                                        "photos.")
-      .def(py::init([](const py::object& options) { return preprocess::Preprocessor(options_from(options)); }),
+      .def(py::init(
+               [](const py::object& options) { return preprocess::Preprocessor(preprocess_options_from(options)); }),
            py::arg("options") = py::none(), "options: PreprocessOptions or a dict of its fields.")
       .def(
           "image",
@@ -186,7 +198,7 @@ void bind_preprocess(py::module_& m) {
       [](const py::object& image, const py::object& options, bool all_faces, const std::string& source) {
         // Check the image before the second it takes to load the landmark model.
         const torch::Tensor t = preprocess::normalize_image(to_tensor(image), source.empty() ? "image" : source);
-        const PreprocessOptions o = options_from(options);
+        const PreprocessOptions o = preprocess_options_from(options);
         py::gil_scoped_release release;
         preprocess::Preprocessor p(o);
         auto r = all_faces ? p.image_all(t, source) : std::vector<Preprocessed>{p.image(t, source)};
@@ -200,7 +212,7 @@ void bind_preprocess(py::module_& m) {
   m.def(
       "preprocess_file",
       [](const std::string& path, const py::object& options, bool all_faces) {
-        const PreprocessOptions o = options_from(options);
+        const PreprocessOptions o = preprocess_options_from(options);
         py::gil_scoped_release release;
         auto r = all_faces ? preprocess::preprocess_file_all(path, o)
                            : std::vector<Preprocessed>{preprocess::preprocess_file(path, o)};

@@ -31,7 +31,9 @@ void bind_reconstruct(py::module_& m) {
       "Photo -> mesh: preprocess (dlib face, landmarks, crop, masks) -> predict (UV and normal maps) -> fit (FLAME\n"
       "and camera). Loads FLAME, both networks and the face detector once.\n"
       "flame: FLAME file (None = the synthetic FLAME-layout model); uv_weights / normal_weights: converted\n"
-      "networks (.safetensors, .json beside); preprocess: preprocess.PreprocessOptions (None = defaults);\n"
+      "networks (.safetensors, .json beside); preprocess: preprocess.PreprocessOptions or a dict of its fields\n"
+      "(None = defaults), e.g. dict(faceboxes=..., pipnet=..., face_parser=..., retinaface=...): the official\n"
+      "preprocessing files, as the CLI's --faceboxes / --pipnet / --face-parser / --retinaface;\n"
       "config: fit settings as a dict of configs/fit.json keys (None = official defaults);\n"
       "mica: converted MICA weights (each crop's code is the identity prior, as the official fit; scrfd: the\n"
       "SCRFD-10G .onnx for its keypoints, else from the landmarks) or identity: an\n"
@@ -43,7 +45,7 @@ void bind_reconstruct(py::module_& m) {
              if (!flame.is_none()) o.flame = py::str(flame).cast<std::string>();
              o.uv_weights = uv_weights;
              o.normal_weights = normal_weights;
-             if (!preprocess.is_none()) o.preprocess = preprocess.cast<preprocess::PreprocessOptions>();
+             o.preprocess = preprocess_options_from(preprocess);
              o.fit = fit_config_from(config);
              if (!mica.is_none()) o.identity.mica = py::str(mica).cast<std::string>();
              if (!scrfd.is_none()) o.identity.scrfd = py::str(scrfd).cast<std::string>();

@@ -5,6 +5,7 @@
 #include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/preprocess/masks.h"
 #include "test_util.h"
 
 #include <array>
@@ -149,6 +150,38 @@ TEST_CASE("Masks reach the fit resolution at Pillow's NEAREST positions, as the 
     REQUIRE(m->sizes() == torch::IntArrayRef({1, 96, 96}));
     REQUIRE(m->min().item<float>() == 1.0f);
   }
+}
+
+TEST_CASE("A perfect parser's label map gives the official masks, inside the exact ones", "[fit][masks]") {
+  Fitter fitter = small_fitter(1);
+  const auto vertex_labels = parser_vertex_labels(fitter.flame()->model());
+  REQUIRE(vertex_labels.sizes() == torch::IntArrayRef({fitter.flame()->model().n_vertices()}));
+  const auto eyeballs = vertex_labels.index_select(0, fitter.assets().eye_vertices);
+  REQUIRE(((eyeballs == 8) | (eyeballs == 9)).all().item<bool>());
+  REQUIRE((vertex_labels == 8).sum().item<int64_t>() + (vertex_labels == 9).sum().item<int64_t>() ==
+          fitter.assets().eye_vertices.numel());
+
+  const SyntheticTarget st = render_synthetic_target(fitter, random_params(1, 20, 10, 3), 0, {128});
+  const torch::Tensor& labels = st.labels;
+  REQUIRE(labels.sizes() == torch::IntArrayRef({128, 128}));
+  REQUIRE(labels.scalar_type() == torch::kLong);
+  auto has = [&](int64_t l) { return (labels == l).any().item<bool>(); };
+  for (int64_t l : {0, 2, 10, 14}) REQUIRE(has(l));
+  REQUIRE((has(8) || has(9)));
+  REQUIRE((has(12) || has(13)));
+  const auto exact_fg = st.target.fg_mask[0] > 0.5, exact_uv = st.target.uv_mask[0] > 0.5;
+  // Background exactly where the head is not; eyes exactly where the exact masks cut the eyeballs out.
+  REQUIRE(torch::equal(labels == 0, ~exact_fg));
+  REQUIRE(torch::equal((labels == 8) | (labels == 9), exact_fg & ~exact_uv));
+
+  // The official rules drop hair, ears and neck from the silhouette and hair from the UV mask; everywhere else
+  // they agree with the exact masks, and valid_bg adds the neck to the background.
+  const preprocess::FaceMasks m = preprocess::masks_from_segmentation(labels);
+  const auto hair = labels == 14, ears_neck = (labels == 1) | (labels == 4) | (labels == 5);
+  REQUIRE(torch::equal(m.fg_mask[0] > 0.5, exact_fg & ~hair & ~ears_neck));
+  REQUIRE(torch::equal(m.uv_mask[0] > 0.5, exact_uv & ~hair));
+  REQUIRE(torch::equal(m.normal_mask[0] > 0.5, exact_uv & ~hair & ~ears_neck));
+  REQUIRE(torch::equal(m.valid_bg[0] > 0.5, ~exact_fg | (labels == 1)));
 }
 
 TEST_CASE("An early stop from the callback ends the fit", "[fit]") {

@@ -273,3 +273,5 @@ def test_official_jpeg_reads_the_photo_and_the_crop_back_from_jpeg(converted):
     assert torch.equal(got, want)
     plain = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks"}).image(image)
     assert not torch.equal(plain.crop, r.crop)
+    with pytest.raises(ValueError, match="official_jpeg reproduces the official crop"):
+        ppy.Preprocessor({"crop": "landmarks", "official_jpeg": True})
