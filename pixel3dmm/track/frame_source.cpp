@@ -107,14 +107,19 @@ double FrameSource::fps() const { return impl_->fps; }
 const std::string& FrameSource::path() const { return impl_->path; }
 
 // ---------------------------------------------------------------------------------------------------------------
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace
+
 std::vector<preprocess::CropBox> smooth_boxes(const std::vector<preprocess::CropBox>& boxes, int radius) {
   const int64_t n = static_cast<int64_t>(boxes.size());
   if (radius <= 0 || n < 2) return boxes;
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t m = v.size() / 2;
-    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-  };
   std::vector<preprocess::CropBox> out(boxes.size());
   for (int64_t i = 0; i < n; ++i) {
     const int64_t a = std::max<int64_t>(0, i - radius), b = std::min(n - 1, i + radius);
@@ -136,11 +141,6 @@ std::vector<preprocess::CropBox> smooth_boxes(const std::vector<preprocess::Crop
 std::vector<preprocess::FaceBox> smooth_face_boxes(const std::vector<preprocess::FaceBox>& boxes, int radius) {
   const int64_t n = static_cast<int64_t>(boxes.size());
   if (radius <= 0 || n < 2) return boxes;
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t m = v.size() / 2;
-    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-  };
   std::vector<preprocess::FaceBox> out = boxes;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t a = std::max<int64_t>(0, i - radius), b = std::min(n - 1, i + radius);

@@ -15,22 +15,11 @@ from tiny_networks import save_tiny_networks
 
 import faceboxes_reference as fref
 import pipnet_reference as pref
+from face_parser_reference import StandInParser
 import retinaface_reference as rref
 
 PHOTO = pathlib.Path("/usr/share/doc/libdlib19.1/examples/faces/2008_001322.jpg")
 SHORT = {"iters": 2, "camera": {"steps": 2, "landmark_steps": 1}, "image_size": 64}
-
-
-class StandInParser(torch.nn.Module):
-    """The celebm parser's interface: n x 3 x S x S in [0, 1] -> (n x 19 x S x S logits, features)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 19, 3, padding=1)
-
-    def forward(self, x):
-        y = self.conv(x * 2 - 1) * 4
-        return y, y.mean()
 
 
 @pytest.fixture(autouse=True)

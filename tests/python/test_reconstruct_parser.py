@@ -16,6 +16,7 @@ from pixel3dmm import io as pio
 from pixel3dmm import preprocess as ppy
 from tiny_networks import save_tiny_networks
 
+from face_parser_reference import StandInParser
 import retinaface_reference as ref
 
 BIN = os.environ.get("PIXEL3DMM_BIN")
@@ -23,18 +24,6 @@ PHOTO = pathlib.Path("/usr/share/doc/libdlib19.1/examples/faces/2008_001322.jpg"
 SHORT = ["--set", "iters=2", "--set", "camera.steps=2", "--set", "camera.landmark_steps=1", "--set", "image_size=64"]
 needs_photo = pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} (Debian's libdlib19.1 examples) is missing")
 needs_bin = pytest.mark.skipif(not BIN, reason="PIXEL3DMM_BIN is not set (run through CTest)")
-
-
-class StandInParser(torch.nn.Module):
-    """The celebm parser's interface: n x 3 x S x S in [0, 1] -> (n x 19 x S x S logits, features)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 19, 3, padding=1)
-
-    def forward(self, x):
-        y = self.conv(x * 2 - 1) * 4
-        return y, y.mean()
 
 
 @pytest.fixture(scope="module")

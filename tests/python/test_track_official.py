@@ -22,6 +22,7 @@ from tiny_networks import save_tiny_networks
 import faceboxes_reference as fref
 import official_crop_reference as ref
 import pipnet_reference as pref
+from face_parser_reference import StandInParser
 import retinaface_reference as rref
 
 BIN = os.environ.get("PIXEL3DMM_BIN")
@@ -32,18 +33,6 @@ TINY = ["--set", "fit.image_size=64", "--set", "fit.camera.steps=4", "--set", "f
         "--set", "global.checkpoint_every=2", "--no-video", "--no-frames"]
 pytestmark = [pytest.mark.skipif(not BIN, reason="PIXEL3DMM_BIN is not set (run through CTest)"),
               pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} (Debian's libdlib19.1 examples) is missing")]
-
-
-class StandInParser(torch.nn.Module):
-    """The celebm parser's interface: n x 3 x S x S in [0, 1] -> (n x 19 x S x S logits, features)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 19, 3, padding=1)
-
-    def forward(self, x):
-        y = self.conv(x * 2 - 1) * 4
-        return y, y.mean()
 
 
 @pytest.fixture(scope="module")
