@@ -275,3 +275,31 @@ def test_official_jpeg_reads_the_photo_and_the_crop_back_from_jpeg(converted):
     assert not torch.equal(plain.crop, r.crop)
     with pytest.raises(ValueError, match="official_jpeg reproduces the official crop"):
         ppy.Preprocessor({"crop": "landmarks", "official_jpeg": True})
+
+
+REAL = ["2008_001322.jpg", "2008_001009.jpg", "2007_007763.jpg"]  # Debian's libdlib19.1 example photos
+
+
+def test_real_photos_boxes_and_crops_equal_reference(converted):
+    """On three real photos: the C++ detector's scores and integer boxes equal the reference detector's (network,
+    decode, threshold, NMS, truncation), and the official crop of the best box equals the reference rule's and
+    numpy's slice of it."""
+    import official_crop_reference as cref
+    if not os.path.exists(PHOTO):
+        import warnings
+        warnings.warn("SKIPPED: libdlib19.1 example photos are missing")
+        return
+    net, _, det = converted
+    for name in REAL:
+        image = pixel3dmm.io.load_image(os.path.join(FACES, name))
+        bgr = (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8).contiguous()
+        want = ref.detect(net, bgr.numpy())
+        got = _as_tuples(det.detect(bgr))
+        assert got == want and len(want) > 0, name
+        h, w = bgr.shape[:2]
+        best = sorted(want, key=lambda d: -d[0])[0]
+        mean, union = cref.sequence_boxes([best])
+        box = cref.crop_box(mean, union, h, w)
+        c = pp.official_crop([best], h, w)
+        assert c["ymin_ymax_xmin_xmax"] == box[:4], name
+        assert np.array_equal(pp.official_crop_region(bgr, box[:4]).numpy(), cref.crop_region(bgr.numpy(), *box[:4]))

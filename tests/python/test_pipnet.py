@@ -163,6 +163,32 @@ def test_landmarks_end_to_end_within_1e6(converted):
         assert np.abs(got.numpy() - want).max() <= 1e-6
 
 
+REAL = ["2008_001322.jpg", "2008_001009.jpg", "2007_007763.jpg"]  # Debian's libdlib19.1 example photos
+
+
+@pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} (Debian's libdlib19.1 examples) is missing")
+def test_landmarks_on_real_photos_within_1e6(converted):
+    """The same on crops of three real photos: each photo's central square resized to 512 as the official crop is,
+    a face-sized box in it."""
+    net, meanface, _, det = converted
+    for name in REAL:
+        rgb = (pixel3dmm.io.load_image(str(PHOTO.parent / name))[0] * 255).round().to(torch.uint8)
+        bgr = rgb.permute(1, 2, 0).flip(2).contiguous()
+        h, w = bgr.shape[:2]
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        crop = pp.official_crop_image(bgr, (y0, y0 + side, x0, x0 + side), 512).numpy()
+        box = (96, 120, 415, 480)
+        x = ref.network_input(crop, box, pp.official_crop_image)
+        with torch.no_grad():
+            heads = net(x)
+        top2 = heads[0][0].reshape(98, -1).topk(2, 1).values
+        assert (top2[:, 0] - top2[:, 1]).min() > 1e-4, name  # no near-tie decides a cell
+        want = ref.export(ref.decode(heads, meanface), box)
+        got = det.landmarks(torch.from_numpy(crop), box)
+        assert np.abs(got.numpy() - want).max() <= 1e-6, name
+
+
 # --- WFLW 98 -> iBUG 68 + pupils ----------------------------------------------------------------------------------
 def test_wflw_to_ibug68_and_pupils():
     idx = pp.wflw_to_ibug68()
