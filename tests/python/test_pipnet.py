@@ -357,3 +357,6 @@ def test_cli_reconstruct_with_faceboxes_and_pipnet(official_weights, tmp_path):
     # --pipnet needs --faceboxes
     rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out3", "--pipnet", pipnet, *net_args, *short)
     assert rc != 0 and "--faceboxes" in stderr
+    # --official-jpeg belongs to the official crop
+    rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out4", "--official-jpeg", *net_args, *short)
+    assert rc != 0 and "--official-jpeg belongs to the official crop" in stderr
