@@ -154,6 +154,28 @@ def test_track_smoothed_crop_is_per_frame(files, tmp_path):
     assert len({tuple(b) for b in boxes}) > 1  # the frames are shifted: their own crops differ
 
 
+def test_track_frame_without_landmarks_is_masked(files, tmp_path):
+    """A frame where FaceBoxes finds a box but the landmark stage finds no face (here dlib, no --pipnet, on a frame
+    with no face at all) gets no landmarks, as the official tracker reads a missing landmark file: the run goes on,
+    preprocess.json and the command say which frame, the others keep theirs."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in sorted(files["frames"].glob("*.png"))[:2]:
+        (frames / f.name).write_bytes(f.read_bytes())
+    h, w = frames_bgr(frames)[0].shape[:2]
+    pio.save_image(str(frames / "00002.png"), torch.full((1, 3, h, w), 0.5))  # no face for dlib
+    assert pp.FaceBoxesDetector(files["faceboxes"]).detect(torch.full((h, w, 3), 128, dtype=torch.uint8))
+    out = tmp_path / "out"
+    nets = ["--uv-weights", files["uv"], "--normal-weights", files["normals"]]
+    rc, stdout, stderr = run("track", frames, "--out", out, "--faceboxes", files["faceboxes"], "--masks", "landmarks",
+                             *nets, *TINY)
+    assert rc == 0, stdout + stderr
+    assert "3 frames (1 without landmarks (masked in the fit))" in stdout
+    info = json.loads((out / "preprocess.json").read_text())
+    assert info["landmark_method"] == "dlib"
+    assert [f["landmarks"] for f in info["frames"]] == [True, True, False]
+
+
 def test_track_crop_option_errors(files, tmp_path):
     rc, _, stderr = run("track", files["frames"], "--out", tmp_path / "x", "--crop", "official", "--demo-networks")
     assert rc == 2 and "--faceboxes" in stderr
