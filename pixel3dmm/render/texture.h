@@ -17,7 +17,8 @@ namespace pixel3dmm::render {
 /// triangle_id: B x H x W int32 (the raster's): pixels with an id < 0 get 0 and pass no gradient.
 /// Returns B x H x W x C: the bilinear blend of the four texels around (x, y), each coordinate first clamped to
 /// [0, Wt - 1] / [0, Ht - 1] (grid_sample's border padding; a clamped coordinate gets no gradient).
-/// Backward: to coords only (dL/dcoords = scale * dL/d(x, y)).
+/// Backward: to coords only (dL/dcoords = scale * dL/d(x, y)), from d(out)/d(coords) (B x H x W x C x 2) that the
+/// forward keeps when coords require grad: the backward reads no texels.
 torch::Tensor sample_texture(const torch::Tensor& texture, const torch::Tensor& coords,
                              const torch::Tensor& triangle_id, std::array<double, 2> scale,
                              std::array<double, 2> offset);
