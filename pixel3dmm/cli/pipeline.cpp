@@ -53,9 +53,9 @@ void declare_preprocess_options(Args& args, bool sequence) {
               "converted PIPNet weights (python -m pixel3dmm.convert_preprocessing pipnet epoch59.pth "
               "--meanface meanface.txt), with --faceboxes: the official 98 landmarks (68 + pupils) "
               "instead of dlib's")
-      .flag("official-jpeg",
-            "with --faceboxes: pass the photo and the 512 crop through quality-95 JPEG as the official pipeline's "
-            "rgb/ and cropped/ files do")
+      .flag("no-official-jpeg",
+            "with --faceboxes: use the decoded pixels as they are; by default the photo and the 512 crop go through "
+            "quality-95 JPEG as the official pipeline's rgb/ and cropped/ files do")
       .option("masks",
               "how to make the fit masks: auto (segmentation when --segmentation is given, parser when "
               "--face-parser is, else landmarks+grabcut), landmarks+grabcut, landmarks, segmentation, parser",
@@ -88,10 +88,11 @@ preprocess::PreprocessOptions preprocess_options(const Args& args) {
                       "--pipnet runs on the official crop: give --faceboxes too (PIPNet's box comes from FaceBoxesV2)");
     o.pipnet = args.get("pipnet");
   }
-  if (args.flag_set("official-jpeg")) {
+  if (args.flag_set("no-official-jpeg")) {
     PIXEL3DMM_CHECK_T(UsageError, args.has("faceboxes"),
-                      "--official-jpeg belongs to the official crop: give --faceboxes too");
-    o.official_jpeg = true;
+                      "--no-official-jpeg belongs to the official crop: give --faceboxes too (the landmarks crop "
+                      "reads the photo as it is)");
+    o.official_jpeg = false;
   }
   if (args.has("masks")) o.mask_method = args.get("masks");
   if (args.has("segmentation")) o.segmentation = args.get("segmentation");
@@ -140,7 +141,8 @@ reconstruct::ReconstructorOptions pipeline_options(const Args& args) {
 void print_preprocessing(const preprocess::PreprocessOptions& o) {
   if (o.crop == "official")
     std::printf("face box: FaceBoxesV2 (%s), the official crop rule%s\n", o.faceboxes.c_str(),
-                o.official_jpeg ? "; photo and crop through quality-95 JPEG as the official files" : "");
+                o.official_jpeg ? "; photo and crop through quality-95 JPEG as the official files"
+                                : "; decoded pixels as they are (--no-official-jpeg)");
   else
     std::printf("face box: dlib's face detector, crop from its landmark box\n");
   if (!o.pipnet.empty())

@@ -57,9 +57,6 @@ void check_options(const PreprocessOptions& o) {
   PIXEL3DMM_CHECK(o.faceboxes.empty() || o.crop == "official",
                   "PreprocessOptions: FaceBoxesV2 weights are given (faceboxes = '", o.faceboxes, "') but crop is '",
                   o.crop, "'; set crop 'official' (the CLI's --faceboxes does)");
-  PIXEL3DMM_CHECK(!o.official_jpeg || o.crop == "official",
-                  "PreprocessOptions: official_jpeg reproduces the official crop's JPEG files: set crop 'official' "
-                  "(and faceboxes)");
   PIXEL3DMM_CHECK(o.pipnet.empty() || o.crop == "official",
                   "PreprocessOptions: PIPNet landmarks (pipnet = '", o.pipnet, "') run on the official crop: set crop "
                   "'official' and give FaceBoxesV2 weights in `faceboxes`");
@@ -248,25 +245,33 @@ std::vector<Preprocessed> Preprocessor::run(const torch::Tensor& image, const st
 
 namespace {
 
-// The official pipeline reads 8-bit BGR: 1 x 3 x H x W float RGB -> H x W x 3 uint8 BGR (exact for 8-bit files);
-// with `jpeg`, as read back from its stage-0 `rgb/` JPEG file.
-torch::Tensor to_bgr8(const torch::Tensor& img, bool jpeg) {
-  const auto bgr = (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  return jpeg ? jpeg_round_trip(bgr) : bgr;
+// The official pipeline reads 8-bit BGR: 1 x 3 x H x W float RGB -> H x W x 3 uint8 BGR (exact for 8-bit files).
+torch::Tensor to_bgr8(const torch::Tensor& img) {
+  return (img[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+}
+
+// H x W x 3 uint8 BGR -> 1 x 3 x H x W float32 RGB in [0, 1].
+torch::Tensor from_bgr8(const torch::Tensor& bgr) {
+  return bgr.flip({2}).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).div(255.0f).contiguous();
 }
 
 }  // namespace
 
-std::vector<FaceBox> Preprocessor::face_boxes(const torch::Tensor& image) const {
-  PIXEL3DMM_CHECK(faceboxes_ != nullptr, "Preprocessor::face_boxes: needs crop \"official\" (FaceBoxesV2 weights)");
-  return faceboxes_->detect(to_bgr8(normalize_image(image), options_.official_jpeg));
+torch::Tensor Preprocessor::official_photo(const torch::Tensor& image, const std::string& source) const {
+  const torch::Tensor bgr = to_bgr8(normalize_image(image, source.empty() ? "image" : source));
+  return from_bgr8(options_.official_jpeg ? jpeg_round_trip(bgr) : bgr);
 }
 
-Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const OfficialCrop& crop,
+std::vector<FaceBox> Preprocessor::face_boxes(const torch::Tensor& photo) const {
+  PIXEL3DMM_CHECK(faceboxes_ != nullptr, "Preprocessor::face_boxes: needs crop \"official\" (FaceBoxesV2 weights)");
+  return faceboxes_->detect(to_bgr8(normalize_image(photo)));
+}
+
+Preprocessed Preprocessor::official_crop_of(const torch::Tensor& photo, const OfficialCrop& crop, const FaceBox& face,
                                             const std::string& source) const {
-  const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
+  const torch::Tensor img = normalize_image(photo, source.empty() ? "image" : source);
   const int64_t H = img.size(2), W = img.size(3);
-  const torch::Tensor bgr = to_bgr8(img, options_.official_jpeg);
+  const torch::Tensor bgr = to_bgr8(img);
   const torch::Tensor region = official_crop_region(bgr, crop);
   const int64_t rh = region.size(0), rw = region.size(1);
   Preprocessed p;
@@ -283,12 +288,10 @@ Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const Of
   torch::Tensor crop_bgr = official_crop_image(bgr, crop, options_.crop_size);
   // The official 512 crop is a JPEG file (`cropped/`) that every later stage reads.
   if (options_.official_jpeg && options_.crop_size == 512) crop_bgr = jpeg_round_trip(crop_bgr);
-  p.crop = crop_bgr.flip({2})
-               .permute({2, 0, 1})
-               .unsqueeze(0)
-               .to(torch::kFloat)
-               .div(255.0f)
-               .contiguous();
+  p.crop = from_bgr8(crop_bgr);
+  p.box = torch::tensor({static_cast<float>(face.x), static_cast<float>(face.y),
+                         static_cast<float>(face.x + face.width), static_cast<float>(face.y + face.height)});
+  p.score = face.score;
   p.image_height = H;
   p.image_width = W;
   p.source = source;
@@ -296,7 +299,7 @@ Preprocessed Preprocessor::official_crop_of(const torch::Tensor& image, const Of
   return p;
 }
 
-bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& image) const {
+bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& photo) const {
   const auto& o = options_;
   const double S = static_cast<double>(o.crop_size);
   if (pipnet_) {
@@ -305,9 +308,9 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
     // times the crop side (the tracker multiplies by its image size).
     torch::Tensor crop512;
     if (o.crop_size == 512) {
-      crop512 = (p.crop[0].permute({1, 2, 0}).flip({2}) * 255.0f).round().to(torch::kUInt8).contiguous();
+      crop512 = to_bgr8(p.crop);
     } else {
-      const torch::Tensor img = normalize_image(image, p.source.empty() ? "image" : p.source);
+      const torch::Tensor img = normalize_image(photo, p.source.empty() ? "image" : p.source);
       // The region's rectangle back from crop_box (official_crop_of stored its first row and column and width).
       const int64_t H = img.size(2), W = img.size(3);
       const double ay = p.affine[1][1].item<double>();
@@ -318,7 +321,7 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
       c.ymax = p.crop_box.y0 + rh;
       c.xmax = p.crop_box.x0 + p.crop_box.side;
       PIXEL3DMM_CHECK(c.ymax <= H && c.xmax <= W, "official_landmarks: crop outside the image");
-      crop512 = official_crop_image(to_bgr8(img, o.official_jpeg), c, 512);
+      crop512 = official_crop_image(to_bgr8(img), c, 512);
       if (o.official_jpeg) crop512 = jpeg_round_trip(crop512);
     }
     const auto box = pipnet_face_box(faceboxes_->detect(crop512), 512, 512);
@@ -330,7 +333,7 @@ bool Preprocessor::official_landmarks(Preprocessed& p, const torch::Tensor& imag
     p.landmark_method = "pipnet";
     return true;
   }
-  const torch::Tensor img = normalize_image(image, p.source.empty() ? "image" : p.source);
+  const torch::Tensor img = normalize_image(photo, p.source.empty() ? "image" : p.source);
   std::vector<Face> faces = detector_.detect(img);
   if (faces.empty()) return false;
   // The dlib face whose box centre is nearest to FaceBoxes' box centre (p.box: x0, y0, x1, y1).
@@ -372,17 +375,14 @@ void Preprocessor::attach_masks(Preprocessed& p, const std::string& segmentation
 // into the crop.
 std::vector<Preprocessed> Preprocessor::run_official(const torch::Tensor& image, const std::string& source) const {
   const std::string name = source.empty() ? "the image" : source;
-  const torch::Tensor img = normalize_image(image, source.empty() ? "image" : source);
+  const torch::Tensor img = official_photo(image, source);
   const int64_t H = img.size(2), W = img.size(3);
-  const auto boxes = faceboxes_->detect(to_bgr8(img, options_.official_jpeg));
+  const auto boxes = face_boxes(img);
   if (boxes.empty()) {
     throw NoFaceFound(concat("no face found in ", name, " (", W, " x ", H, " pixels; FaceBoxesV2, score > 0.6)"));
   }
-  Preprocessed p = official_crop_of(img, official_crop({boxes.front()}, H, W), source);
   const auto& fb = boxes.front();
-  p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
-                         static_cast<float>(fb.y + fb.height)});
-  p.score = fb.score;
+  Preprocessed p = official_crop_of(img, official_crop({fb}, H, W), fb, source);
   if (!official_landmarks(p, img)) {
     if (pipnet_)
       throw NoFaceFound(concat("no face found in ", name, " by FaceBoxesV2 on the official 512 crop with score >= ",
@@ -399,7 +399,7 @@ std::vector<Preprocessed> Preprocessor::files_official_sequence(const std::vecto
   std::vector<FaceBox> best;
   std::vector<std::pair<int64_t, int64_t>> sizes;
   for (const auto& path : paths) {
-    const torch::Tensor img = normalize_image(io::read_image(path), path);
+    const torch::Tensor img = official_photo(io::read_image(path), path);
     const auto boxes = face_boxes(img);
     if (boxes.empty())
       throw NoFaceFound(concat("no face found in ", path, " (", img.size(3), " x ", img.size(2),
@@ -412,12 +412,10 @@ std::vector<Preprocessed> Preprocessor::files_official_sequence(const std::vecto
   if (one_size) shared = official_crop(best, sizes.front().first, sizes.front().second);
   std::vector<Preprocessed> out;
   for (size_t i = 0; i < paths.size(); ++i) {
-    const torch::Tensor img = normalize_image(io::read_image(paths[i]), paths[i]);
+    const torch::Tensor img = official_photo(io::read_image(paths[i]), paths[i]);
     const auto& fb = best[i];
-    Preprocessed p = official_crop_of(img, shared ? *shared : official_crop({fb}, img.size(2), img.size(3)), paths[i]);
-    p.box = torch::tensor({static_cast<float>(fb.x), static_cast<float>(fb.y), static_cast<float>(fb.x + fb.width),
-                           static_cast<float>(fb.y + fb.height)});
-    p.score = fb.score;
+    Preprocessed p =
+        official_crop_of(img, shared ? *shared : official_crop({fb}, img.size(2), img.size(3)), fb, paths[i]);
     if (shared && paths.size() > 1) p.crop_method = "official-sequence";
     if (!official_landmarks(p, img))
       throw NoFaceFound(concat(

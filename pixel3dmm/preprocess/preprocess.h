@@ -31,10 +31,10 @@ struct PreprocessOptions {
   /// (FaceBoxesV2's best box and the official get_cstm_crop rule, bug for bug, cv::resize INTER_LINEAR; needs
   /// `faceboxes`; crop_scale, crop_shift_up, keep_inside and max_image_side do not apply to the crop).
   std::string crop = "landmarks";
-  /// Crop "official" only: pass the photo and the 512 crop through quality-95 JPEG, as the official pipeline's
-  /// `rgb/` and `cropped/` files do (jpeg_round_trip.h), so detection, landmarks, parser and networks see the
-  /// official pixels. Off by default for now: the parity tests compare against references without the files.
-  bool official_jpeg = false;
+  /// Crop "official" only (the landmarks crop reads the photo as it is): pass the photo and the 512 crop through
+  /// quality-95 JPEG, as the official pipeline's stage-0 `rgb/` and `cropped/` files do (jpeg_round_trip.h), so
+  /// detection, landmarks, parser and networks see the official pixels. Off: the decoded pixels as they are.
+  bool official_jpeg = true;
   /// Converted FaceBoxesV2 weights (python -m pixel3dmm.convert_preprocessing faceboxes FaceBoxesV2.pth), crop
   /// "official" only (given with crop "landmarks": ValueError rather than silently unused).
   std::string faceboxes;
@@ -127,20 +127,26 @@ class Preprocessor {
   std::vector<Preprocessed> file_all(const std::string& path) const;
 
   /// The steps of crop "official", for sequences (pixel3dmm track, reconstruct --joint) that crop every frame with
-  /// one static crop (official_crop over all frames' best boxes), as the official preprocessing does:
+  /// one static crop (official_crop over all frames' best boxes), as the official preprocessing does. Each takes the
+  /// photo as official_photo returns it; run that once per photo (stage 0), the steps do not repeat it.
   ///
-  /// FaceBoxesV2's detections on the whole image (8-bit BGR, as the official code reads it), best first.
-  /// image: see normalize_image. Needs crop "official".
-  std::vector<FaceBox> face_boxes(const torch::Tensor& image) const;
-  /// The image cut and resized by `crop` (the official region, cv::resize INTER_LINEAR to crop_size): sets crop,
-  /// affine, crop_box, image size, source and crop_method "official"; no landmarks, no masks.
-  Preprocessed official_crop_of(const torch::Tensor& image, const OfficialCrop& crop,
+  /// Stage 0: the image as the official pipeline reads its `rgb/` file: 8-bit, and through quality-95 JPEG when
+  /// options().official_jpeg. image: see normalize_image -> 1 x 3 x H x W float32 in [0, 1] (multiples of 1/255).
+  torch::Tensor official_photo(const torch::Tensor& image, const std::string& source = "") const;
+  /// FaceBoxesV2's detections on the whole photo (8-bit BGR, as the official code reads it), best first.
+  /// photo: from official_photo. Needs crop "official".
+  std::vector<FaceBox> face_boxes(const torch::Tensor& photo) const;
+  /// The photo cut and resized by `crop` (the official region, cv::resize INTER_LINEAR to crop_size; the 512 crop
+  /// through quality-95 JPEG when options().official_jpeg, as the official `cropped/` file): sets crop, affine,
+  /// crop_box, image size, source, crop_method "official", and box and score from `face` (this photo's FaceBoxes
+  /// detection, from face_boxes); no landmarks, no masks. photo: from official_photo.
+  Preprocessed official_crop_of(const torch::Tensor& photo, const OfficialCrop& crop, const FaceBox& face,
                                 const std::string& source = "") const;
-  /// The landmarks and pupils of a crop from official_crop_of (`image` the same image): PIPNet's on the official 512
+  /// The landmarks and pupils of a crop from official_crop_of (`photo` the same photo): PIPNet's on the official 512
   /// crop after the second FaceBoxes pass (score >= 0.99), or dlib's face nearest to p.box's centre (p.box: the
   /// frame's FaceBoxes box, x0, y0, x1, y1). Sets landmarks, iris, wflw (PIPNet) and landmark_method; false (and
   /// nothing set) when the gate or dlib finds no face: the official tracker then gets no landmarks for the frame.
-  bool official_landmarks(Preprocessed& p, const torch::Tensor& image) const;
+  bool official_landmarks(Preprocessed& p, const torch::Tensor& photo) const;
   /// The four masks of p (crop and landmarks set) by the resolved mask method: "parser" runs the loaded parser on
   /// the crop (sets labels, keypoints), "segmentation" reads `segmentation` (default: options().segmentation; a
   /// label image, see PreprocessOptions::segmentation), else from the landmarks. Sets mask_method.

@@ -49,6 +49,11 @@ torch::Tensor require_tensor(const io::TensorMap& m, const std::string& key, con
 
 }  // namespace
 
+torch::Tensor landmarks_to_size(const torch::Tensor& points, double scale, const std::string& landmark_method) {
+  if (landmark_method == "pipnet") return points * scale;
+  return (points + 0.5) * scale - 0.5;
+}
+
 fit::FitTarget make_target(const preprocess::Preprocessed& input, const predict::Predictions& p) {
   PIXEL3DMM_CHECK(p.uv.defined() && p.normals.defined(),
                   "make_target: the fit needs both the UV and the normal predictions");
@@ -63,9 +68,8 @@ fit::FitTarget make_target(const preprocess::Preprocessed& input, const predict:
   t.normal_mask = resize_mask_nearest(input.normal_mask, size);
   t.fg_mask = resize_mask_nearest(input.fg_mask, size);
   t.valid_bg = resize_mask_nearest(input.valid_bg, size);
-  // Landmarks and pupils are pixel-centre coordinates: x' = (x + 0.5) * scale - 0.5.
-  t.landmarks = (input.landmarks + 0.5) * scale - 0.5;
-  if (input.iris.defined()) t.iris = (input.iris + 0.5) * scale - 0.5;
+  t.landmarks = landmarks_to_size(input.landmarks, scale, input.landmark_method);
+  if (input.iris.defined()) t.iris = landmarks_to_size(input.iris, scale, input.landmark_method);
   t.image = input.crop.size(-1) == size ? input.crop
                                         : torch::upsample_bilinear2d(input.crop, {size, size}, false);
   return t;

@@ -22,8 +22,14 @@
 namespace pixel3dmm::reconstruct {
 
 /// The fitter's target for a preprocessed photo and its predictions: the masks are resized (nearest) to the
-/// maps' size, landmarks and pupils scaled from crop pixels to map pixels.
+/// maps' size, landmarks and pupils scaled from crop pixels to map pixels (landmarks_to_size).
 fit::FitTarget make_target(const preprocess::Preprocessed& input, const predict::Predictions& predictions);
+
+/// Landmark or pupil points [..., 2] from one image size to another `scale` times as large. PIPNet's points
+/// (landmark_method "pipnet") are scaled as the official tracker scales its saved fractions (x * scale: the
+/// official code wins, although at 512 -> 256 that puts them a quarter pixel right of and below the same pixel
+/// centres); dlib's, ours, keep their pixel centres: (x + 0.5) * scale - 0.5.
+torch::Tensor landmarks_to_size(const torch::Tensor& points, double scale, const std::string& landmark_method);
 
 /// Writes a fit-inputs folder (created if missing). predictions: batch 1, both maps.
 void write_fit_inputs(const std::string& folder, const preprocess::Preprocessed& input,

@@ -204,8 +204,9 @@ class TargetBatcher {
         t.normals = map(t.normals);
         t.image = map(t.image).clamp(0, 1);
         for (auto* m : {&t.uv_mask, &t.normal_mask, &t.fg_mask, &t.valid_bg}) *m = mask(*m);
-        t.landmarks = (t.landmarks + 0.5) * scale - 0.5;
-        if (t.iris.defined()) t.iris = (t.iris + 0.5) * scale - 0.5;
+        const std::string& method = pending_[j].landmark_method;
+        t.landmarks = reconstruct::landmarks_to_size(t.landmarks, scale, method);
+        if (t.iris.defined()) t.iris = reconstruct::landmarks_to_size(t.iris, scale, method);
       }
       if (blank_[j]) {
         // The official tracker reads a missing landmark file as zeros, which masks every landmark and both pupils.
@@ -278,6 +279,7 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
       PIXEL3DMM_CHECK_T(ValueError, !static_crop || (frame.size(2) == height && frame.size(3) == width), path,
                         ": frame ", i * o.every, " is ", frame.size(3), " x ", frame.size(2), " pixels, frame 0 ",
                         width, " x ", height, "; one static crop needs one frame size (use --crop smoothed)");
+      frame = preprocessor.official_photo(frame, path + " frame " + std::to_string(i * o.every));
       const auto boxes = preprocessor.face_boxes(frame);
       PIXEL3DMM_CHECK_T(NoFaceFound, !boxes.empty(), "no face found by FaceBoxesV2 in frame ", i * o.every, " of ",
                         path, " (the official static crop needs a detection in every frame)");
@@ -301,12 +303,6 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
       crops.push_back(preprocess::official_crop_from_boxes(b, b, sizes[i].first, sizes[i].second));
     }
   }
-  auto frame_box = [&](preprocess::Preprocessed& p, int64_t i) {
-    const auto& b = v.face_boxes[static_cast<size_t>(i)];
-    p.box = torch::tensor({static_cast<float>(b.x), static_cast<float>(b.y), static_cast<float>(b.x + b.width),
-                           static_cast<float>(b.y + b.height)});
-    p.score = b.score;
-  };
 
   // Pass 2: the landmarks of every frame in its crop (crop pixels).
   std::vector<torch::Tensor> landmarks(static_cast<size_t>(n)), iris(static_cast<size_t>(n));
@@ -315,8 +311,9 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
     torch::Tensor frame;
     for (int64_t i = 0; i < n && source.next(frame); ++i) {
       const std::string name = path + " frame " + std::to_string(i * o.every);
-      preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)], name);
-      frame_box(p, i);
+      frame = preprocessor.official_photo(frame, name);
+      preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
+                                                                 v.face_boxes[static_cast<size_t>(i)], name);
       const bool found = preprocessor.official_landmarks(p, frame);
       v.detected.push_back(found);
       if (found) {
@@ -337,9 +334,10 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
   FrameSource source(path, o.every, o.max_frames);
   torch::Tensor frame;
   for (int64_t i = 0; i < n && source.next(frame); ++i) {
+    const std::string name = path + " frame " + std::to_string(i * o.every);
+    frame = preprocessor.official_photo(frame, name);
     preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
-                                                               path + " frame " + std::to_string(i * o.every));
-    frame_box(p, i);
+                                                               v.face_boxes[static_cast<size_t>(i)], name);
     const auto k = static_cast<size_t>(nearest_found(v.detected, i));
     p.landmarks = landmarks[k];
     p.iris = iris[k];

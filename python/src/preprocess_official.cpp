@@ -8,11 +8,13 @@
 #include "pixel3dmm/preprocess/jpeg_round_trip.h"
 #include "pixel3dmm/preprocess/official_crop.h"
 #include "pixel3dmm/preprocess/pipnet.h"
+#include "pixel3dmm/preprocess/preprocess.h"
 
 namespace pixel3dmm::python {
 
 namespace {
 using preprocess::FaceBox;
+using preprocess::Preprocessed;
 
 py::list boxes_list(const std::vector<FaceBox>& boxes) {
   py::list out;
@@ -101,6 +103,17 @@ preprocess::OfficialCrop crop_from(const py::sequence& ymin_ymax_xmin_xmax) {
   c.xmin = ymin_ymax_xmin_xmax[2].cast<int64_t>();
   c.xmax = ymin_ymax_xmin_xmax[3].cast<int64_t>();
   return c;
+}
+
+/// (ymin, ymax, xmin, xmax), or the dict official_crop returns (its ymin_ymax_xmin_xmax).
+preprocess::OfficialCrop crop_from_object(const py::object& crop) {
+  if (py::isinstance<py::dict>(crop)) {
+    const auto d = crop.cast<py::dict>();
+    PIXEL3DMM_CHECK(d.contains("ymin_ymax_xmin_xmax"),
+                    "a crop is (ymin, ymax, xmin, xmax) or the dict official_crop returns (key ymin_ymax_xmin_xmax)");
+    return crop_from(d["ymin_ymax_xmin_xmax"].cast<py::sequence>());
+  }
+  return crop_from(crop.cast<py::sequence>());
 }
 }  // namespace
 
@@ -261,6 +274,71 @@ void bind_preprocess_official(py::module_& m) {
         return py::make_tuple(lm, pupils);
       },
       py::arg("wflw"), "[P x] 98 x 2 WFLW points -> (68 iBUG landmarks, pupils WFLW 96 and 97).");
+
+  // The official crop's steps on the Preprocessor (bound in preprocess.cpp), for sequences and step-by-step use.
+  using preprocess::Preprocessor;
+  auto cls = py::reinterpret_borrow<py::class_<Preprocessor>>(m.attr("Preprocessor"));
+  cls.def(
+         "official_photo",
+         [](const Preprocessor& p, const py::object& image, const std::string& source) {
+           const torch::Tensor t = to_tensor(image);
+           py::gil_scoped_release release;
+           return p.official_photo(t, source);
+         },
+         py::arg("image"), py::arg("source") = "",
+         "Stage 0: the image as the official pipeline reads its rgb/ file (8-bit; through quality-95 JPEG when "
+         "options.official_jpeg) -> 1 x 3 x H x W float32. The steps below take this photo; run it once per photo.")
+      .def(
+          "face_boxes",
+          [](const Preprocessor& p, const torch::Tensor& photo) {
+            std::vector<FaceBox> boxes;
+            {
+              py::gil_scoped_release release;
+              boxes = p.face_boxes(photo);
+            }
+            return boxes_list(boxes);
+          },
+          py::arg("photo"),
+          "FaceBoxesV2 on the photo from official_photo -> list of dicts score, x, y, width, height, best first.")
+      .def(
+          "official_crop_of",
+          [](const Preprocessor& p, const torch::Tensor& photo, const py::object& crop, const py::handle& face,
+             const std::string& source) {
+            const auto c = crop_from_object(crop);
+            const FaceBox b = box_from(face);
+            py::gil_scoped_release release;
+            return p.official_crop_of(photo, c, b, source);
+          },
+          py::arg("photo"), py::arg("crop"), py::arg("face_box"), py::arg("source") = "",
+          "The photo cut by crop ((ymin, ymax, xmin, xmax) or the dict official_crop returns) and resized to "
+          "crop_size; face_box: this photo's detection from face_boxes (kept as box and score) -> Preprocessed with "
+          "crop, affine, crop_box, box and score set (no landmarks, no masks).")
+      .def(
+          "official_landmarks",
+          [](const Preprocessor& p, Preprocessed& face, const torch::Tensor& photo) {
+            py::gil_scoped_release release;
+            return p.official_landmarks(face, photo);
+          },
+          py::arg("face"), py::arg("photo"),
+          "Sets face's landmarks and iris (PIPNet after the second FaceBoxes pass, or dlib); False, and nothing set, "
+          "when no face passes (the official tracker then has no landmarks for the frame).")
+      .def(
+          "attach_masks",
+          [](const Preprocessor& p, Preprocessed& face, const std::string& segmentation) {
+            py::gil_scoped_release release;
+            p.attach_masks(face, segmentation);
+          },
+          py::arg("face"), py::arg("segmentation") = "",
+          "Sets face's four masks by the options' mask method (face needs crop and landmarks).")
+      .def(
+          "files_official_sequence",
+          [](const Preprocessor& p, const std::vector<std::string>& paths) {
+            py::gil_scoped_release release;
+            return p.files_official_sequence(paths);
+          },
+          py::arg("paths"),
+          "Photos of one person: one static official crop for all (when they share a size), as "
+          "reconstruct --joint --faceboxes -> list of Preprocessed.");
 }
 
 }  // namespace pixel3dmm::python

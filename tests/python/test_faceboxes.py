@@ -210,6 +210,11 @@ FACES = "/usr/share/doc/libdlib19.1/examples/faces/"
 PHOTO = os.path.join(FACES, "2008_001322.jpg")
 
 
+def _bgr8(image):
+    """1 x 3 x H x W float RGB in [0, 1] -> H x W x 3 uint8 BGR, as the official code reads a file."""
+    return (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8).contiguous()
+
+
 def test_preprocess_with_the_official_crop(converted):
     from pixel3dmm import preprocess as ppy
     import official_crop_reference as cref
@@ -221,12 +226,16 @@ def test_preprocess_with_the_official_crop(converted):
     with pytest.raises(ValueError, match="faceboxes"):
         ppy.Preprocessor({"crop": "official", "mask_method": "landmarks"})
     p = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks", "crop_size": 128})
+    assert p.options.official_jpeg  # on by default with the official crop
     image = pixel3dmm.io.load_image(PHOTO)  # 1 x 3 x H x W in [0, 1]
     r = p.image(image, source="photo")
     assert r.crop_method == "official" and r.crop.shape == (1, 3, 128, 128)
-    # FaceBoxes on the 8-bit BGR photo (checked against the reference above; the reference's pure-Python NMS is slow
+    # Stage 0: the photo as the official rgb/ JPEG file reads back
+    photo = p.official_photo(image)
+    bgr = _bgr8(photo).numpy()
+    assert torch.equal(torch.from_numpy(bgr), pp.jpeg_round_trip(_bgr8(image)))
+    # FaceBoxes on that 8-bit BGR photo (checked against the reference above; the reference's pure-Python NMS is slow
     # on a whole photo), then the reference crop rule and numpy's slice
-    bgr = (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8).numpy()
     d = det.detect(torch.from_numpy(bgr))[0]
     best = (d["score"], d["x"], d["y"], d["width"], d["height"])
     h, w = bgr.shape[:2]
@@ -235,21 +244,64 @@ def test_preprocess_with_the_official_crop(converted):
     region = cref.crop_region(bgr, ymin, ymax, xmin, xmax)
     assert r.score == pytest.approx(best[0]) and r.box.tolist() == [best[1], best[2], best[1] + best[3], best[2] + best[4]]
     want = pp.official_crop_image(torch.from_numpy(bgr), (ymin, ymax, xmin, xmax), 128)
-    assert torch.equal((r.crop[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2), want)
+    assert torch.equal(_bgr8(r.crop), want)  # a 128 crop is no official file: no second JPEG
     # the affine maps the region's outer pixel edges onto the crop's
     rh, rw = region.shape[:2]
     x0, y0 = max(xmin, 0), max(ymin, 0)
     corners = torch.tensor([[x0 - 0.5, y0 - 0.5], [x0 + rw - 0.5, y0 + rh - 0.5]], dtype=torch.float64)
     assert torch.allclose(ppy.apply_affine(corners, r.affine), torch.tensor([[-0.5, -0.5], [127.5, 127.5]],
                                                                             dtype=torch.float64))
-    # dlib's landmarks of the face, mapped into the crop
-    faces = p.detect(image)
+    # dlib's landmarks of the face in the stage-0 photo, mapped into the crop
+    faces = p.detect(photo)
     assert any(torch.allclose(ppy.apply_affine(f["landmarks"], r.affine), r.landmarks[0], atol=1e-3) for f in faces)
 
 
+def test_official_steps_one_by_one_give_what_image_gives(converted):
+    """The official crop's steps as Python calls (stage 0, FaceBoxes, the crop rule, the crop, landmarks, masks)
+    reproduce Preprocessor.image, so a user can hold them apart (e.g. one static crop for a set of photos)."""
+    from pixel3dmm import preprocess as ppy
+    if not (os.path.exists(PHOTO) and os.path.exists(ppy.default_landmark_model_path())):
+        import warnings
+        warnings.warn("SKIPPED: libdlib19.1 example photos or the dlib landmark model are missing")
+        return
+    _, weights, _ = converted
+    p = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks", "crop_size": 128})
+    image = pixel3dmm.io.load_image(PHOTO)
+    whole = p.image(image, source="photo")
+    photo = p.official_photo(image)
+    assert photo.shape == image.shape and photo.dtype == torch.float32
+    boxes = p.face_boxes(photo)
+    assert boxes and boxes[0]["score"] == pytest.approx(whole.score)
+    crop = pp.official_crop(boxes[:1], photo.shape[2], photo.shape[3])
+    face = p.official_crop_of(photo, crop, boxes[0], "photo")
+    assert face.landmarks is None and face.uv_mask is None
+    assert torch.equal(face.crop, whole.crop) and torch.equal(face.affine, whole.affine)
+    assert torch.equal(face.box, whole.box) and face.score == whole.score
+    # the crop as (ymin, ymax, xmin, xmax), the box as (score, x, y, width, height): the same
+    b = boxes[0]
+    again = p.official_crop_of(photo, crop["ymin_ymax_xmin_xmax"], (b["score"], b["x"], b["y"], b["width"], b["height"]))
+    assert torch.equal(again.crop, whole.crop) and torch.equal(again.box, whole.box)
+    assert p.official_landmarks(face, photo)
+    assert torch.equal(face.landmarks, whole.landmarks) and torch.equal(face.iris, whole.iris)
+    p.attach_masks(face)
+    for k in ("uv_mask", "normal_mask", "fg_mask", "valid_bg"):
+        assert torch.equal(getattr(face, k), getattr(whole, k)), k
+    # no face for the landmarks (dlib on a black image): the step says so with False rather than raising
+    black = torch.zeros(1, 3, 96, 96)
+    none = p.official_crop_of(black, (0, 96, 0, 96), (0.5, 10, 10, 50, 50))
+    assert not p.official_landmarks(none, black) and none.landmarks is None
+    with pytest.raises(ValueError, match="ymin, ymax, xmin, xmax"):
+        p.official_crop_of(photo, {"ymin": 0}, b)
+    with pytest.raises(ValueError, match="score, x, y, width, height"):
+        p.official_crop_of(photo, crop, (1, 2, 3))
+    with pytest.raises(ValueError, match="official"):
+        ppy.Preprocessor({"mask_method": "landmarks"}).face_boxes(photo)
+
+
 def test_official_jpeg_reads_the_photo_and_the_crop_back_from_jpeg(converted):
-    """official_jpeg: FaceBoxes sees the photo after a quality-95 JPEG round trip (the official rgb/ file), and the
-    512 crop is that photo's crop after another (the official cropped/ file)."""
+    """official_jpeg (on by default with the official crop): FaceBoxes sees the photo after a quality-95 JPEG round
+    trip (the official rgb/ file), and the 512 crop is that photo's crop after another (the official cropped/ file);
+    off, both are the decoded pixels as they are."""
     from pixel3dmm import preprocess as ppy
     import official_crop_reference as cref
     if not (os.path.exists(PHOTO) and os.path.exists(ppy.default_landmark_model_path())):
@@ -258,23 +310,25 @@ def test_official_jpeg_reads_the_photo_and_the_crop_back_from_jpeg(converted):
         return
     _, weights, det = converted
     image = pixel3dmm.io.load_image(PHOTO)
-    bgr = (image[0].permute(1, 2, 0).flip(2) * 255).round().to(torch.uint8)
+    bgr = _bgr8(image)
     photo_jpeg = pp.jpeg_round_trip(bgr)
     assert not torch.equal(photo_jpeg, bgr)
-    d = det.detect(photo_jpeg)[0]
-    mean, union = cref.sequence_boxes([(d["score"], d["x"], d["y"], d["width"], d["height"])])
-    ymin, ymax, xmin, xmax, _ = cref.crop_box(mean, union, bgr.shape[0], bgr.shape[1])
-    want = pp.jpeg_round_trip(pp.official_crop_image(photo_jpeg, (ymin, ymax, xmin, xmax), 512))
-    p = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks",
-                          "official_jpeg": True})
-    r = p.image(image, source="photo")
+
+    def official_crop_of(photo_bgr):
+        d = det.detect(photo_bgr)[0]
+        mean, union = cref.sequence_boxes([(d["score"], d["x"], d["y"], d["width"], d["height"])])
+        ymin, ymax, xmin, xmax, _ = cref.crop_box(mean, union, bgr.shape[0], bgr.shape[1])
+        return d, pp.official_crop_image(photo_bgr, (ymin, ymax, xmin, xmax), 512)
+
+    d, crop = official_crop_of(photo_jpeg)
+    r = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks"}).image(image)
     assert r.score == pytest.approx(d["score"])
-    got = (r.crop[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2)
-    assert torch.equal(got, want)
-    plain = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks"}).image(image)
+    assert torch.equal(_bgr8(r.crop), pp.jpeg_round_trip(crop))
+    d0, crop0 = official_crop_of(bgr)
+    plain = ppy.Preprocessor({"crop": "official", "faceboxes": weights, "mask_method": "landmarks",
+                              "official_jpeg": False}).image(image)
+    assert plain.score == pytest.approx(d0["score"]) and torch.equal(_bgr8(plain.crop), crop0)
     assert not torch.equal(plain.crop, r.crop)
-    with pytest.raises(ValueError, match="official_jpeg reproduces the official crop"):
-        ppy.Preprocessor({"crop": "landmarks", "official_jpeg": True})
 
 
 REAL = ["2008_001322.jpg", "2008_001009.jpg", "2007_007763.jpg"]  # Debian's libdlib19.1 example photos

@@ -322,6 +322,28 @@ def test_preprocess_with_pipnet_landmarks(official_weights, converted):
     assert torch.equal(results[512].wflw, converted[3].landmarks(crop, box))
 
 
+def test_pipnet_landmarks_scale_to_the_maps_as_the_official_tracker_scales_them():
+    """The official tracker reads PIPNet's fractions times its image size (tracker.py: np.load(...) * size): from the
+    512 crop to 256 maps a PIPNet point is x / 2; dlib's points (ours) keep their pixel centres: (x + 0.5) / 2 - 0.5."""
+    from pixel3dmm import preprocess as ppy, predict, reconstruct
+    face = ppy.Preprocessed()
+    face.crop = torch.zeros(1, 3, 512, 512)
+    for k in ("uv_mask", "normal_mask", "fg_mask", "valid_bg"):
+        setattr(face, k, torch.ones(1, 512, 512))
+    wflw = torch.rand(98, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lm, pupils = pp.wflw_landmarks_and_pupils(wflw)
+    face.landmarks, face.iris = (lm * 512).float()[None], (pupils * 512).float()[None]
+    maps = predict.Predictions()
+    maps.uv, maps.normals = torch.zeros(1, 2, 256, 256), torch.zeros(1, 3, 256, 256)
+    face.landmark_method = "pipnet"
+    t = reconstruct.make_target(face, maps)
+    assert torch.allclose(t.landmarks, (lm * 256).float()[None], atol=1e-4)
+    assert torch.allclose(t.iris, (pupils * 256).float()[None], atol=1e-4)
+    face.landmark_method = "dlib"
+    t = reconstruct.make_target(face, maps)
+    assert torch.allclose(t.landmarks, face.landmarks / 2 - 0.25, atol=1e-4)
+
+
 def _run(*args):
     p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=600)
     return p.returncode, p.stdout, p.stderr
@@ -357,6 +379,6 @@ def test_cli_reconstruct_with_faceboxes_and_pipnet(official_weights, tmp_path):
     # --pipnet needs --faceboxes
     rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out3", "--pipnet", pipnet, *net_args, *short)
     assert rc != 0 and "--faceboxes" in stderr
-    # --official-jpeg belongs to the official crop
-    rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out4", "--official-jpeg", *net_args, *short)
-    assert rc != 0 and "--official-jpeg belongs to the official crop" in stderr
+    # --no-official-jpeg belongs to the official crop
+    rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out4", "--no-official-jpeg", *net_args, *short)
+    assert rc != 0 and "--no-official-jpeg belongs to the official crop" in stderr

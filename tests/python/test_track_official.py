@@ -71,10 +71,11 @@ def run(*args):
 
 
 def frames_bgr(folder):
-    """Each frame as the official code reads it: H x W x 3 uint8 BGR."""
+    """Each frame as the official code reads it: its stage-0 rgb/ file (quality-95 JPEG), H x W x 3 uint8 BGR."""
     out = []
     for f in sorted(folder.glob("*.png")):
-        out.append((pio.load_image(str(f))[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2).contiguous())
+        bgr = (pio.load_image(str(f))[0] * 255).round().to(torch.uint8).permute(1, 2, 0).flip(2).contiguous()
+        out.append(pp.jpeg_round_trip(bgr))
     return out
 
 
@@ -126,7 +127,8 @@ def test_track_static_official_crop_and_parser(files, tmp_path):
     assert [p.name for p in labels] == [f"{i:05d}.png" for i in range(len(SHIFTS))]
     parser, retina = ppy.FaceParser(files["parser"]), ppy.RetinaFaceDetector(files["retinaface"])
     for bgr, file in zip(frames_bgr(files["frames"]), labels):
-        crop = pp.official_crop_image(bgr, want[:4], 512).flip(2).permute(2, 0, 1)[None].contiguous()  # RGB
+        crop = pp.jpeg_round_trip(pp.official_crop_image(bgr, want[:4], 512))  # the official cropped/ file
+        crop = crop.flip(2).permute(2, 0, 1)[None].contiguous()  # RGB
         points = retina.detect(crop)["points"][:1]
         seg = (pio.load_image(str(file))[0, 0] * 255).round().to(torch.uint8)
         assert torch.equal(seg, parser.labels(crop, points)[0])
