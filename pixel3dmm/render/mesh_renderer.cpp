@@ -5,11 +5,10 @@
 #include "pixel3dmm/render/antialias.h"
 #include "pixel3dmm/render/detail/common.h"
 #include "pixel3dmm/render/interpolate.h"
+#include "pixel3dmm/render/texture.h"
 
 namespace pixel3dmm::render {
 namespace {
-
-namespace F = torch::nn::functional;
 
 void check_vertices(const torch::Tensor& v, const std::string& what) {
   PIXEL3DMM_CHECK(v.defined(), what, " are undefined");
@@ -105,7 +104,6 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
   const auto pos_clip = camera.to_clip(vertices).to(dtype);
   out.raster = rasterize(pos_clip, faces_, H, W);
   const int64_t B = pos_clip.size(0);
-  const auto covered = out.raster.coverage().unsqueeze(-1).to(dtype);  // B x H x W x 1
 
   torch::Tensor shifted;  // B x H x W x 2: (u - 1, 1 - v) interpolated, 0 on background
   if (request.uv || (request.mask && mask_texture_.defined()))
@@ -139,19 +137,13 @@ RenderOutput MeshRenderer::render(const torch::Tensor& vertices, const Camera& c
     torch::Tensor color;  // B x H x W x C
     if (mask_texture_.defined()) {
       const int64_t Hp = mask_texture_.size(2), Wp = mask_texture_.size(3);
-      // texel-centre coordinate u * size - 0.5, shifted by the one-texel pad, normalised for align_corners=false.
-      // texc = (1 - u, 1 - v) = (-shifted_u, shifted_v), 0 on background (masked below anyway).
-      const auto gx = (-2.0 * shifted.select(3, 0) * (Wp - 2) + 2.0) / Wp - 1.0;
-      const auto gy = (2.0 * shifted.select(3, 1) * (Hp - 2) + 2.0) / Hp - 1.0;
-      const auto grid = torch::stack({gx, gy}, 3).reshape({1, B * H, W, 2});
-      const auto sampled = F::grid_sample(mask_texture_.to(dtype), grid,
-                                          F::GridSampleFuncOptions()
-                                              .mode(torch::kBilinear)
-                                              .padding_mode(torch::kBorder)
-                                              .align_corners(false));  // 1 x C x (B H) x W
-      color = sampled.squeeze(0).reshape({-1, B, H, W}).permute({1, 2, 3, 0}) * covered;
+      // Texel-centre coordinate u * size - 0.5, shifted by the one-texel pad: with texc = (1 - u, 1 - v) =
+      // (-shifted_u, shifted_v), x = 0.5 - shifted_u (Wp - 2), y = 0.5 + shifted_v (Hp - 2). Border clamping and
+      // bilinear weights as grid_sample(padding_mode=border, align_corners=false); background pixels are 0.
+      color = sample_texture(mask_texture_[0], shifted, out.raster.triangle_id,
+                             {-static_cast<double>(Wp - 2), static_cast<double>(Hp - 2)}, {0.5, 0.5});
     } else {
-      color = covered;
+      color = out.raster.coverage().unsqueeze(-1).to(dtype);  // B x H x W x 1
     }
     out.mask = antialias(color.contiguous(), out.raster, topology_).permute({0, 3, 1, 2});
   }
