@@ -1,14 +1,12 @@
 #include "pixel3dmm/eval/benchmark.h"
-#include "pixel3dmm/eval/vertex_error.h"
 
 #include <torch/torch.h>
-
-#include <opencv2/imgproc.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgproc.hpp>
 #include <set>
 #include <sstream>
 
@@ -16,9 +14,9 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
+#include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
 #include "pixel3dmm/io/tensor_json.h"
 #include "pixel3dmm/reconstruct/fit_inputs.h"
 #include "pixel3dmm/render/camera.h"
@@ -39,8 +37,8 @@ torch::Tensor landmarks_from_json(const io::json& j, const std::string& key, con
     PIXEL3DMM_CHECK_FORMAT(a[i].is_array() && a[i].size() == 3, where, "key '", key, "' row ", i,
                            ": expected 3 numbers");
     for (int k = 0; k < 3; ++k) {
-      PIXEL3DMM_CHECK_FORMAT(a[i][k].is_number() && std::isfinite(a[i][k].get<double>()), where, "key '", key,
-                             "' row ", i, ": expected finite numbers");
+      PIXEL3DMM_CHECK_FORMAT(a[i][k].is_number() && std::isfinite(a[i][k].get<double>()), where, "key '", key, "' row ",
+                             i, ": expected finite numbers");
       t[i][k] = a[i][k].get<double>();
     }
   }
@@ -67,22 +65,6 @@ torch::Tensor noisy_true_identity(const Benchmark& bench, const BenchmarkCase& c
   const auto truth = torch::tensor(values, torch::kFloat64).to(torch::kFloat32);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(0x1d3a7 + index));
   return truth + torch::randn(truth.sizes(), gen, torch::kFloat32) * noise;
-}
-
-preprocess::Preprocessed preprocessed_of(const fit::FitTarget& t, const std::string& name) {
-  preprocess::Preprocessed p;
-  const int64_t s = t.uv.size(-1);
-  p.crop = t.image;
-  p.landmarks = t.landmarks;
-  p.iris = t.iris;
-  p.uv_mask = t.uv_mask, p.normal_mask = t.normal_mask, p.fg_mask = t.fg_mask, p.valid_bg = t.valid_bg;
-  p.affine = torch::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0}, torch::kDouble).reshape({2, 3});
-  p.box = torch::tensor({0.0f, 0.0f, float(s), float(s)});
-  p.score = 1.0;
-  p.image_height = p.image_width = s;
-  p.source = "synthetic benchmark " + name;
-  p.mask_method = "ground truth (synthetic)";
-  return p;
 }
 
 std::string find_mesh(const std::string& folder, const std::string& stem) {
@@ -147,9 +129,9 @@ Benchmark read_benchmark(const std::string& path) {
       *field = j[key].get<std::string>();
     }
     // The name becomes output file names (meshes/<name>_posed.ply): "../x" would write outside the output folder.
-    PIXEL3DMM_CHECK_FORMAT(c.name != "." && c.name != ".." && c.name.find_first_of(std::string("/\\\0", 3)) ==
-                                                                   std::string::npos,
-                           where, "case name '", c.name, "' must be a plain file name (no '/', '\\', '..')");
+    PIXEL3DMM_CHECK_FORMAT(
+        c.name != "." && c.name != ".." && c.name.find_first_of(std::string("/\\\0", 3)) == std::string::npos, where,
+        "case name '", c.name, "' must be a plain file name (no '/', '\\', '..')");
     c.landmarks_posed = landmarks_from_json(j, "landmarks_posed", where);
     c.landmarks_neutral = landmarks_from_json(j, "landmarks_neutral", where);
     PIXEL3DMM_CHECK_FORMAT(names.insert(c.name).second, where, "duplicate case name '", c.name, "'");
@@ -178,85 +160,6 @@ void write_manifest(const std::string& folder, const std::vector<BenchmarkCase>&
   });
 }
 
-// ---------------------------------------------------------------- synthetic benchmark
-
-Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame& flame,
-                                   const SyntheticBenchmarkOptions& o, const std::string& flame_path,
-                                   const std::function<void(int64_t, int64_t)>& progress) {
-  PIXEL3DMM_CHECK_T(ValueError, o.cases >= 1, "make_synthetic_benchmark: cases must be >= 1, found ", o.cases);
-  PIXEL3DMM_CHECK_T(ValueError, o.distance_min > 0 && o.distance_min <= o.distance_max,
-                    "make_synthetic_benchmark: expected 0 < distance_min <= distance_max");
-  fs::create_directories(folder);
-  const int64_t n_shape = flame->n_shape(), n_expr = flame->n_expr();
-  fit::FitConfig config;  // only the renderer and the model are used: every component of the model
-  config.n_shape = static_cast<int>(n_shape), config.n_expr = static_cast<int>(n_expr);
-  const fit::Fitter fitter(flame, config);
-  const auto faces = flame->model().faces;
-  std::vector<BenchmarkCase> cases;
-  for (int64_t i = 0; i < o.cases; ++i) {
-    const uint64_t seed = o.seed * 100003 + static_cast<uint64_t>(i);
-    fit::RandomParamsOptions rp;
-    rp.yaw_deg = o.yaw_deg, rp.pitch_deg = o.pitch_deg, rp.roll_deg = o.roll_deg, rp.jaw_deg = o.jaw_deg;
-    rp.expr_std = o.expr_std, rp.shape_std = o.shape_std, rp.focal_min = o.focal_min, rp.focal_max = o.focal_max;
-    fit::FitParams truth = fit::random_params(1, n_shape, n_expr, seed, rp);
-    // Camera distance: the camera sits at world z = 1 and the head moves; scaling the focal with the distance
-    // keeps the head's size in the picture while the perspective changes.
-    auto g = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x9e3779b97f4a7c15ULL);
-    const double k = o.distance_min + (o.distance_max - o.distance_min) * torch::rand({1}, g).item<double>();
-    truth.translation.select(1, 2).fill_(truth.translation[0][2].item<double>() + 1.0 - k);
-    truth.focal = truth.focal * k;
-    fit::SyntheticTargetOptions so = o.target;
-    so.size = o.size;
-    so.seed = seed;
-    fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
-    // The case's image is a photo-like render of the same head (what a network sees), not the shaded map render.
-    train::SyntheticPhotoOptions po;
-    po.size = o.size;
-    st.target.image = train::render_synthetic_photo(fitter, truth, seed, po).sample.image.unsqueeze(0);
-    char name[32];
-    std::snprintf(name, sizeof name, "case_%03lld", static_cast<long long>(i));
-    const fs::path dir = fs::path(folder) / name;
-    fs::create_directories(dir);
-    predict::Predictions pred;
-    pred.uv = st.target.uv, pred.normals = st.target.normals;
-    reconstruct::write_fit_inputs((dir / "fit_inputs").string(), preprocessed_of(st.target, name), pred);
-    io::write_ply((dir / "gt_posed.ply").string(), mesh_of(st.vertices[0], faces));
-    io::write_ply((dir / "gt_neutral.ply").string(), mesh_of(st.canonical[0], faces));
-    io::json params = io::json::object();
-    for (const auto& [key, t] : truth.named()) params[key] = io::tensor_to_json(t.reshape({t.size(0), -1}));
-    io::write_json((dir / "truth.json").string(),
-                   {{"seed", seed}, {"camera_distance", k}, {"params", params}});
-    BenchmarkCase c;
-    c.name = name;
-    c.gt_posed = std::string(name) + "/gt_posed.ply";
-    c.gt_neutral = std::string(name) + "/gt_neutral.ply";
-    c.fit_inputs = std::string(name) + "/fit_inputs";
-    c.image = std::string(name) + "/fit_inputs/crop.png";
-    cases.push_back(c);
-    if (progress) progress(i + 1, o.cases);
-  }
-  write_manifest(folder, cases);
-  io::write_json((fs::path(folder) / "benchmark.json").string(),
-                 {{"generator", "pixel3dmm eval synth"},
-                  {"flame", flame_path},
-                  {"cases", o.cases},
-                  {"seed", o.seed},
-                  {"size", o.size},
-                  {"yaw_deg", o.yaw_deg},
-                  {"pitch_deg", o.pitch_deg},
-                  {"roll_deg", o.roll_deg},
-                  {"jaw_deg", o.jaw_deg},
-                  {"expr_std", o.expr_std},
-                  {"shape_std", o.shape_std},
-                  {"distance", {o.distance_min, o.distance_max}},
-                  {"focal", {o.focal_min, o.focal_max}},
-                  {"uv_noise", o.target.uv_noise},
-                  {"normal_noise", o.target.normal_noise},
-                  {"outlier_fraction", o.target.outlier_fraction},
-                  {"landmark_noise", o.target.landmark_noise}});
-  return read_benchmark(folder);
-}
-
 // ---------------------------------------------------------------- scoring
 
 Scorer::Scorer(flame::FlameModel model, ScoreOptions options) : model_(std::move(model)), options_(options) {
@@ -274,12 +177,15 @@ torch::Tensor Scorer::region_faces(const torch::Tensor& faces, int64_t n_vertice
 GeometryScore Scorer::score(const io::Mesh& pred, const io::Mesh& gt, const torch::Tensor& gt_landmarks) const {
   const int64_t v = model_.n_vertices();
   PIXEL3DMM_CHECK_T(ValueError, pred.vertices.defined() && pred.vertices.size(0) == v,
-                    "score: the prediction must have FLAME topology (", v, " vertices, to read the NoW landmarks "
-                    "off it), found ", pred.vertices.defined() ? pred.vertices.size(0) : 0);
+                    "score: the prediction must have FLAME topology (", v,
+                    " vertices, to read the NoW landmarks "
+                    "off it), found ",
+                    pred.vertices.defined() ? pred.vertices.size(0) : 0);
   torch::Tensor gt_lmk = gt_landmarks;
   if (!gt_lmk.defined()) {
     PIXEL3DMM_CHECK_T(ValueError, gt.vertices.size(0) == v, "score: the ground truth has ", gt.vertices.size(0),
-                      " vertices, not FLAME's ", v, ": give its 7 NoW landmarks (landmarks_posed / "
+                      " vertices, not FLAME's ", v,
+                      ": give its 7 NoW landmarks (landmarks_posed / "
                       "landmarks_neutral in the manifest)");
     gt_lmk = now_landmarks(model_, gt.vertices.to(torch::kFloat));
   }
@@ -382,7 +288,8 @@ BenchmarkResults run_benchmark(const Benchmark& bench, const flame::Flame& flame
   for (int64_t i = 0; i < total; ++i) {
     const BenchmarkCase& c = bench.cases[static_cast<size_t>(i)];
     try {
-      PIXEL3DMM_CHECK_T(ValueError, !c.fit_inputs.empty(), c.name, ": the case has no fit_inputs (our fit needs "
+      PIXEL3DMM_CHECK_T(ValueError, !c.fit_inputs.empty(), c.name,
+                        ": the case has no fit_inputs (our fit needs "
                         "the landmarks and masks of the crop)");
       const auto fi = reconstruct::read_fit_inputs(bench.resolve(c.fit_inputs));
       predict::Predictions pred = fi.predictions;
@@ -392,8 +299,8 @@ BenchmarkResults run_benchmark(const Benchmark& bench, const flame::Flame& flame
       }
       fit::FitTarget target = reconstruct::make_target(fi.input, pred);
       if (o.identity_noise >= 0) target.identity = noisy_true_identity(bench, c, i, o.identity_noise);
-      const fit::FitResult fr = o.method == "landmarks" ? fitter.fit_landmarks_only({target}, o.on_step)
-                                                        : fitter.fit(target, o.on_step);
+      const fit::FitResult fr =
+          o.method == "landmarks" ? fitter.fit_landmarks_only({target}, o.on_step) : fitter.fit(target, o.on_step);
       const io::Mesh posed = mesh_of(fr.vertices[0], faces), neutral = mesh_of(fr.canonical[0], faces);
       io::write_ply((meshes / (c.name + "_posed.ply")).string(), posed);
       io::write_ply((meshes / (c.name + "_neutral.ply")).string(), neutral);
@@ -414,7 +321,8 @@ BenchmarkResults run_benchmark(const Benchmark& bench, const flame::Flame& flame
 
 BenchmarkResults score_benchmark(const Benchmark& bench, const flame::FlameModel& model, const std::string& meshes,
                                  const ScoreOptions& options, const std::string& out, const std::string& method,
-                                 int heatmaps, const std::function<void(int64_t, int64_t, const CaseScore&)>& progress) {
+                                 int heatmaps,
+                                 const std::function<void(int64_t, int64_t, const CaseScore&)>& progress) {
   PIXEL3DMM_CHECK_T(FileNotFound, fs::is_directory(meshes), meshes, ": no such folder of meshes");
   const Scorer scorer(model, options);
   fs::create_directories(out);
@@ -503,8 +411,8 @@ void write_results(const std::string& folder, const BenchmarkResults& r) {
   const Summary s = r.summary();
   md << "| **mean (" << s.cases << " cases" << (s.failed ? ", " + std::to_string(s.failed) + " failed" : "")
      << ")** | **" << fmt(s.posed_l1) << "** | **" << fmt(100 * s.posed_r25, 1) << "** | **" << fmt(s.posed_nc, 4)
-     << "** | **" << fmt(s.neutral_l1) << "** | **" << fmt(100 * s.neutral_r25, 1) << "** | **"
-     << fmt(s.neutral_nc, 4) << "** | " << fmt(s.fit_seconds, 1) << " |\n";
+     << "** | **" << fmt(s.neutral_l1) << "** | **" << fmt(100 * s.neutral_r25, 1) << "** | **" << fmt(s.neutral_nc, 4)
+     << "** | " << fmt(s.fit_seconds, 1) << " |\n";
   write_text((fs::path(folder) / "results.md").string(), md.str());
   write_text((fs::path(folder) / "results.csv").string(), csv.str());
 }
@@ -515,7 +423,8 @@ std::string comparison_table(const std::vector<BenchmarkResults>& results, const
     if (r.method == baseline) base = &r;
   std::ostringstream md;
   md << "| method | cases | posed L1 (mm) | posed R2.5 (%) | posed NC | neutral L1 (mm) | neutral R2.5 (%) | "
-        "neutral NC | posed L1 vs " << baseline << " | neutral L1 vs " << baseline << " | fit (s) |\n"
+        "neutral NC | posed L1 vs "
+     << baseline << " | neutral L1 vs " << baseline << " | fit (s) |\n"
      << "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const auto& r : results) {
     const Summary s = r.summary();
@@ -616,8 +525,7 @@ torch::Tensor heatmap_image(const Benchmark& bench, const BenchmarkResults& resu
     cv::putText(mat, names[static_cast<size_t>(i)] + " posed", {4, top}, cv::FONT_HERSHEY_SIMPLEX, 0.4, {0, 0, 0}, 1,
                 cv::LINE_AA);
     cv::putText(mat, names[static_cast<size_t>(i)] + " neutral", {static_cast<int>(panel) + 4, top},
-                cv::FONT_HERSHEY_SIMPLEX, 0.4, {0, 0, 0}, 1,
-                cv::LINE_AA);
+                cv::FONT_HERSHEY_SIMPLEX, 0.4, {0, 0, 0}, 1, cv::LINE_AA);
   }
   return hwc.to(torch::kFloat).permute({2, 0, 1}) / 255.0;
 }

@@ -22,7 +22,6 @@
 #include "pixel3dmm/eval/alignment.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/fit/fitter.h"
-#include "pixel3dmm/fit/synthetic_target.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/predict/predictor.h"
 
@@ -50,36 +49,10 @@ Benchmark read_benchmark(const std::string& path);
 /// Writes `folder`/cases.jsonl (paths as given), atomically.
 void write_manifest(const std::string& folder, const std::vector<BenchmarkCase>& cases);
 
-/// The synthetic benchmark: random identities, expressions, head poses (yaw up to near-profile), camera distances
-/// and focal lengths of a FLAME-layout model, rendered as the maps a perfect network would predict with noise and
-/// outliers (fit::render_synthetic_target), and as a photo-like image (train::render_synthetic_photo) for methods
-/// that start from pixels. Deterministic in `seed`.
-struct SyntheticBenchmarkOptions {
-  int64_t cases = 20;
-  uint64_t seed = 0;
-  int64_t size = 512;                 ///< map and crop resolution (the network's output size)
-  double yaw_deg = 75.0;              ///< head yaw uniform in [-yaw, yaw]
-  double pitch_deg = 20.0, roll_deg = 10.0, jaw_deg = 15.0;
-  double expr_std = 1.0, shape_std = 1.0;
-  double distance_min = 0.85, distance_max = 1.3;  ///< camera distance, in units of the default (1 m)
-  double focal_min = 3.4, focal_max = 4.4;  ///< normalised focal at the default distance (scaled with distance so
-                                            ///< the head keeps its size in the picture: perspective varies)
-  fit::SyntheticTargetOptions target;       ///< noise and outliers (size and seed are set per case)
-};
-
-/// Writes a synthetic benchmark into `folder` (created): per case <name>/fit_inputs/ (readable by `pixel3dmm fit`;
-/// its crop.png is the photo, the case's `image`),
-/// <name>/gt_posed.ply (world space: what the camera sees), <name>/gt_neutral.ply (template + identity) and
-/// <name>/truth.json (the parameters); then cases.jsonl and benchmark.json. `flame_path` is recorded ("" = the
-/// synthetic model). `progress(done, total)` is called after each case.
-Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame& flame,
-                                   const SyntheticBenchmarkOptions& options, const std::string& flame_path = "",
-                                   const std::function<void(int64_t, int64_t)>& progress = {});
-
 struct ScoreOptions {
-  MetricOptions metrics;     ///< R2.5 threshold, samples per surface
-  IcpOptions icp;            ///< ICP after the landmark alignment (iterations = 0: landmarks only)
-  bool with_scale = false;   ///< similarity instead of rigid alignment (NeRSemble: rigid)
+  MetricOptions metrics;    ///< R2.5 threshold, samples per surface
+  IcpOptions icp;           ///< ICP after the landmark alignment (iterations = 0: landmarks only)
+  bool with_scale = false;  ///< similarity instead of rigid alignment (NeRSemble: rigid)
 };
 
 /// One geometry's score.
@@ -143,13 +116,13 @@ fit::FitConfig method_config(const std::string& method, fit::FitConfig config);
 
 struct RunOptions {
   std::string method = "full";
-  fit::FitConfig config;            ///< before method_config
+  fit::FitConfig config;  ///< before method_config
   ScoreOptions score;
   const predict::Predictor* predictor = nullptr;  ///< optional: network predictions on the case photos
-  int heatmaps = 3;                 ///< cases drawn in heatmaps.png (0: none)
+  int heatmaps = 3;                               ///< cases drawn in heatmaps.png (0: none)
   /// Called after each case with (cases done, total, its score).
   std::function<void(int64_t, int64_t, const CaseScore&)> progress;
-  fit::FitCallback on_step;         ///< passed to every fit
+  fit::FitCallback on_step;  ///< passed to every fit
   /// >= 0: the identity-prior experiment (synthetic benchmarks only): each case's fit is given an identity prior
   /// (FitTarget::identity, as MICA's code would be) = the true identity from <case>/truth.json + N(0, noise^2)
   /// per coefficient, seeded by the case's index; the method's name gets " + prior". < 0: no prior.
