@@ -4,11 +4,11 @@
 #include <fstream>
 
 #include "pixel3dmm/core/error.h"
-#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/npy.h"
-#include "pixel3dmm/train/dataset.h"
 #include "pixel3dmm/synth/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
+#include "pixel3dmm/train/dataset.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
@@ -37,7 +37,7 @@ const std::string& small_flame() {
 }
 
 /// A small synthetic dataset (64 px, the small model) in `dir`/name.
-std::string synth(const TempDir& dir, const std::string& name, int64_t count, bool png, bool meshes = false) {
+std::string write_dataset(const TempDir& dir, const std::string& name, int64_t count, bool png, bool meshes = false) {
   synth::SyntheticDatasetOptions o;
   o.flame = small_flame();
   o.count = count;
@@ -75,17 +75,21 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
   };
   const std::string ok = R"({"id": "a", "image": "a.png", "uv": "a_uv.npy", "mask": "a_m.png"})";
   open_with(ok + "\n\n{not json\n", {"manifest.jsonl:3", "invalid JSON"});
-  open_with(R"({"id": "a", "image": "a.png", "uv": "u.npy", "mask": "m.png", "colour": "x"})", {":1", "unknown key \"colour\""});
+  open_with(R"({"id": "a", "image": "a.png", "uv": "u.npy", "mask": "m.png", "colour": "x"})",
+            {":1", "unknown key \"colour\""});
   open_with(R"({"id": "a", "uv": "u.npy", "mask": "m.png"})", {":1", "missing \"image\""});
   open_with(R"({"image": "a.png", "uv": "u.npy", "mask": "m.png"})", {":1", "missing \"id\""});
   open_with(R"({"id": "a", "image": "a.png", "mask": "m.png"})", {":1", "has no target"});
   open_with(ok + "\n" + ok + "\n", {":2", "duplicate id \"a\""});
-  open_with(R"({"id": "a", "image": "../a.png", "uv": "u.npy", "mask": "m.png"})", {":1", "leaves the manifest's folder"});
-  open_with(R"({"id": "a", "image": "x/../../a.png", "uv": "u.npy", "mask": "m.png"})", {"leaves the manifest's folder"});
+  open_with(R"({"id": "a", "image": "../a.png", "uv": "u.npy", "mask": "m.png"})",
+            {":1", "leaves the manifest's folder"});
+  open_with(R"({"id": "a", "image": "x/../../a.png", "uv": "u.npy", "mask": "m.png"})",
+            {"leaves the manifest's folder"});
   open_with(R"({"id": "a", "image": "/etc/passwd", "uv": "u.npy", "mask": "m.png"})", {":1", "absolute path"});
   open_with(R"({"id": "a", "image": "a.png", "mesh": "a.ply"})", {":1", "needs a \"camera\""});
-  open_with(R"({"id": "a", "image": "a.png", "mesh": "a.ply", "camera": {"K": [[1, 0, 0], [0, 1, 0]], "R": [], "t": []}})",
-            {":1", "camera \"K\""});
+  open_with(
+      R"({"id": "a", "image": "a.png", "mesh": "a.ply", "camera": {"K": [[1, 0, 0], [0, 1, 0]], "R": [], "t": []}})",
+      {":1", "camera \"K\""});
   // A symbolic link inside the folder that points out of it.
   TempDir outside;
   write_text(outside.file("secret.png"), "x");
@@ -93,7 +97,8 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
   open_with(R"({"id": "a", "image": "link/secret.png", "uv": "u.npy", "mask": "m.png"})",
             {":1", "outside the manifest's folder"});
   // Blank lines are fine; paths resolve against the folder; x/../a.png stays inside.
-  write_text(m, "\n" + ok + "\n  \n" + R"({"id": "b", "image": "x/../b.png", "normals": "n.png", "mask": "m.png"})" + "\n");
+  write_text(
+      m, "\n" + ok + "\n  \n" + R"({"id": "b", "image": "x/../b.png", "normals": "n.png", "mask": "m.png"})" + "\n");
   const auto d = train::Dataset::open(m);
   REQUIRE(d.size() == 2);
   CHECK(d.entry(0).line == 2);
@@ -106,8 +111,8 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
 
 TEST_CASE("train/dataset: PNG and npy targets give the same values within 8-bit precision", "[train]") {
   TempDir dir;
-  const auto npy = train::Dataset::open(synth(dir, "npy", 2, false));
-  const auto png = train::Dataset::open(synth(dir, "png", 2, true));
+  const auto npy = train::Dataset::open(write_dataset(dir, "npy", 2, false));
+  const auto png = train::Dataset::open(write_dataset(dir, "png", 2, true));
   REQUIRE(npy.size() == 2);
   REQUIRE(png.size() == 2);
   CHECK(fs::path(png.entry(0).uv).extension() == ".png");
@@ -129,7 +134,7 @@ TEST_CASE("train/dataset: PNG and npy targets give the same values within 8-bit 
 
 TEST_CASE("train/dataset: mesh samples render the targets the generator wrote", "[train]") {
   TempDir dir;
-  const std::string manifest = synth(dir, "ds", 2, false, true);
+  const std::string manifest = write_dataset(dir, "ds", 2, false, true);
   const auto pre = train::Dataset::open(manifest);
   const auto mesh =
       train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string(), small_options());
@@ -225,20 +230,19 @@ TEST_CASE("train/dataset: a synthetic photo of given parameters shows exactly th
   CHECK(a.id.empty());
   CHECK(drawn.id == "5");
   require_throws_with<ValueError>(
-      [&] { synth::render_synthetic_photo(fitter, fit::FitParams::initial(2, 10, 5, 4.0), 1, o); },
-      {"batch-1", "2"});
+      [&] { synth::render_synthetic_photo(fitter, fit::FitParams::initial(2, 10, 5, 4.0), 1, o); }, {"batch-1", "2"});
 }
 
 TEST_CASE("train/dataset: check_dataset reports every bad sample with its line", "[train]") {
   TempDir dir;
-  const std::string manifest = synth(dir, "ds", 4, false);
+  const std::string manifest = write_dataset(dir, "ds", 4, false);
   CHECK(train::check_dataset(manifest).empty());
   const fs::path root = fs::path(manifest).parent_path();
-  fs::remove(root / "rgb" / "000000.png");                                    // line 1: missing image
+  fs::remove(root / "rgb" / "000000.png");                                          // line 1: missing image
   io::write_npy((root / "uv" / "000001.npy").string(), torch::zeros({32, 32, 2}));  // line 2: shape mismatch
   auto n = io::read_npy((root / "normals" / "000003.npy").string());
   n[10][10][0] = std::nanf("");
-  io::write_npy((root / "normals" / "000003.npy").string(), n);                // line 4: NaN
+  io::write_npy((root / "normals" / "000003.npy").string(), n);  // line 4: NaN
   int64_t calls = 0;
   const auto problems = train::check_dataset(manifest, {}, [&](int64_t done, int64_t total) {
     CHECK(total == 4);
