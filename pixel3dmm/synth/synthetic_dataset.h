@@ -48,7 +48,7 @@ struct SyntheticPhoto {
 };
 
 /// Renders synthetic photo `index` of the dataset `seed` with the fitter's FLAME model and renderer (build the
-/// fitter from flame::synthetic_flame() or a user's FLAME). The same (seed, index, options) always give the same
+/// fitter from synthetic_flame() or a user's FLAME). The same (seed, index, options) always give the same
 /// photo; different indices are independent draws. Thread-safe (const fitter).
 SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, uint64_t seed, int64_t index,
                                       const SyntheticPhotoOptions& options = {});
