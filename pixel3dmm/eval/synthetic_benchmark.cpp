@@ -14,13 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-io::Mesh mesh_of(const torch::Tensor& vertices, const torch::Tensor& faces) {
-  io::Mesh m;
-  m.vertices = vertices.detach().to(torch::kFloat).contiguous();
-  m.faces = faces.to(torch::kLong).contiguous();
-  return m;
-}
-
 // The case's maps as the preprocessing would have left them: the crop is the whole picture.
 preprocess::Preprocessed preprocessed_of(const fit::FitTarget& t, const std::string& name) {
   preprocess::Preprocessed p;
@@ -50,7 +43,14 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
   fit::FitConfig config;  // only the renderer and the model are used: every component of the model
   config.n_shape = static_cast<int>(flame->n_shape()), config.n_expr = static_cast<int>(flame->n_expr());
   const fit::Fitter fitter(flame, config);
-  const auto faces = flame->model().faces;
+  const auto faces = flame->model().faces.to(torch::kLong).contiguous();
+  // FLAME-topology meshes of the truth (V x 3 float32).
+  auto mesh = [&](const torch::Tensor& v) {
+    io::Mesh m;
+    m.vertices = v.to(torch::kFloat).contiguous();
+    m.faces = faces;
+    return m;
+  };
   std::vector<BenchmarkCase> cases;
   for (int64_t i = 0; i < o.cases; ++i) {
     const synth::SyntheticBenchmarkCase sc = synth::synthetic_benchmark_case(fitter, o, i);
@@ -61,8 +61,8 @@ Benchmark make_synthetic_benchmark(const std::string& folder, const flame::Flame
     predict::Predictions pred;
     pred.uv = target.uv, pred.normals = target.normals;
     reconstruct::write_fit_inputs((dir / "fit_inputs").string(), preprocessed_of(target, name), pred);
-    io::write_ply((dir / "gt_posed.ply").string(), mesh_of(sc.target.vertices[0], faces));
-    io::write_ply((dir / "gt_neutral.ply").string(), mesh_of(sc.target.canonical[0], faces));
+    io::write_ply((dir / "gt_posed.ply").string(), mesh(sc.target.vertices[0]));
+    io::write_ply((dir / "gt_neutral.ply").string(), mesh(sc.target.canonical[0]));
     io::json params = io::json::object();
     for (const auto& [key, t] : sc.truth.named()) params[key] = io::tensor_to_json(t.reshape({t.size(0), -1}));
     io::write_json((dir / "truth.json").string(),
