@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const pixel3dmm::train::DatasetOptions options = [] {
     pixel3dmm::train::DatasetOptions o;
     o.flame = fuzz::scratch_dir() + "/flame.safetensors";
-    synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(101).n_shape(3).n_expr(2))
+    pixel3dmm::synth::synthetic_flame(pixel3dmm::synth::SyntheticFlameOptions().vertices(101).n_shape(3).n_expr(2))
         .save(o.flame);
     return o;
   }();
