@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "bench_util.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/train/dataset.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 namespace {
 
@@ -30,17 +30,17 @@ int main() {
 
   // Generation in memory (one photo at a time; the intra-op threads help inside) and written to disk (samples in
   // parallel over the threads).
-  const fit::Fitter fitter(flame::Flame(flame::synthetic_flame(), flame::FlameOptions()), fit::FitConfig{});
-  train::SyntheticPhotoOptions po;
+  const fit::Fitter fitter(flame::Flame(synth::synthetic_flame(), flame::FlameOptions()), fit::FitConfig{});
+  synth::SyntheticPhotoOptions po;
   po.size = kSize;
-  train::render_synthetic_photo(fitter, 0, 0, po);  // warm-up
+  synth::render_synthetic_photo(fitter, 0, 0, po);  // warm-up
   auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < kCount; ++i) train::render_synthetic_photo(fitter, 0, i, po);
+  for (int64_t i = 0; i < kCount; ++i) synth::render_synthetic_photo(fitter, 0, i, po);
   const double photo_s = seconds_since(t0);
   std::printf("%-44s %8.1f samples/s  (%.1f ms each)\n", "render_synthetic_photo (in memory)", kCount / photo_s,
               1e3 * photo_s / kCount);
 
-  train::SyntheticDatasetOptions so;
+  synth::SyntheticDatasetOptions so;
   so.count = kCount;
   so.photo.size = kSize;
   so.meshes = true;
@@ -48,7 +48,7 @@ int main() {
   for (bool png : {false, true}) {
     so.png_targets = png;
     t0 = std::chrono::steady_clock::now();
-    const auto m = train::write_synthetic_dataset((dir / (png ? "png" : "npy")).string(), so);
+    const auto m = synth::write_synthetic_dataset((dir / (png ? "png" : "npy")).string(), so);
     const double s = seconds_since(t0);
     (png ? manifest_png : manifest_npy) = m;
     std::printf("%-44s %8.1f samples/s\n", png ? "write_synthetic_dataset (PNG targets)"

@@ -10,7 +10,7 @@
 #include "bench_util.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 using namespace pixel3dmm;
 
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(sub), brute, static_cast<long long>(n / sub), brute * double(n) / double(sub),
               static_cast<long long>(n));
 
-  const auto model = flame::synthetic_flame();
+  const auto model = synth::synthetic_flame();
   const auto moved = model.v_template + 0.001 * torch::randn_like(model.v_template);
   eval::MetricOptions o;
   const double surf = bench::median_ms(

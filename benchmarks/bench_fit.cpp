@@ -13,8 +13,8 @@
 
 #include "bench_util.h"
 #include "pixel3dmm/fit/fitter.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 int main(int argc, char** argv) {
   using namespace pixel3dmm;
@@ -31,11 +31,11 @@ int main(int argc, char** argv) {
       full_steps = std::atoi(argv[i]);
     }
   }
-  flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
+  flame::Flame flame(synth::synthetic_flame(), flame::FlameOptions());
   fit::FitConfig config;
   const fit::Fitter probe(flame, config);
-  const fit::SyntheticTarget st =
-      fit::render_synthetic_target(probe, fit::random_params(1, 300, 100, 1), 0, fit::SyntheticTargetOptions{512});
+  const synth::SyntheticTarget st =
+      synth::render_synthetic_target(probe, synth::random_params(1, 300, 100, 1), 0, synth::SyntheticTargetOptions{512});
   std::printf("%-8s %16s %16s %22s\n", "threads", "camera ms/step", "full ms/step", "default fit total (s)");
   for (int threads : thread_counts) {
     set_num_threads(threads);

@@ -13,8 +13,8 @@
 #include "bench_util.h"
 #include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/config.h"
 
 namespace {
@@ -26,8 +26,8 @@ double head_size(const torch::Tensor& vertices) {  // bounding-box diagonal of o
   return (std::get<0>(head.max(0)) - std::get<0>(head.min(0))).norm().item<double>();
 }
 
-fit::SyntheticTargetOptions target_options(uint64_t seed) {
-  fit::SyntheticTargetOptions so;
+synth::SyntheticTargetOptions target_options(uint64_t seed) {
+  synth::SyntheticTargetOptions so;
   so.size = 512;  // the network's output resolution; the fit resizes to its image_size
   so.seed = seed;
   return so;
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   const int cases = argc > 1 ? std::atoi(argv[1]) : 20;
   const int sets = argc > 3 ? std::atoi(argv[3]) : 5;
   bench::print_header("FLAME fit accuracy on synthetic ground truth (noise + 10% outliers)");
-  flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
+  flame::Flame flame(synth::synthetic_flame(), flame::FlameOptions());
   const fit::FitConfig config = argc > 2 ? io::load_config<fit::FitConfig>(argv[2]) : fit::FitConfig{};
   std::printf("settings: %s\n", argc > 2 ? argv[2] : "official defaults");
   const fit::Fitter fitter(flame, config);
@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
   double sum_lmk = 0, sum_full = 0, sum_face_lmk = 0, sum_face = 0, sum_pct = 0, sum_pct_head = 0, sum_neutral = 0,
          sum_lmk_neutral = 0, seconds = 0;
   for (int i = 0; i < cases; ++i) {
-    const fit::FitParams truth = fit::random_params(1, 300, 100, 1000 + i);
-    const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, target_options(1000 + i));
+    const fit::FitParams truth = synth::random_params(1, 300, 100, 1000 + i);
+    const synth::SyntheticTarget st = synth::render_synthetic_target(fitter, truth, 0, target_options(1000 + i));
     const double size = head_size(st.vertices);
     const double start = eval::aligned_vertex_error(
         fitter.evaluate(fit::FitParams::initial(1, 300, 100, config.focal_init)).vertices.detach(), st.vertices, head);
@@ -98,13 +98,13 @@ int main(int argc, char** argv) {
                 "neutral joint", "joint s");
     double s_single = 0, s_joint = 0, n_single = 0, n_joint = 0;
     for (int i = 0; i < sets; ++i) {
-      const fit::FitParams truth = fit::random_params(views, 300, 100, 2000 + i);
+      const fit::FitParams truth = synth::random_params(views, 300, 100, 2000 + i);
       std::vector<fit::FitTarget> targets;
       std::vector<torch::Tensor> truth_vertices;
       torch::Tensor canonical;
       double single = 0, neutral_first = 0;
       for (int v = 0; v < views; ++v) {
-        const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, v, target_options(2000 + 10 * i + v));
+        const synth::SyntheticTarget st = synth::render_synthetic_target(fitter, truth, v, target_options(2000 + 10 * i + v));
         targets.push_back(st.target);
         truth_vertices.push_back(st.vertices);
         canonical = st.canonical;

@@ -14,8 +14,8 @@
 #include "bench_util.h"
 #include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/preprocess/masks.h"
 #include "pixel3dmm/preprocess/pupils.h"
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   using namespace pixel3dmm;
   const int cases = argc > 1 ? std::atoi(argv[1]) : 10;
   bench::print_header("FLAME fit with estimated masks and pupils vs exact ones (synthetic ground truth)");
-  flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
+  flame::Flame flame(synth::synthetic_flame(), flame::FlameOptions());
   const fit::FitConfig config = argc > 2 ? io::load_config<fit::FitConfig>(argv[2]) : fit::FitConfig{};
   std::printf("settings: %s\n", argc > 2 ? argv[2] : "official defaults");
   fit::FitConfig no_iris_config = config;
@@ -43,11 +43,11 @@ int main(int argc, char** argv) {
     return (x & y).sum().item<double>() / std::max<double>(1.0, (x | y).sum().item<double>());
   };
   for (int i = 0; i < cases; ++i) {
-    const fit::FitParams truth = fit::random_params(1, 300, 100, 1000 + i);
-    fit::SyntheticTargetOptions so;
+    const fit::FitParams truth = synth::random_params(1, 300, 100, 1000 + i);
+    synth::SyntheticTargetOptions so;
     so.size = 512;
     so.seed = 1000 + i;
-    const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
+    const synth::SyntheticTarget st = synth::render_synthetic_target(fitter, truth, 0, so);
     auto with_masks = [&](const preprocess::FaceMasks& m) {
       fit::FitTarget t = st.target;
       t.uv_mask = m.uv_mask, t.normal_mask = m.normal_mask, t.fg_mask = m.fg_mask, t.valid_bg = m.valid_bg;

@@ -4,13 +4,13 @@
 
 #include "bench_util.h"
 #include "pixel3dmm/flame/flame.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 int main() {
   using namespace pixel3dmm;
   using namespace pixel3dmm::flame;
   bench::print_header("FLAME forward / forward+backward (synthetic 5023 vertices, 300+100 components, float32)");
-  const FlameModel model = synthetic_flame();
+  const FlameModel model = synth::synthetic_flame();
   Flame flame(model);
   std::printf("%-7s %-8s %-10s %14s %14s\n", "batch", "threads", "pass", "forward ms", "fwd+bwd ms");
   for (int threads : {1, 2}) {

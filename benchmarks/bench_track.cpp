@@ -10,8 +10,8 @@
 #include <cstdlib>
 
 #include "bench_util.h"
-#include "pixel3dmm/flame/synthetic.h"
-#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
+#include "pixel3dmm/synth/synthetic_video.h"
 #include "pixel3dmm/track/tracker.h"
 
 int main(int argc, char** argv) {
@@ -21,14 +21,14 @@ int main(int argc, char** argv) {
   const int global_steps = argc > 2 ? std::atoi(argv[2]) : 20;
   bench::print_header("video tracking (official video settings, 5023-vertex synthetic model, 256 x 256, 2 threads)");
   set_num_threads(2);
-  flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
+  flame::Flame flame(synth::synthetic_flame(), flame::FlameOptions());
   track::TrackerOptions o;
   o.global.iters = global_steps;
   o.global.smooth_start = 0.0;  // time the steady state: contiguous windows with smoothness on odd steps
   const track::Tracker tracker(flame, o);
-  track::SyntheticVideoOptions vo;
+  synth::SyntheticVideoOptions vo;
   vo.frames = frames;
-  const track::SyntheticVideo video = track::make_synthetic_video(tracker.fitter(), vo);
+  const synth::SyntheticVideo video = synth::make_synthetic_video(tracker.fitter(), vo);
 
   auto t0 = clock::now();
   for (const auto& f : video.frames) tracker.fitter().prepare({f});

@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "bench_util.h"
-#include "pixel3dmm/flame/synthetic.h"
-#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
+#include "pixel3dmm/track/synthetic_evaluation.h"
 
 int main(int argc, char** argv) {
   using namespace pixel3dmm;
@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
   cfg["global"]["iters"] = iters;
   io::apply_overrides(cfg, overrides);
   const auto options = io::parse_config<track::TrackerOptions>(cfg, "settings");
-  const track::Tracker tracker(flame::Flame(flame::synthetic_flame(), flame::FlameOptions()), options);
-  track::SyntheticVideoOptions vo;
+  const track::Tracker tracker(flame::Flame(synth::synthetic_flame(), flame::FlameOptions()), options);
+  synth::SyntheticVideoOptions vo;
   vo.frames = frames;
   vo.seed = seed;
   vo.pose.neck_deg = neck_deg;

@@ -22,7 +22,7 @@
 #include <pixel3dmm/core/runtime.h>
 #include <pixel3dmm/fit/fitter.h>
 #include <pixel3dmm/flame/flame.h>
-#include <pixel3dmm/flame/synthetic.h>
+#include <pixel3dmm/synth/synthetic_flame.h>
 #include <pixel3dmm/io/image.h>
 #include <pixel3dmm/io/map_png.h>
 #include <pixel3dmm/io/mesh.h>
@@ -101,7 +101,7 @@ int main(int argc, char** argv) try {
               args.uv_map.empty() ? "predictions.safetensors" : (args.uv_map + ", " + args.normal_map).c_str());
 
   // 2. The face model and the fitter (fit::FitConfig: every setting, with the official defaults).
-  const flame::FlameModel model = args.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(args.flame);
+  const flame::FlameModel model = args.flame.empty() ? synth::synthetic_flame() : flame::FlameModel::load(args.flame);
   fit::FitConfig config;
   config.iters = args.iters;
   config.camera.steps = args.camera_steps;

@@ -23,7 +23,7 @@
 #include <pixel3dmm/core/runtime.h>
 #include <pixel3dmm/fit/fitter.h>
 #include <pixel3dmm/flame/flame.h>
-#include <pixel3dmm/flame/synthetic.h>
+#include <pixel3dmm/synth/synthetic_flame.h>
 #include <pixel3dmm/io/mesh.h>
 #include <pixel3dmm/predict/demo_model.h>
 #include <pixel3dmm/predict/predictor.h>
@@ -74,7 +74,7 @@ int main(int argc, char** argv) try {
 
   // 1. The face model: FLAME (converted from the official pickle by `pixel3dmm convert`), or the synthetic model
   //    with FLAME's layout (5023 vertices, the same masks and landmark embedding) that ships with the library.
-  const flame::FlameModel model = args.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(args.flame);
+  const flame::FlameModel model = args.flame.empty() ? synth::synthetic_flame() : flame::FlameModel::load(args.flame);
 
   // 2. The networks: UV and normal predictors (DINO ViT + head), both needed by the fit.
   const predict::Predictor predictor = args.uv_weights.empty()

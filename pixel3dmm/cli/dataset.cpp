@@ -13,7 +13,7 @@
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/train/dataset.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 namespace pixel3dmm::cli {
 namespace {
@@ -106,7 +106,7 @@ int run_synth(const std::vector<std::string>& argv) {
     std::printf("%s", args.help().c_str());
     return kOk;
   }
-  train::SyntheticDatasetOptions o;
+  synth::SyntheticDatasetOptions o;
   o.count = args.get_int("count", 1);
   o.photo.size = args.get_int("size", 16);
   o.seed = static_cast<uint64_t>(args.get_int("seed", 0));
@@ -117,7 +117,7 @@ int run_synth(const std::vector<std::string>& argv) {
   Progress progress("synth", o.count);
   const auto start = std::chrono::steady_clock::now();
   const std::string manifest =
-      train::write_synthetic_dataset(out, o, [&](int64_t done, int64_t) { progress.update(done); });
+      synth::write_synthetic_dataset(out, o, [&](int64_t done, int64_t) { progress.update(done); });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.has("preview")) {
     const std::string preview = args.get("preview");

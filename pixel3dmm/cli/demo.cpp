@@ -11,14 +11,14 @@
 #include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/outputs.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/resize.h"
 #include "pixel3dmm/predict/demo_model.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 namespace pixel3dmm::cli {
 namespace {
@@ -49,29 +49,29 @@ int run_demo(const std::vector<std::string>& argv) {
   const std::string maps = args.get("maps");
   if (maps != "network" && maps != "exact")
     throw ValueError("--maps: expected 'network' or 'exact', found '" + maps + "'");
-  flame::Flame flame(flame::synthetic_flame(), flame::FlameOptions());
+  flame::Flame flame(synth::synthetic_flame(), flame::FlameOptions());
   const fit::Fitter fitter(flame, config);
-  fit::SyntheticTargetOptions so;
+  synth::SyntheticTargetOptions so;
   so.size = 512;  // the official network's output resolution; the fit resizes to image_size
   so.seed = seed;
-  fit::SyntheticTarget st;
+  synth::SyntheticTarget st;
   std::string source;
   if (maps == "network") {
     // A synthetic photo; its masks, landmarks (1 px noise, as a detector's) and ground truth from the same head.
-    train::SyntheticPhotoOptions po;
+    synth::SyntheticPhotoOptions po;
     po.size = 256;
-    const train::SyntheticPhoto photo = train::render_synthetic_photo(fitter, seed, 0, po);
+    const synth::SyntheticPhoto photo = synth::render_synthetic_photo(fitter, seed, 0, po);
     const predict::Predictor predictor = predict::demo_predictor();
-    const predict::Predictions p = predictor.predict(photo.sample.image.unsqueeze(0));
+    const predict::Predictions p = predictor.predict(photo.image.unsqueeze(0));
     so.size = p.uv.size(-1);  // every map of a target shares one size: the networks' output
-    st = fit::render_synthetic_target(fitter, photo.params, 0, so);
+    st = synth::render_synthetic_target(fitter, photo.params, 0, so);
     st.target.uv = p.uv;
     st.target.normals = p.normals;
-    st.target.image = io::resize_pil_bicubic(photo.sample.image.unsqueeze(0), so.size, so.size);
+    st.target.image = io::resize_pil_bicubic(photo.image.unsqueeze(0), so.size, so.size);
     source = "the embedded demo networks (" + std::to_string(predictor.image_size()) + " px) on a synthetic photo";
   } else {
-    const fit::FitParams truth = fit::random_params(1, config.n_shape, config.n_expr, seed);
-    st = fit::render_synthetic_target(fitter, truth, 0, so);
+    const fit::FitParams truth = synth::random_params(1, config.n_shape, config.n_expr, seed);
+    st = synth::render_synthetic_target(fitter, truth, 0, so);
     source = "rendered ground-truth maps + noise + 10% outliers";
   }
   std::printf("predictions: %s\n", source.c_str());

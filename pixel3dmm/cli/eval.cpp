@@ -13,6 +13,7 @@
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/eval/benchmark.h"
+#include "pixel3dmm/eval/synthetic_benchmark.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 
@@ -94,8 +95,8 @@ void declare_synth(Args& args) {
       .option("yaw", "largest head yaw (degrees)", "75");
 }
 
-eval::SyntheticBenchmarkOptions synth_options(const Args& args) {
-  eval::SyntheticBenchmarkOptions o;
+synth::SyntheticBenchmarkOptions synth_options(const Args& args) {
+  synth::SyntheticBenchmarkOptions o;
   o.cases = args.get_int("cases", 1);
   o.seed = static_cast<uint64_t>(args.get_int("seed", 0));
   o.size = args.get_int("size", 64);

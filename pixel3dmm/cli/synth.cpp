@@ -6,7 +6,7 @@
 #include "pixel3dmm/cli/command.h"
 #include "pixel3dmm/cli/pipeline.h"
 #include "pixel3dmm/cli/progress.h"
-#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_target.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/safetensors.h"
@@ -39,7 +39,7 @@ int run_synth(const std::vector<std::string>& argv) {
   }
   const int64_t count = args.get_int("count", 1), seed = args.get_int("seed", 0);
   const int64_t size = args.get_int("size", 32);
-  fit::SyntheticTargetOptions so;
+  synth::SyntheticTargetOptions so;
   so.size = size;
   so.outlier_fraction = args.get_double("outliers", 0.0);
   so.uv_noise = args.get_double("uv-noise", 0.0);
@@ -54,9 +54,9 @@ int run_synth(const std::vector<std::string>& argv) {
   for (int64_t i = 0; i < count; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "%04lld", static_cast<long long>(i));
-    const fit::FitParams truth = fit::random_params(1, config.n_shape, config.n_expr, seed + i);
+    const fit::FitParams truth = synth::random_params(1, config.n_shape, config.n_expr, seed + i);
     so.seed = seed + i;
-    const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, truth, 0, so);
+    const synth::SyntheticTarget st = synth::render_synthetic_target(fitter, truth, 0, so);
     preprocess::Preprocessed in;
     in.crop = st.target.image;
     in.landmarks = st.target.landmarks;

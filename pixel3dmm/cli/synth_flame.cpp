@@ -6,7 +6,7 @@
 
 #include "pixel3dmm/cli/args.h"
 #include "pixel3dmm/cli/command.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 namespace pixel3dmm::cli {
 namespace {
@@ -27,12 +27,12 @@ int run_synth_flame(const std::vector<std::string>& argv) {
   }
   if (!args.has("out")) throw UsageError("--out is required");
   const int64_t seed = args.get_int("seed", 0);
-  const auto options = flame::SyntheticOptions()
+  const auto options = synth::SyntheticFlameOptions()
                            .vertices(args.get_int("vertices"))
                            .n_shape(args.get_int("shape"))
                            .n_expr(args.get_int("expr"))
                            .seed(static_cast<uint64_t>(seed));
-  const flame::FlameModel model = flame::synthetic_flame(options);
+  const flame::FlameModel model = synth::synthetic_flame(options);
   model.save(args.get("out"), args.flag_set("float32") ? torch::kFloat : torch::kDouble);
   std::printf("wrote %s: %s\n", args.get("out").c_str(), flame::describe(model).c_str());
   return kOk;

@@ -11,13 +11,13 @@
 #include "pixel3dmm/cli/progress.h"
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
-#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_target.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/reconstruct/reconstructor.h"
 #include "pixel3dmm/track/frame_source.h"
 #include "pixel3dmm/track/outputs.h"
-#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/track/synthetic_evaluation.h"
 #include "pixel3dmm/track/tracker.h"
 
 namespace pixel3dmm::cli {
@@ -134,7 +134,7 @@ int run_track(const std::vector<std::string>& argv) {
   double fps = 25.0;
   track::SyntheticEvaluation eval;
   if (synthetic) {
-    track::SyntheticVideoOptions so;
+    synth::SyntheticVideoOptions so;
     so.frames = args.get_int("synthetic", 1);
     so.seed = static_cast<uint64_t>(args.get_int("seed", 0));
     so.maps.size = args.get_int("map-size", 16);

@@ -18,6 +18,7 @@
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/plot.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/safetensors.h"
@@ -51,12 +52,6 @@ torch::Tensor resized(const torch::Tensor& img, int64_t s) {
                                  .align_corners(false)
                                  .antialias(true));
 }
-
-torch::Tensor uv_picture(const torch::Tensor& uv) {  // 1 x 2 x H x W -> RGB (u, 1 - v, 0)
-  return torch::cat({uv, torch::zeros_like(uv.slice(1, 0, 1))}, 1).clamp(0, 1);
-}
-
-torch::Tensor normal_picture(const torch::Tensor& n) { return ((n + 1) * 0.5).clamp(0, 1); }
 
 struct Rendered {
   render::RenderOutput out;
@@ -103,7 +98,7 @@ torch::Tensor fit_overlay_image(const Fitter& fitter, const FitResult& result, c
   const auto input = target.image.defined() ? resized(target.image.to(torch::kFloat), s) : torch::full({1, 3, s, s}, 0.5);
   const auto coverage = r.out.raster.coverage().to(torch::kFloat).unsqueeze(1);
   // Official result.mp4 middle panel: 30% RGB + 70% normal shading inside the rendered mask.
-  const auto shading = normal_picture(r.normals_flame);
+  const auto shading = io::normals_png_image(r.normals_flame);
   const auto blend = input * (1 - coverage) + (0.3 * input + 0.7 * shading) * coverage;
   return torch::cat({input, blend, shading * coverage}, 3).clamp(0, 1);
 }
@@ -112,10 +107,10 @@ torch::Tensor fit_maps_image(const Fitter& fitter, const FitResult& result, cons
   const Rendered r = render_image(fitter, result, index);
   const int64_t s = fitter.config().image_size;
   const auto coverage = r.out.raster.coverage().to(torch::kFloat).unsqueeze(1);
-  const auto pred_uv = uv_picture(resized(target.uv.to(torch::kFloat), s));
-  const auto pred_n = normal_picture(resized(target.normals.to(torch::kFloat), s));
-  const auto top = torch::cat({pred_uv, uv_picture(r.out.uv) * coverage}, 3);
-  const auto bottom = torch::cat({pred_n, normal_picture(r.normals_flame) * coverage}, 3);
+  const auto pred_uv = io::uv_png_image(resized(target.uv.to(torch::kFloat), s));
+  const auto pred_n = io::normals_png_image(resized(target.normals.to(torch::kFloat), s));
+  const auto top = torch::cat({pred_uv, io::uv_png_image(r.out.uv) * coverage}, 3);
+  const auto bottom = torch::cat({pred_n, io::normals_png_image(r.normals_flame) * coverage}, 3);
   return torch::cat({top, bottom}, 2);
 }
 

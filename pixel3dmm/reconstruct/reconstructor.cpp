@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "pixel3dmm/core/error.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/reconstruct/fit_inputs.h"
 
@@ -21,7 +21,7 @@ predict::Predictor load_predictor(const ReconstructorOptions& o) {
 }  // namespace
 
 flame::FlameModel load_flame_or_synthetic(const std::string& path) {
-  return path.empty() ? flame::synthetic_flame() : flame::FlameModel::load(path);
+  return path.empty() ? synth::synthetic_flame() : flame::FlameModel::load(path);
 }
 
 Reconstructor::Reconstructor(ReconstructorOptions options)

@@ -8,7 +8,7 @@
 ///                 shared identity and camera (dense Adam), temporal smoothness on contiguous windows (4.7) and a
 ///                 step-wise learning-rate decay at 50 / 75 / 90%.
 /// The tracker consumes per-frame fit::FitTargets, so the fitting core is independent of where the maps come from
-/// (track/front_end.h for videos and image folders, track/synthetic_video.h for exact synthetic maps).
+/// (track/front_end.h for videos and image folders, synth/synthetic_video.h for exact synthetic maps).
 /// With a state folder every finished online frame and every `checkpoint_every` global steps are written
 /// atomically; a later call with the same folder and options continues from there.
 

@@ -11,7 +11,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/core/shape.h"
 #include "pixel3dmm/flame/flame_model.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/mesh.h"
@@ -239,7 +239,7 @@ Dataset Dataset::open(const std::string& manifest, const DatasetOptions& options
   for (const auto& e : s->entries) meshes |= !e.mesh.empty();
   if (meshes) {
     const flame::FlameModel model =
-        options.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(options.flame);
+        options.flame.empty() ? synth::synthetic_flame() : flame::FlameModel::load(options.flame);
     const bool per_corner = model.uv_coords.defined() && model.uv_faces.defined();
     PIXEL3DMM_CHECK_T(FormatError, per_corner || model.vertex_uv.defined(), model.source,
                       ": the FLAME model has no UV layout (vt/ft or vertex_uv), needed to render mesh samples");

@@ -7,7 +7,7 @@
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/train/checkpoint.h"
 #include "pixel3dmm/train/dataset.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 namespace pixel3dmm::train {
 namespace fs = std::filesystem;
@@ -26,13 +26,13 @@ std::string generate_synthetic_split(const TrainingRecipe& recipe, const std::st
   const nlohmann::json spec = {{"count", count}, {"seed", seed}, {"size", recipe.data.synthetic.size},
                                {"flame", recipe.data.flame}};
   if (fs::exists(manifest) && fs::exists(record) && io::read_json(record) == spec) return manifest;
-  SyntheticDatasetOptions options;
+  synth::SyntheticDatasetOptions options;
   options.count = count;
   options.seed = seed;
   options.photo.size = recipe.data.synthetic.size;
   options.flame = recipe.data.flame;
   fs::create_directories(fs::path(folder).parent_path());
-  const std::string written = write_synthetic_dataset(folder, options, progress);
+  const std::string written = synth::write_synthetic_dataset(folder, options, progress);
   io::write_json(record, spec);
   return written;
 }

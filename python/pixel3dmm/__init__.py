@@ -27,6 +27,7 @@ from . import train
 from . import eval
 from . import track
 from . import identity
+from . import synth
 
 # The objects a notebook reaches for first, at the top level.
 from .reconstruct import Reconstructor

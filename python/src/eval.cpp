@@ -5,6 +5,7 @@
 #include "bindings.h"
 #include "pixel3dmm/eval/alignment.h"
 #include "pixel3dmm/eval/benchmark.h"
+#include "pixel3dmm/eval/synthetic_benchmark.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
 #include "pixel3dmm/eval/vertex_error.h"
@@ -212,7 +213,7 @@ void bind_eval(py::module_& m) {
       "make_synthetic_benchmark",
       [](const std::string& folder, const std::shared_ptr<flame::FlameImpl>& flame, int64_t cases, uint64_t seed,
          int64_t size, double yaw_deg) {
-        eval::SyntheticBenchmarkOptions o;
+        synth::SyntheticBenchmarkOptions o;
         o.cases = cases, o.seed = seed, o.size = size, o.yaw_deg = yaw_deg;
         const auto b = eval::make_synthetic_benchmark(folder, flame::Flame(flame), o);
         return static_cast<int64_t>(b.cases.size());

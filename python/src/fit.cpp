@@ -8,7 +8,7 @@
 #include "bindings.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/outputs.h"
-#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_target.h"
 
 namespace pixel3dmm::python {
 
@@ -226,11 +226,11 @@ void bind_fit(py::module_& m) {
       "random_params",
       [](int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed, double shape_std, double expr_std,
          double yaw_deg) {
-        fit::RandomParamsOptions o;
+        synth::RandomParamsOptions o;
         o.shape_std = shape_std;
         o.expr_std = expr_std;
         o.yaw_deg = yaw_deg;
-        return fit::random_params(batch, n_shape, n_expr, seed, o);
+        return synth::random_params(batch, n_shape, n_expr, seed, o);
       },
       py::arg("batch"), py::arg("n_shape"), py::arg("n_expr"), py::arg("seed") = 0, py::arg("shape_std") = 1.0,
       py::arg("expr_std") = 0.8, py::arg("yaw_deg") = 30.0,
@@ -239,14 +239,14 @@ void bind_fit(py::module_& m) {
       "synthetic_target",
       [](const Fitter& f, const FitParams& truth, int64_t index, int64_t size, double uv_noise, double normal_noise,
          double outlier_fraction, double landmark_noise, uint64_t seed) {
-        fit::SyntheticTargetOptions o;
+        synth::SyntheticTargetOptions o;
         o.size = size;
         o.uv_noise = uv_noise;
         o.normal_noise = normal_noise;
         o.outlier_fraction = outlier_fraction;
         o.landmark_noise = landmark_noise;
         o.seed = seed;
-        const auto st = fit::render_synthetic_target(f, truth, index, o);
+        const auto st = synth::render_synthetic_target(f, truth, index, o);
         py::dict d;
         d["target"] = st.target;
         d["vertices"] = st.vertices;

@@ -8,7 +8,7 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/flame/lbs.h"
 #include "pixel3dmm/flame/rotation.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 namespace pixel3dmm::python {
 namespace {
@@ -132,8 +132,8 @@ void bind_flame(py::module_& m) {
           "synthetic",
           [](int64_t vertices, int64_t n_shape, int64_t n_expr, uint64_t seed) {
             py::gil_scoped_release release;
-            return flame::synthetic_flame(
-                flame::SyntheticOptions().vertices(vertices).n_shape(n_shape).n_expr(n_expr).seed(seed));
+            return synth::synthetic_flame(
+                synth::SyntheticFlameOptions().vertices(vertices).n_shape(n_shape).n_expr(n_expr).seed(seed));
           },
           py::arg("vertices") = 5023, py::arg("n_shape") = 300, py::arg("n_expr") = 100, py::arg("seed") = 0,
           "The deterministic synthetic head with FLAME's layout (5023 vertices = FLAME's 3931 head + 2 x 546 eyes).")
@@ -260,8 +260,8 @@ void bind_flame(py::module_& m) {
       "synthetic_flame",
       [](int64_t vertices, int64_t n_shape, int64_t n_expr, uint64_t seed) {
         py::gil_scoped_release release;
-        return flame::synthetic_flame(
-            flame::SyntheticOptions().vertices(vertices).n_shape(n_shape).n_expr(n_expr).seed(seed));
+        return synth::synthetic_flame(
+            synth::SyntheticFlameOptions().vertices(vertices).n_shape(n_shape).n_expr(n_expr).seed(seed));
       },
       py::arg("vertices") = 5023, py::arg("n_shape") = 300, py::arg("n_expr") = 100, py::arg("seed") = 0,
       "Same as FlameModel.synthetic.");

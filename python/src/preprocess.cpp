@@ -1,6 +1,5 @@
 // Bindings of pixel3dmm/preprocess: photo -> crop, landmarks, pupils, masks (dlib detection).
 #include "pixel3dmm/preprocess/preprocess.h"
-#include "pixel3dmm/preprocess/face_parser.h"
 
 #include <pybind11/stl.h>
 
@@ -8,6 +7,7 @@
 
 #include "bindings.h"
 #include "pixel3dmm/io/image.h"
+#include "pixel3dmm/preprocess/face_parser.h"
 
 namespace pixel3dmm::python {
 
@@ -19,6 +19,17 @@ using preprocess::PreprocessOptions;
 py::object faces_or_face(std::vector<Preprocessed> all, bool all_faces) {
   if (all_faces) return py::cast(std::move(all));
   return py::cast(std::move(all.front()));
+}
+
+/// Runs `one` (-> Preprocessed) or `all` (-> every face) without the GIL -> faces_or_face of the result.
+template <class One, class All>
+py::object faces_without_gil(bool all_faces, One&& one, All&& all) {
+  std::vector<Preprocessed> r;
+  {
+    py::gil_scoped_release release;
+    r = all_faces ? all() : std::vector<Preprocessed>{one()};
+  }
+  return faces_or_face(std::move(r), all_faces);
 }
 
 py::list faces_list(const std::vector<preprocess::Face>& faces) {
@@ -158,20 +169,16 @@ void bind_preprocess(py::module_& m) {
           "image",
           [](const preprocess::Preprocessor& p, const py::object& image, bool all_faces, const std::string& source) {
             const torch::Tensor t = to_tensor(image);
-            py::gil_scoped_release release;
-            auto r = all_faces ? p.image_all(t, source) : std::vector<Preprocessed>{p.image(t, source)};
-            py::gil_scoped_acquire acquire;
-            return faces_or_face(std::move(r), all_faces);
+            return faces_without_gil(
+                all_faces, [&] { return p.image(t, source); }, [&] { return p.image_all(t, source); });
           },
           py::arg("image"), py::arg("all_faces") = false, py::arg("source") = "",
           "As preprocess_image, with this object's detector and options.")
       .def(
           "file",
           [](const preprocess::Preprocessor& p, const std::string& path, bool all_faces) {
-            py::gil_scoped_release release;
-            auto r = all_faces ? p.file_all(path) : std::vector<Preprocessed>{p.file(path)};
-            py::gil_scoped_acquire acquire;
-            return faces_or_face(std::move(r), all_faces);
+            return faces_without_gil(
+                all_faces, [&] { return p.file(path); }, [&] { return p.file_all(path); });
           },
           py::arg("path"), py::arg("all_faces") = false, "As preprocess_file, with this object's detector and options.")
       .def(
@@ -199,11 +206,9 @@ void bind_preprocess(py::module_& m) {
         // Check the image before the second it takes to load the landmark model.
         const torch::Tensor t = preprocess::normalize_image(to_tensor(image), source.empty() ? "image" : source);
         const PreprocessOptions o = preprocess_options_from(options);
-        py::gil_scoped_release release;
-        preprocess::Preprocessor p(o);
-        auto r = all_faces ? p.image_all(t, source) : std::vector<Preprocessed>{p.image(t, source)};
-        py::gil_scoped_acquire acquire;
-        return faces_or_face(std::move(r), all_faces);
+        return faces_without_gil(
+            all_faces, [&] { return preprocess::Preprocessor(o).image(t, source); },
+            [&] { return preprocess::Preprocessor(o).image_all(t, source); });
       },
       py::arg("image"), py::arg("options") = py::none(), py::arg("all_faces") = false, py::arg("source") = "",
       "image: H x W, C x H x W or 1 x C x H x W (C in 1, 3, 4), float in [0, 1] or uint8 -> Preprocessed of the "
@@ -213,11 +218,9 @@ void bind_preprocess(py::module_& m) {
       "preprocess_file",
       [](const std::string& path, const py::object& options, bool all_faces) {
         const PreprocessOptions o = preprocess_options_from(options);
-        py::gil_scoped_release release;
-        auto r = all_faces ? preprocess::preprocess_file_all(path, o)
-                           : std::vector<Preprocessed>{preprocess::preprocess_file(path, o)};
-        py::gil_scoped_acquire acquire;
-        return faces_or_face(std::move(r), all_faces);
+        return faces_without_gil(
+            all_faces, [&] { return preprocess::preprocess_file(path, o); },
+            [&] { return preprocess::preprocess_file_all(path, o); });
       },
       py::arg("path"), py::arg("options") = py::none(), py::arg("all_faces") = false,
       "Reads a photo (EXIF orientation, gray / RGBA / 16-bit) and preprocesses it; 'no face found in <path>' "
@@ -297,7 +300,9 @@ void bind_preprocess(py::module_& m) {
   m.def(
       "labels_in_crop",
       [](const py::object& labels, const torch::Tensor& affine, int64_t image_height, int64_t image_width,
-         int64_t size) { return preprocess::labels_in_crop(to_tensor(labels), affine, image_height, image_width, size); },
+         int64_t size) {
+        return preprocess::labels_in_crop(to_tensor(labels), affine, image_height, image_width, size);
+      },
       py::arg("labels"), py::arg("affine"), py::arg("image_height"), py::arg("image_width"), py::arg("size"),
       "H x W labels -> size x size int64 in the crop: a photo-sized map warped by affine (2 x 3 float64, photo -> "
       "crop; 20 outside the photo), a square map resized with Pillow's NEAREST (the official seg_og layout).");

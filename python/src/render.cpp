@@ -36,15 +36,14 @@ void bind_render(py::module_& m) {
       "projection (project) is that + (-0.5, +0.5). All methods are differentiable torch operations.");
   camera.def(py::init([](const py::object& focal, const py::object& principal_point, const py::object& rotation,
                          const py::object& translation, int64_t width, int64_t height, double znear, double zfar) {
-               Camera c;
-               c.focal = to_tensor(focal);
-               c.principal_point = to_tensor(principal_point);
-               c.rotation = to_tensor(rotation);
-               c.translation = to_tensor(translation);
-               c.width = width;
-               c.height = height;
-               c.znear = znear;
-               c.zfar = zfar;
+               const Camera c{to_tensor(focal),
+                              to_tensor(principal_point),
+                              to_tensor(rotation),
+                              to_tensor(translation),
+                              width,
+                              height,
+                              znear,
+                              zfar};
                c.validate();
                return c;
              }),

@@ -4,7 +4,7 @@
 
 #include "bindings.h"
 #include "pixel3dmm/track/outputs.h"
-#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/track/synthetic_evaluation.h"
 #include "pixel3dmm/track/tracker.h"
 
 namespace pixel3dmm::python {
@@ -115,16 +115,16 @@ void bind_track(py::module_& m) {
   m.def(
       "synthetic_video",
       [](const Tracker& t, int64_t frames, uint64_t seed, int64_t map_size, int64_t key_every, double neck_deg) {
-        track::SyntheticVideoOptions o;
+        synth::SyntheticVideoOptions o;
         o.frames = frames;
         o.pose.neck_deg = neck_deg;
         o.seed = seed;
         o.maps.size = map_size;
         o.key_every = key_every;
-        track::SyntheticVideo v;
+        synth::SyntheticVideo v;
         {
           py::gil_scoped_release release;
-          v = track::make_synthetic_video(t.fitter(), o);
+          v = synth::make_synthetic_video(t.fitter(), o);
         }
         py::dict d;
         d["frames"] = v.frames;

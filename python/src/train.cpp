@@ -11,7 +11,7 @@
 #include "pixel3dmm/train/checkpoint.h"
 #include "pixel3dmm/train/dataset.h"
 #include "pixel3dmm/train/recipe.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 namespace pixel3dmm::python {
 
@@ -192,17 +192,17 @@ void bind_train(py::module_& m) {
       "render_synthetic_photo",
       [](const fit::Fitter& fitter, uint64_t seed, int64_t index, int64_t size, double max_noise,
          double max_specular, const std::optional<fit::FitParams>& params) {
-        train::SyntheticPhotoOptions o;
+        synth::SyntheticPhotoOptions o;
         o.size = size;
         o.max_noise = max_noise;
         o.max_specular = max_specular;
-        train::SyntheticPhoto p;
+        synth::SyntheticPhoto p;
         {
           py::gil_scoped_release release;
-          p = params ? train::render_synthetic_photo(fitter, *params, seed, o)
-                     : train::render_synthetic_photo(fitter, seed, index, o);
+          p = params ? synth::render_synthetic_photo(fitter, *params, seed, o)
+                     : synth::render_synthetic_photo(fitter, seed, index, o);
         }
-        py::dict d = sample_dict(p.sample);
+        py::dict d = sample_dict(train::TrainingSample{p.id, p.image, p.uv, p.normals, p.mask});
         d["params"] = p.params;
         d["camera"] = p.camera;
         py::dict cv;
@@ -227,14 +227,14 @@ void bind_train(py::module_& m) {
       "1 x S x S antialiased coverage, 'albedo' V x 3.");
   m.def(
       "synthetic_albedo",
-      [](const flame::FlameModel& model, uint64_t seed) { return train::synthetic_albedo(model, seed); },
+      [](const flame::FlameModel& model, uint64_t seed) { return synth::synthetic_albedo(model, seed); },
       py::arg("model"), py::arg("seed") = 0,
       "Random per-vertex face colours (V x 3 float32 in [0, 1]): skin, brows, hair, lips, eyes.");
   m.def(
       "write_synthetic_dataset",
       [](const py::object& folder, int64_t count, int64_t size, uint64_t seed, bool png_targets, bool meshes,
          const py::object& flame, const py::object& progress) {
-        train::SyntheticDatasetOptions o;
+        synth::SyntheticDatasetOptions o;
         o.count = count;
         o.photo.size = size;
         o.seed = seed;
@@ -244,7 +244,7 @@ void bind_train(py::module_& m) {
         const auto fn = progress_from(progress);
         const std::string path = path_str(folder);
         py::gil_scoped_release release;
-        return train::write_synthetic_dataset(path, o, fn);
+        return synth::write_synthetic_dataset(path, o, fn);
       },
       py::arg("folder"), py::arg("count") = 100, py::arg("size") = 256, py::arg("seed") = 0,
       py::arg("png_targets") = false, py::arg("meshes") = false, py::arg("flame") = py::none(),

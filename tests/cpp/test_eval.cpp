@@ -9,12 +9,13 @@
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/eval/alignment.h"
 #include "pixel3dmm/eval/benchmark.h"
+#include "pixel3dmm/eval/synthetic_benchmark.h"
 #include "pixel3dmm/eval/metrics.h"
 #include "pixel3dmm/eval/nearest_neighbors.h"
 #include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/flame/flame.h"
 #include "pixel3dmm/flame/rotation.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/render/primitives.h"
 #include "test_util.h"
@@ -35,7 +36,7 @@ eval::Similarity known_transform() {
 }
 
 const flame::FlameModel& small_model() {
-  static const flame::FlameModel m = flame::synthetic_flame(flame::SyntheticOptions().vertices(1500).n_shape(10).n_expr(5));
+  static const flame::FlameModel m = synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1500).n_shape(10).n_expr(5));
   return m;
 }
 
@@ -268,7 +269,7 @@ TEST_CASE("synthetic benchmark: deterministic, readable by the fit, ground truth
           "[eval]") {
   TempDir dir;
   flame::Flame flame(small_model(), flame::FlameOptions());
-  eval::SyntheticBenchmarkOptions o;
+  synth::SyntheticBenchmarkOptions o;
   o.cases = 2;
   o.size = 96;
   o.seed = 4;

@@ -1,8 +1,8 @@
 #include "pixel3dmm/eval/vertex_error.h"
 #include "pixel3dmm/fit/fitter.h"
 #include "pixel3dmm/fit/silhouette_texture.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/flame/rotation.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/preprocess/masks.h"
@@ -13,6 +13,7 @@
 
 using namespace pixel3dmm;
 using namespace pixel3dmm::fit;
+using namespace pixel3dmm::synth;
 using pixel3dmm::test::require_close;
 using pixel3dmm::eval::aligned_vertex_error;
 using pixel3dmm::eval::mean_vertex_error;
@@ -22,7 +23,7 @@ namespace {
 
 /// A small synthetic FLAME-layout model and a short schedule, so that a fit takes a few seconds.
 Fitter small_fitter(int iters = 80, int camera_steps = 80) {
-  flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
+  flame::FlameModel model = synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(20).n_expr(10));
   FitConfig config;
   config.image_size = 96;
   config.iters = iters;
@@ -38,7 +39,7 @@ Fitter small_fitter(int iters = 80, int camera_steps = 80) {
 }  // namespace
 
 TEST_CASE("FitAssets come from the model's masks", "[fit]") {
-  const auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(5).n_expr(5));
+  const auto model = synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(5).n_expr(5));
   const FitAssets a = FitAssets::from_model(model);
   REQUIRE(a.uv_vertices.numel() > 50);
   REQUIRE(a.uv_vertex_uv.size(0) == a.uv_vertices.size(0));
@@ -358,7 +359,7 @@ TEST_CASE("With an identity prior the fitted identity moves toward the given cod
 
 TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the front-most eyeball vertices; mask "
           "uv_valid replaces our UV-loss vertices", "[fit]") {
-  const flame::FlameModel model = flame::synthetic_flame(flame::SyntheticOptions().n_shape(5).n_expr(5));
+  const flame::FlameModel model = synth::synthetic_flame(synth::SyntheticFlameOptions().n_shape(5).n_expr(5));
   REQUIRE(model.n_vertices() == 5023);  // FLAME's vertex count, but other faces
   REQUIRE(model.n_faces() != 9976);
   auto front_most = [&](const char* name) {
@@ -391,7 +392,7 @@ TEST_CASE("The pupils are FLAME's 4597 / 4051 on FLAME's topology, else the fron
 
 TEST_CASE("region_mask_texture covers exactly the texels of the regions' faces", "[fit][silhouette]") {
   const flame::FlameModel model =
-      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(5).n_expr(5));
+      synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(5).n_expr(5));
   const int64_t size = 128;
   const auto tex = region_mask_texture(model, {"face", "left_eyeball", "right_eyeball"}, size);
   REQUIRE(tex.sizes() == torch::IntArrayRef({1, size, size}));
@@ -437,7 +438,7 @@ TEST_CASE("region_mask_texture covers exactly the texels of the regions' faces",
 TEST_CASE("The silhouette term renders the mask texture: generated, or read from a PNG, or the coverage",
           "[fit][silhouette]") {
   const flame::FlameModel model =
-      flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(20).n_expr(10));
+      synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(20).n_expr(10));
   FitConfig config = small_fitter().config();
   auto make = [&](const std::string& texture) {
     FitConfig c = config;

@@ -7,13 +7,14 @@
 #include "pixel3dmm/flame/flame.h"
 #include "pixel3dmm/flame/lbs.h"
 #include "pixel3dmm/flame/rotation.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/npy.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
 using namespace pixel3dmm::flame;
+using namespace pixel3dmm::synth;
 using pixel3dmm::test::max_abs_diff;
 using pixel3dmm::test::require_close;
 using pixel3dmm::test::require_throws_with;
@@ -23,7 +24,7 @@ namespace {
 
 /// A small model shared by the tests (built once: ~50 ms).
 const FlameModel& small_model() {
-  static const FlameModel m = synthetic_flame(SyntheticOptions().vertices(600).n_shape(8).n_expr(6).seed(3));
+  static const FlameModel m = synthetic_flame(SyntheticFlameOptions().vertices(600).n_shape(8).n_expr(6).seed(3));
   return m;
 }
 
@@ -99,7 +100,7 @@ TEST_CASE("synthetic model has FLAME's layout at 5023 vertices", "[flame][synthe
   REQUIRE(L.head_vertices() == 3931);
   REQUIRE(L.eye_vertices() == 546);
   REQUIRE(L.n_faces() == 9905);
-  const FlameModel m = synthetic_flame(SyntheticOptions().n_shape(4).n_expr(3));
+  const FlameModel m = synthetic_flame(SyntheticFlameOptions().n_shape(4).n_expr(3));
   REQUIRE(m.n_vertices() == 5023);
   REQUIRE(m.n_faces() == 9905);
   REQUIRE(m.n_joints() == 5);
@@ -127,7 +128,7 @@ TEST_CASE("synthetic model has FLAME's layout at 5023 vertices", "[flame][synthe
 }
 
 TEST_CASE("synthetic model is deterministic, seeded, symmetric and consistently oriented", "[flame][synthetic]") {
-  auto opts = SyntheticOptions().vertices(600).n_shape(8).n_expr(6);
+  auto opts = SyntheticFlameOptions().vertices(600).n_shape(8).n_expr(6);
   const FlameModel a = synthetic_flame(opts.seed(1)), b = synthetic_flame(opts.seed(1)),
                    c = synthetic_flame(opts.seed(2));
   REQUIRE(torch::equal(a.shapedirs, b.shapedirs));

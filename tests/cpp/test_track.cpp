@@ -6,8 +6,8 @@
 #include <opencv2/videoio.hpp>
 
 #include "pixel3dmm/eval/vertex_error.h"
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/predict/demo_model.h"
@@ -15,13 +15,14 @@
 #include "pixel3dmm/preprocess/preprocess.h"
 #include "pixel3dmm/track/frame_source.h"
 #include "pixel3dmm/track/outputs.h"
-#include "pixel3dmm/track/synthetic_video.h"
+#include "pixel3dmm/track/synthetic_evaluation.h"
 #include "pixel3dmm/track/tracker.h"
 #include "test_photos.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
 using namespace pixel3dmm::track;
+using namespace pixel3dmm::synth;
 using pixel3dmm::test::require_close;
 using pixel3dmm::test::require_throws_with;
 using pixel3dmm::test::TempDir;
@@ -29,7 +30,7 @@ using pixel3dmm::test::TempDir;
 namespace {
 
 flame::Flame small_flame() {
-  return flame::Flame(flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(10).n_expr(10)),
+  return flame::Flame(synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(10).n_expr(10)),
                       flame::FlameOptions());
 }
 

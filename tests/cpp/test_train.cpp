@@ -2,8 +2,8 @@
 #include <set>
 #include <fstream>
 
-#include "pixel3dmm/fit/synthetic_target.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/safetensors.h"
 #include "pixel3dmm/predict/predictor.h"
 #include "pixel3dmm/train/checkpoint.h"
@@ -33,16 +33,16 @@ std::vector<TrainingSample> tiny_samples(int64_t count, uint64_t seed = 0) {
     fit::FitConfig config;
     config.n_shape = 10;
     config.n_expr = 5;
-    auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(10).n_expr(5));
+    auto model = synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(10).n_expr(5));
     return fit::Fitter(flame::Flame(std::move(model), flame::FlameOptions()), config);
   }();
   std::vector<TrainingSample> out;
   for (int64_t i = 0; i < count; ++i) {
-    const auto truth = fit::random_params(1, 10, 5, seed + static_cast<uint64_t>(i));
-    fit::SyntheticTargetOptions so;
+    const auto truth = synth::random_params(1, 10, 5, seed + static_cast<uint64_t>(i));
+    synth::SyntheticTargetOptions so;
     so.size = 48;
     so.uv_noise = so.normal_noise = so.outlier_fraction = so.landmark_noise = 0;
-    const auto st = fit::render_synthetic_target(fitter, truth, 0, so);
+    const auto st = synth::render_synthetic_target(fitter, truth, 0, so);
     TrainingSample s;
     s.id = "head" + std::to_string(i);
     s.mask = st.target.normal_mask.to(torch::kFloat32);

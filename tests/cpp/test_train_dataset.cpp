@@ -4,11 +4,11 @@
 #include <fstream>
 
 #include "pixel3dmm/core/error.h"
-#include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/npy.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/train/dataset.h"
-#include "pixel3dmm/train/synthetic_dataset.h"
 #include "test_util.h"
 
 using namespace pixel3dmm;
@@ -30,22 +30,22 @@ const std::string& small_flame() {
   static TempDir dir;
   static const std::string path = [] {
     const std::string p = dir.file("small_flame.npz");
-    flame::synthetic_flame(flame::SyntheticOptions().vertices(1200).n_shape(10).n_expr(5)).save(p);
+    synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(1200).n_shape(10).n_expr(5)).save(p);
     return p;
   }();
   return path;
 }
 
 /// A small synthetic dataset (64 px, the small model) in `dir`/name.
-std::string synth(const TempDir& dir, const std::string& name, int64_t count, bool png, bool meshes = false) {
-  train::SyntheticDatasetOptions o;
+std::string write_dataset(const TempDir& dir, const std::string& name, int64_t count, bool png, bool meshes = false) {
+  synth::SyntheticDatasetOptions o;
   o.flame = small_flame();
   o.count = count;
   o.seed = 7;
   o.photo.size = 64;
   o.png_targets = png;
   o.meshes = meshes;
-  return train::write_synthetic_dataset(dir.file(name), o);
+  return synth::write_synthetic_dataset(dir.file(name), o);
 }
 
 const fit::Fitter& synthetic_fitter() {
@@ -75,17 +75,21 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
   };
   const std::string ok = R"({"id": "a", "image": "a.png", "uv": "a_uv.npy", "mask": "a_m.png"})";
   open_with(ok + "\n\n{not json\n", {"manifest.jsonl:3", "invalid JSON"});
-  open_with(R"({"id": "a", "image": "a.png", "uv": "u.npy", "mask": "m.png", "colour": "x"})", {":1", "unknown key \"colour\""});
+  open_with(R"({"id": "a", "image": "a.png", "uv": "u.npy", "mask": "m.png", "colour": "x"})",
+            {":1", "unknown key \"colour\""});
   open_with(R"({"id": "a", "uv": "u.npy", "mask": "m.png"})", {":1", "missing \"image\""});
   open_with(R"({"image": "a.png", "uv": "u.npy", "mask": "m.png"})", {":1", "missing \"id\""});
   open_with(R"({"id": "a", "image": "a.png", "mask": "m.png"})", {":1", "has no target"});
   open_with(ok + "\n" + ok + "\n", {":2", "duplicate id \"a\""});
-  open_with(R"({"id": "a", "image": "../a.png", "uv": "u.npy", "mask": "m.png"})", {":1", "leaves the manifest's folder"});
-  open_with(R"({"id": "a", "image": "x/../../a.png", "uv": "u.npy", "mask": "m.png"})", {"leaves the manifest's folder"});
+  open_with(R"({"id": "a", "image": "../a.png", "uv": "u.npy", "mask": "m.png"})",
+            {":1", "leaves the manifest's folder"});
+  open_with(R"({"id": "a", "image": "x/../../a.png", "uv": "u.npy", "mask": "m.png"})",
+            {"leaves the manifest's folder"});
   open_with(R"({"id": "a", "image": "/etc/passwd", "uv": "u.npy", "mask": "m.png"})", {":1", "absolute path"});
   open_with(R"({"id": "a", "image": "a.png", "mesh": "a.ply"})", {":1", "needs a \"camera\""});
-  open_with(R"({"id": "a", "image": "a.png", "mesh": "a.ply", "camera": {"K": [[1, 0, 0], [0, 1, 0]], "R": [], "t": []}})",
-            {":1", "camera \"K\""});
+  open_with(
+      R"({"id": "a", "image": "a.png", "mesh": "a.ply", "camera": {"K": [[1, 0, 0], [0, 1, 0]], "R": [], "t": []}})",
+      {":1", "camera \"K\""});
   // A symbolic link inside the folder that points out of it.
   TempDir outside;
   write_text(outside.file("secret.png"), "x");
@@ -93,7 +97,8 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
   open_with(R"({"id": "a", "image": "link/secret.png", "uv": "u.npy", "mask": "m.png"})",
             {":1", "outside the manifest's folder"});
   // Blank lines are fine; paths resolve against the folder; x/../a.png stays inside.
-  write_text(m, "\n" + ok + "\n  \n" + R"({"id": "b", "image": "x/../b.png", "normals": "n.png", "mask": "m.png"})" + "\n");
+  write_text(
+      m, "\n" + ok + "\n  \n" + R"({"id": "b", "image": "x/../b.png", "normals": "n.png", "mask": "m.png"})" + "\n");
   const auto d = train::Dataset::open(m);
   REQUIRE(d.size() == 2);
   CHECK(d.entry(0).line == 2);
@@ -106,8 +111,8 @@ TEST_CASE("train/dataset: manifest errors name the file and line", "[train]") {
 
 TEST_CASE("train/dataset: PNG and npy targets give the same values within 8-bit precision", "[train]") {
   TempDir dir;
-  const auto npy = train::Dataset::open(synth(dir, "npy", 2, false));
-  const auto png = train::Dataset::open(synth(dir, "png", 2, true));
+  const auto npy = train::Dataset::open(write_dataset(dir, "npy", 2, false));
+  const auto png = train::Dataset::open(write_dataset(dir, "png", 2, true));
   REQUIRE(npy.size() == 2);
   REQUIRE(png.size() == 2);
   CHECK(fs::path(png.entry(0).uv).extension() == ".png");
@@ -129,7 +134,7 @@ TEST_CASE("train/dataset: PNG and npy targets give the same values within 8-bit 
 
 TEST_CASE("train/dataset: mesh samples render the targets the generator wrote", "[train]") {
   TempDir dir;
-  const std::string manifest = synth(dir, "ds", 2, false, true);
+  const std::string manifest = write_dataset(dir, "ds", 2, false, true);
   const auto pre = train::Dataset::open(manifest);
   const auto mesh =
       train::Dataset::open((fs::path(manifest).parent_path() / "manifest_meshes.jsonl").string(), small_options());
@@ -160,37 +165,37 @@ TEST_CASE("train/dataset: mesh samples render the targets the generator wrote", 
 
 TEST_CASE("train/dataset: the synthetic generator is deterministic by seed and across thread counts", "[train]") {
   const auto& fitter = synthetic_fitter();
-  train::SyntheticPhotoOptions o;
+  synth::SyntheticPhotoOptions o;
   o.size = 64;
-  const auto a = train::render_synthetic_photo(fitter, 3, 5, o);
-  const auto b = train::render_synthetic_photo(fitter, 3, 5, o);
-  const auto c = train::render_synthetic_photo(fitter, 3, 6, o);
-  const auto d = train::render_synthetic_photo(fitter, 4, 5, o);
-  require_close(a.sample.image, b.sample.image, 0.0);
-  require_close(a.sample.uv, b.sample.uv, 0.0);
-  CHECK(max_abs_diff(a.sample.image, c.sample.image) > 0.05);
-  CHECK(max_abs_diff(a.sample.image, d.sample.image) > 0.05);
+  const auto a = synth::render_synthetic_photo(fitter, 3, 5, o);
+  const auto b = synth::render_synthetic_photo(fitter, 3, 5, o);
+  const auto c = synth::render_synthetic_photo(fitter, 3, 6, o);
+  const auto d = synth::render_synthetic_photo(fitter, 4, 5, o);
+  require_close(a.image, b.image, 0.0);
+  require_close(a.uv, b.uv, 0.0);
+  CHECK(max_abs_diff(a.image, c.image) > 0.05);
+  CHECK(max_abs_diff(a.image, d.image) > 0.05);
   // The image shows the face: foreground pixels differ from the background and carry shading variation.
-  const auto fg = a.sample.mask[0] > 0;
+  const auto fg = a.mask[0] > 0;
   REQUIRE(fg.sum().item<int64_t>() > 200);
-  const auto lum = a.sample.image.mean(0).masked_select(fg);
+  const auto lum = a.image.mean(0).masked_select(fg);
   CHECK(lum.std().item<double>() > 0.03);
   // The targets are the fitter's exact conventions: unit-length normals inside, uv in [0, 1].
-  const auto len = a.sample.normals.norm(2, 0).masked_select(fg);
+  const auto len = a.normals.norm(2, 0).masked_select(fg);
   CHECK(len.min().item<double>() > 0.5);
   CHECK(len.max().item<double>() < 1.0 + 1e-4);
 
   TempDir dir;
-  train::SyntheticDatasetOptions so;
+  synth::SyntheticDatasetOptions so;
   so.flame = small_flame();
   so.count = 3;
   so.seed = 11;
   so.photo.size = 48;
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
-  const auto m1 = train::write_synthetic_dataset(dir.file("t1"), so);
+  const auto m1 = synth::write_synthetic_dataset(dir.file("t1"), so);
   at::set_num_threads(2);
-  const auto m2 = train::write_synthetic_dataset(dir.file("t2"), so);
+  const auto m2 = synth::write_synthetic_dataset(dir.file("t2"), so);
   at::set_num_threads(threads);
   const auto d1 = train::Dataset::open(m1), d2 = train::Dataset::open(m2);
   for (int64_t i = 0; i < 3; ++i) {
@@ -201,44 +206,43 @@ TEST_CASE("train/dataset: the synthetic generator is deterministic by seed and a
     require_close(x.mask, y.mask, 0.0);
   }
   // Sample i of a dataset is the generator's photo (seed, i), whatever the count.
-  const auto p = train::render_synthetic_photo(fitter, 11, 2, so.photo);
-  require_close(d1.get(2).uv, p.sample.uv, 0.0);
+  const auto p = synth::render_synthetic_photo(fitter, 11, 2, so.photo);
+  require_close(d1.get(2).uv, p.uv, 0.0);
   require_close(d1.get(2).image, io::read_image((fs::path(m1).parent_path() / "rgb" / "000002.png").string())[0], 0.0);
 }
 
 TEST_CASE("train/dataset: a synthetic photo of given parameters shows exactly that head", "[train]") {
   const auto& fitter = synthetic_fitter();
-  train::SyntheticPhotoOptions o;
+  synth::SyntheticPhotoOptions o;
   o.size = 64;
-  const auto drawn = train::render_synthetic_photo(fitter, 3, 5, o);
+  const auto drawn = synth::render_synthetic_photo(fitter, 3, 5, o);
   // Another appearance of the same head: same geometry and targets, another photo.
-  const auto a = train::render_synthetic_photo(fitter, drawn.params, 99, o);
-  const auto b = train::render_synthetic_photo(fitter, drawn.params, 99, o);
-  const auto c = train::render_synthetic_photo(fitter, drawn.params, 100, o);
+  const auto a = synth::render_synthetic_photo(fitter, drawn.params, 99, o);
+  const auto b = synth::render_synthetic_photo(fitter, drawn.params, 99, o);
+  const auto c = synth::render_synthetic_photo(fitter, drawn.params, 100, o);
   require_close(a.params.expression, drawn.params.expression, 0.0);
   require_close(a.vertices, drawn.vertices, 0.0);
   require_close(a.vertices, fitter.evaluate(drawn.params).vertices, 1e-6);
-  require_close(a.sample.uv, drawn.sample.uv, 0.0);
-  require_close(a.sample.normals, drawn.sample.normals, 0.0);
-  require_close(a.sample.image, b.sample.image, 0.0);
-  CHECK(max_abs_diff(a.sample.image, c.sample.image) > 0.05);
-  CHECK(a.sample.id.empty());
-  CHECK(drawn.sample.id == "5");
+  require_close(a.uv, drawn.uv, 0.0);
+  require_close(a.normals, drawn.normals, 0.0);
+  require_close(a.image, b.image, 0.0);
+  CHECK(max_abs_diff(a.image, c.image) > 0.05);
+  CHECK(a.id.empty());
+  CHECK(drawn.id == "5");
   require_throws_with<ValueError>(
-      [&] { train::render_synthetic_photo(fitter, fit::FitParams::initial(2, 10, 5, 4.0), 1, o); },
-      {"batch-1", "2"});
+      [&] { synth::render_synthetic_photo(fitter, fit::FitParams::initial(2, 10, 5, 4.0), 1, o); }, {"batch-1", "2"});
 }
 
 TEST_CASE("train/dataset: check_dataset reports every bad sample with its line", "[train]") {
   TempDir dir;
-  const std::string manifest = synth(dir, "ds", 4, false);
+  const std::string manifest = write_dataset(dir, "ds", 4, false);
   CHECK(train::check_dataset(manifest).empty());
   const fs::path root = fs::path(manifest).parent_path();
-  fs::remove(root / "rgb" / "000000.png");                                    // line 1: missing image
+  fs::remove(root / "rgb" / "000000.png");                                          // line 1: missing image
   io::write_npy((root / "uv" / "000001.npy").string(), torch::zeros({32, 32, 2}));  // line 2: shape mismatch
   auto n = io::read_npy((root / "normals" / "000003.npy").string());
   n[10][10][0] = std::nanf("");
-  io::write_npy((root / "normals" / "000003.npy").string(), n);                // line 4: NaN
+  io::write_npy((root / "normals" / "000003.npy").string(), n);  // line 4: NaN
   int64_t calls = 0;
   const auto problems = train::check_dataset(manifest, {}, [&](int64_t done, int64_t total) {
     CHECK(total == 4);

@@ -1,7 +1,7 @@
 // libFuzzer target: dataset manifests (JSON lines): train::Dataset::open (keys, paths that may not leave the
 // dataset folder, cameras), then loading the first samples (whose files mostly do not exist: FileNotFound).
 #include "fuzz_util.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/train/dataset.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const pixel3dmm::train::DatasetOptions options = [] {
     pixel3dmm::train::DatasetOptions o;
     o.flame = fuzz::scratch_dir() + "/flame.safetensors";
-    pixel3dmm::flame::synthetic_flame(pixel3dmm::flame::SyntheticOptions().vertices(101).n_shape(3).n_expr(2))
+    pixel3dmm::synth::synthetic_flame(pixel3dmm::synth::SyntheticFlameOptions().vertices(101).n_shape(3).n_expr(2))
         .save(o.flame);
     return o;
   }();

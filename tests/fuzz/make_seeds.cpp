@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pixel3dmm/fit/fit_config.h"
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 #include "pixel3dmm/io/config.h"
 #include "pixel3dmm/io/mesh.h"
 #include "pixel3dmm/io/npy.h"
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   put(dir / "fuzz_manifest" / "two.jsonl", manifest);
   put(dir / "fuzz_manifest" / "escape.jsonl", "{\"id\": \"x\", \"image\": \"../a.png\", \"mask\": \"m.npy\"}\n");
 
-  auto model = flame::synthetic_flame(flame::SyntheticOptions().vertices(101).n_shape(3).n_expr(2));
+  auto model = synth::synthetic_flame(synth::SyntheticFlameOptions().vertices(101).n_shape(3).n_expr(2));
   put(dir / "fuzz_flame" / "synthetic.safetensors", io::serialize_safetensors(model.to_tensors(torch::kFloat)));
   std::cout << "seeds written to " << dir << "\n";
   return 0;

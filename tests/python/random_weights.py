@@ -1,16 +1,18 @@
 """Seeded weights for the reference networks of the preprocessing parity tests (FaceBoxesV2, PIPNet, RetinaFace):
 one draw order, so that a reference and the C++ port load the same tensors."""
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 
 def randomize_conv_bn_(net: nn.Module, g: torch.Generator,
-                       conv_std: Optional[Callable[[nn.Conv2d], float]] = None) -> None:
+                       conv_std: Optional[Callable[[nn.Conv2d], float]] = None,
+                       running_var: Tuple[float, float] = (0.5, 1.5)) -> None:
     """In module order: convolution weights ~ N(0, conv_std(m)^2) (default He: sqrt(2 / fan_in)), biases
-    ~ N(0, 0.1^2); BatchNorm affine near (1, 0), running statistics drawn per channel, 1000 steps tracked."""
+    ~ N(0, 0.1^2); BatchNorm affine near (1, 0), running means ~ N(0, 0.1^2), running variances uniform in
+    ``running_var``, 1000 steps tracked."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.Conv2d):
@@ -22,5 +24,6 @@ def randomize_conv_bn_(net: nn.Module, g: torch.Generator,
                 m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
                 m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+                lo, hi = running_var
+                m.running_var.copy_(lo + (hi - lo) * torch.rand(m.running_var.shape, generator=g))
                 m.num_batches_tracked.fill_(1000)

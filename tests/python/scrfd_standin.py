@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from random_weights import randomize_conv_bn_
+
 OUTPUT_NAMES = ["score_8", "score_16", "score_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16", "kps_32"]
 STRIDES = (8, 16, 32)
 
@@ -93,18 +95,8 @@ def randomize(net: nn.Module, seed: int, score_bias: float = 0.0) -> nn.Module:
     """Seeded weights and BN statistics that keep activations O(1); distances positive (exp of the raw output is
     not part of SCRFD, so positive biases do it); ``score_bias`` shifts the score logits."""
     g = torch.Generator().manual_seed(seed)
+    randomize_conv_bn_(net, g, lambda m: (1.0 / m.weight[0].numel()) ** 0.5, running_var=(1.0, 1.5))
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(1 + 0.5 * torch.rand(m.running_var.shape, generator=g))
         for i in range(3):
             net.cls[i].bias.add_(score_bias)
             net.reg[i].bias.add_(2.0)

@@ -4,19 +4,12 @@ chooses the official crop; pipnet needs faceboxes; retinaface needs face_parser)
 a stand-in TorchScript parser; tiny networks and a two-step fit."""
 import pathlib
 
-import numpy as np
 import pytest
 import torch
 
 import pixel3dmm
-from pixel3dmm import convert_preprocessing as cp
 from pixel3dmm import preprocess as ppy
-from tiny_networks import save_tiny_networks
-
-import faceboxes_reference as fref
-import pipnet_reference as pref
-from face_parser_reference import StandInParser
-import retinaface_reference as rref
+from official_files import write_official_files
 
 PHOTO = pathlib.Path("/usr/share/doc/libdlib19.1/examples/faces/2008_001322.jpg")
 SHORT = {"iters": 2, "camera": {"steps": 2, "landmark_steps": 1}, "image_size": 64}
@@ -30,22 +23,7 @@ def _threads():
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("official_files")
-    fb = str(tmp / "FaceBoxesV2.pth")
-    # seed 10 (as test_pipnet.py): a box on the photo, and on its crop one that passes PIPNet's 0.99 gate
-    torch.save({"module." + k: v for k, v in fref.randomize_(fref.FaceBoxesV2(), seed=10).state_dict().items()}, fb,
-               _use_new_zipfile_serialization=False)
-    pip = str(tmp / "epoch59.pth")
-    torch.save(pref.randomize_(pref.PipResnet18(), seed=7).state_dict(), pip)
-    mean = np.random.default_rng(1).uniform(0.1, 0.9, size=(98, 2))
-    (tmp / "meanface.txt").write_text(" ".join(f"{v:.6f}" for v in mean.reshape(-1)) + "\n")
-    rf = str(tmp / "mobilenet0.25_Final.pth")
-    torch.save({"module." + k: v for k, v in rref.randomize_(rref.RetinaFace(), seed=3).state_dict().items()}, rf)
-    torch.manual_seed(0)
-    parser = str(tmp / "stand_in_jit.pt")
-    torch.jit.save(torch.jit.script(StandInParser().eval()), parser)
-    return {"faceboxes": cp.convert_faceboxes(fb), "pipnet": cp.convert_pipnet(pip, str(tmp / "meanface.txt")),
-            "retinaface": cp.convert_retinaface(rf), "face_parser": parser, **save_tiny_networks(tmp / "nets")}
+    return write_official_files(tmp_path_factory.mktemp("official_files"))
 
 
 def test_options_follow_the_cli_rules(files):

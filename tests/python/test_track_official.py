@@ -13,17 +13,12 @@ import pytest
 import torch
 
 import pixel3dmm
-from pixel3dmm import convert_preprocessing as cp
 from pixel3dmm import io as pio
 from pixel3dmm import preprocess as ppy
 from pixel3dmm._C import preprocess as pp
-from tiny_networks import save_tiny_networks
+from official_files import write_official_files
 
-import faceboxes_reference as fref
 import official_crop_reference as ref
-import pipnet_reference as pref
-from face_parser_reference import StandInParser
-import retinaface_reference as rref
 
 BIN = os.environ.get("PIXEL3DMM_BIN")
 PHOTO = pathlib.Path("/usr/share/doc/libdlib19.1/examples/faces/2008_001322.jpg")
@@ -40,29 +35,14 @@ def files(tmp_path_factory):
     torch.set_num_threads(2)
     pixel3dmm.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("track_official")
-    # seed 10: on the photo a FaceBoxes box, and on its crop one that passes PIPNet's 0.99 gate (test_pipnet.py)
-    fb = str(tmp / "FaceBoxesV2.pth")
-    torch.save({"module." + k: v for k, v in fref.randomize_(fref.FaceBoxesV2(), seed=10).state_dict().items()}, fb,
-               _use_new_zipfile_serialization=False)
-    pip = str(tmp / "epoch59.pth")
-    torch.save(pref.randomize_(pref.PipResnet18(), seed=7).state_dict(), pip)
-    g = torch.Generator().manual_seed(1)
-    mean = torch.rand(98, 2, generator=g, dtype=torch.float64) * 0.8 + 0.1
-    (tmp / "meanface.txt").write_text(" ".join(f"{v:.6f}" for v in mean.reshape(-1).tolist()) + "\n")
-    rf = str(tmp / "mobilenet0.25_Final.pth")
-    torch.save({"module." + k: v for k, v in rref.randomize_(rref.RetinaFace(), seed=3).state_dict().items()}, rf)
-    torch.manual_seed(0)
-    parser = str(tmp / "stand_in_jit.pt")
-    torch.jit.save(torch.jit.script(StandInParser().eval()), parser)
+    files = write_official_files(tmp)
     photo = pio.load_image(str(PHOTO))  # 1 x 3 x H x W
     h, w = photo.shape[2] - 8, photo.shape[3] - 8
     frames = tmp / "frames"
     frames.mkdir()
     for i, (dy, dx) in enumerate(SHIFTS):
         pio.save_image(str(frames / f"{i:05d}.png"), photo[:, :, dy:dy + h, dx:dx + w])
-    return {"faceboxes": cp.convert_faceboxes(fb), "pipnet": cp.convert_pipnet(pip, str(tmp / "meanface.txt")),
-            "retinaface": cp.convert_retinaface(rf), "parser": parser, "frames": frames,
-            **save_tiny_networks(tmp / "nets")}
+    return {**files, "frames": frames}
 
 
 def run(*args):
@@ -100,7 +80,7 @@ def test_track_static_official_crop_and_parser(files, tmp_path):
     out = tmp_path / "official"
     nets = ["--uv-weights", files["uv"], "--normal-weights", files["normals"]]
     rc, stdout, stderr = run("track", files["frames"], "--out", out, "--faceboxes", files["faceboxes"], "--pipnet",
-                             files["pipnet"], "--face-parser", files["parser"], "--retinaface", files["retinaface"],
+                             files["pipnet"], "--face-parser", files["face_parser"], "--retinaface", files["retinaface"],
                              *nets, *TINY)
     assert rc == 0, stdout + stderr
     assert "one static crop for all frames" in stdout and "FaceBoxesV2" in stdout and "PIPNet" in stdout
@@ -125,7 +105,7 @@ def test_track_static_official_crop_and_parser(files, tmp_path):
     # by RetinaFace's keypoints.
     labels = sorted((out / "seg_og").glob("*.png"))
     assert [p.name for p in labels] == [f"{i:05d}.png" for i in range(len(SHIFTS))]
-    parser, retina = ppy.FaceParser(files["parser"]), ppy.RetinaFaceDetector(files["retinaface"])
+    parser, retina = ppy.FaceParser(files["face_parser"]), ppy.RetinaFaceDetector(files["retinaface"])
     for bgr, file in zip(frames_bgr(files["frames"]), labels):
         crop = pp.jpeg_round_trip(pp.official_crop_image(bgr, want[:4], 512))  # the official cropped/ file
         crop = crop.flip(2).permute(2, 0, 1)[None].contiguous()  # RGB

@@ -7,8 +7,9 @@
 #include <torch/torch.h>
 
 #include "pixel3dmm/fit/fitter.h"
+#include "pixel3dmm/fit/params.h"
 
-namespace pixel3dmm::fit {
+namespace pixel3dmm::synth {
 
 struct RandomParamsOptions {
   double shape_std = 1.0;       ///< identity coefficients ~ N(0, shape_std^2)
@@ -20,12 +21,12 @@ struct RandomParamsOptions {
   double neck_deg = 0.0;        ///< neck yaw and pitch uniform in [-neck, neck] (0: no neck rotation, no draw)
   double translation_m = 0.02;  ///< x, y uniform in [-t, t]; z in [-2t, 2t]
   double focal_min = 3.4, focal_max = 4.4;  ///< normalised focal (fit at the official 3.90625 start)
-  double eyelid_max = 0.5;      ///< eyelids uniform in [0, max]
+  double eyelid_max = 0.5;                  ///< eyelids uniform in [0, max]
 };
 
 /// Random parameters for `batch` images of one identity (shape shared), deterministic in `seed`.
-FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
-                        const RandomParamsOptions& options = {});
+fit::FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
+                             const RandomParamsOptions& options = {});
 
 struct SyntheticTargetOptions {
   int64_t size = 256;             ///< map resolution
@@ -38,7 +39,7 @@ struct SyntheticTargetOptions {
 
 /// A target and its ground truth.
 struct SyntheticTarget {
-  FitTarget target;
+  fit::FitTarget target;
   /// size x size int64: what a perfect face parser would return, in facer's celebm ids (pixel3dmm/preprocess/
   /// masks.h): per pixel the label of the nearest corner of the visible triangle (parser_vertex_labels), 0 on the
   /// background. preprocess::masks_from_segmentation turns it into the official masks (the noise-free maps).
@@ -57,7 +58,7 @@ struct SyntheticTarget {
 torch::Tensor parser_vertex_labels(const flame::FlameModel& model);
 
 /// Renders image `index` of `truth` with the fitter's model and renderer at `options.size`.
-SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& truth, int64_t index,
+SyntheticTarget render_synthetic_target(const fit::Fitter& fitter, const fit::FitParams& truth, int64_t index,
                                         const SyntheticTargetOptions& options = {});
 
-}  // namespace pixel3dmm::fit
+}  // namespace pixel3dmm::synth

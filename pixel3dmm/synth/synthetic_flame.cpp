@@ -1,4 +1,4 @@
-#include "pixel3dmm/flame/synthetic.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
 #include <torch/torch.h>
 
@@ -13,7 +13,10 @@
 
 #include "pixel3dmm/core/error.h"
 
-namespace pixel3dmm::flame {
+namespace pixel3dmm::synth {
+
+using flame::FlameModel;
+
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -254,7 +257,7 @@ SyntheticLayout synthetic_layout(int64_t n) {
   return best;
 }
 
-FlameModel synthetic_flame(const SyntheticOptions& options) {
+FlameModel synthetic_flame(const SyntheticFlameOptions& options) {
   const int64_t S = options.n_shape(), E = options.n_expr();
   PIXEL3DMM_CHECK(S >= 0 && E >= 0, "synthetic_flame: expected non-negative n_shape and n_expr, found ", S, " and ", E);
   const SyntheticLayout L = synthetic_layout(options.vertices());
@@ -595,4 +598,4 @@ FlameModel synthetic_flame(const SyntheticOptions& options) {
   return m;
 }
 
-}  // namespace pixel3dmm::flame
+}  // namespace pixel3dmm::synth

@@ -1,4 +1,4 @@
-#include "pixel3dmm/train/synthetic_dataset.h"
+#include "pixel3dmm/synth/synthetic_dataset.h"
 
 #include <ATen/Parallel.h>
 
@@ -12,7 +12,6 @@
 #include "pixel3dmm/core/atomic_file.h"
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/flame/rotation.h"
-#include "pixel3dmm/flame/synthetic.h"
 #include "pixel3dmm/io/image.h"
 #include "pixel3dmm/io/map_png.h"
 #include "pixel3dmm/io/npy.h"
@@ -20,8 +19,9 @@
 #include "pixel3dmm/io/tensor_json.h"
 #include "pixel3dmm/render/antialias.h"
 #include "pixel3dmm/render/interpolate.h"
+#include "pixel3dmm/synth/synthetic_flame.h"
 
-namespace pixel3dmm::train {
+namespace pixel3dmm::synth {
 
 namespace fs = std::filesystem;
 
@@ -103,7 +103,11 @@ torch::Tensor synthetic_albedo(const flame::FlameModel& model, uint64_t seed) {
   const double tone = std::pow(r.uniform(), 1.2);
   Vec3 skin = lerp({0.95, 0.78, 0.67}, {0.36, 0.23, 0.16}, tone);
   for (auto& c : skin) c = std::clamp(c * (1 + 0.04 * r.normal()), 0.0, 1.0);
-  struct Wave { Vec3 k; double phase, amplitude; int channel; };
+  struct Wave {
+    Vec3 k;
+    double phase, amplitude;
+    int channel;
+  };
   std::vector<Wave> waves;
   for (int i = 0; i < 5; ++i) {
     Vec3 dir{r.normal(), r.normal(), r.normal()};
@@ -114,8 +118,10 @@ torch::Tensor synthetic_albedo(const flame::FlameModel& model, uint64_t seed) {
   }
   // Hair (brows and scalp).
   const double h = r.uniform();
-  Vec3 hair = h < 0.4 ? Vec3{0.18, 0.11, 0.07} : h < 0.65 ? Vec3{0.06, 0.05, 0.05}
-              : h < 0.85 ? Vec3{0.36, 0.23, 0.13} : Vec3{0.72, 0.58, 0.37};
+  Vec3 hair = h < 0.4    ? Vec3{0.18, 0.11, 0.07}
+              : h < 0.65 ? Vec3{0.06, 0.05, 0.05}
+              : h < 0.85 ? Vec3{0.36, 0.23, 0.13}
+                         : Vec3{0.72, 0.58, 0.37};
   const double hair_scale = r.uniform(0.8, 1.2);
   for (auto& c : hair) c = std::clamp(c * hair_scale, 0.0, 1.0);
   const bool bald = r.uniform() < 0.15;
@@ -183,8 +189,10 @@ torch::Tensor synthetic_albedo(const flame::FlameModel& model, uint64_t seed) {
       double lum = 1.0;
       for (const auto& w : waves) {
         const double s = w.amplitude * std::sin(w.k[0] * p[0] + w.k[1] * p[1] + w.k[2] * p[2] + w.phase);
-        if (w.channel < 0) lum += s;
-        else c[0] += s, c[1] -= 0.4 * s, c[2] -= 0.4 * s;
+        if (w.channel < 0)
+          lum += s;
+        else
+          c[0] += s, c[1] -= 0.4 * s, c[2] -= 0.4 * s;
       }
       for (auto& x : c) x *= lum;
       if (scalp[i] && !bald) c = hair;
@@ -195,8 +203,8 @@ torch::Tensor synthetic_albedo(const flame::FlameModel& model, uint64_t seed) {
           const auto line = slice(5 * b, 5 * b + 5);
           double d = 1e9, z = 0;
           for (size_t k = 0; k + 1 < line.size(); ++k)
-            d = std::min(d, segment_distance(p[0], p[1] - 0.0015, line[k][0], line[k][1], line[k + 1][0],
-                                             line[k + 1][1]));
+            d = std::min(d,
+                         segment_distance(p[0], p[1] - 0.0015, line[k][0], line[k][1], line[k + 1][0], line[k + 1][1]));
           for (const auto& q : line) z += q[2] / double(line.size());
           if (p[2] > z - 0.02) brow = std::max(brow, 1 - smoothstep(0.003, 0.006, d));
         }
@@ -223,13 +231,13 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, uint64_t seed, 
   PIXEL3DMM_CHECK(index >= 0, "render_synthetic_photo: index must be >= 0, got ", index);
   const uint64_t s = sample_seed(seed, index);
   SyntheticPhoto ph = render_synthetic_photo(
-      fitter, fit::random_params(1, fitter.config().n_shape, fitter.config().n_expr, s, o.params), s, o);
-  ph.sample.id = std::to_string(index);
+      fitter, random_params(1, fitter.config().n_shape, fitter.config().n_expr, s, o.params), s, o);
+  ph.id = std::to_string(index);
   return ph;
 }
 
-SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitParams& params,
-                                      uint64_t appearance_seed, const SyntheticPhotoOptions& o) {
+SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitParams& params, uint64_t appearance_seed,
+                                      const SyntheticPhotoOptions& o) {
   torch::NoGradGuard no_grad;
   PIXEL3DMM_CHECK(o.size >= 16, "render_synthetic_photo: size must be at least 16, got ", o.size);
   PIXEL3DMM_CHECK_T(ValueError, params.batch_size() == 1, "render_synthetic_photo: expected batch-1 parameters, got ",
@@ -239,17 +247,16 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitP
   ph.params = params.clone();
 
   // Exact targets: the fitter's own conventions (FLAME-frame normals, (u, 1 - v), coverage).
-  fit::SyntheticTargetOptions so;
+  SyntheticTargetOptions so;
   so.size = o.size;
   so.uv_noise = so.normal_noise = so.outlier_fraction = so.landmark_noise = 0.0;
   so.seed = s;
-  const fit::SyntheticTarget st = fit::render_synthetic_target(fitter, ph.params, 0, so);
+  const SyntheticTarget st = render_synthetic_target(fitter, ph.params, 0, so);
   ph.vertices = st.vertices;
   ph.vertices_flame = st.vertices_flame;
   ph.landmarks = st.target.landmarks;
-  TrainingSample& t = ph.sample;
-  t.uv = st.target.uv[0].contiguous();
-  t.mask = st.target.fg_mask.contiguous();  // 1 x S x S binary coverage
+  ph.uv = st.target.uv[0].contiguous();
+  ph.mask = st.target.fg_mask.contiguous();  // 1 x S x S binary coverage
 
   render::Camera cam = fitter.camera(ph.params);
   cam.width = cam.height = o.size;
@@ -267,7 +274,7 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitP
   req.uv = req.mask = req.depth = req.regions = false;
   req.normal_vertices = st.vertices_flame;
   const render::RenderOutput out = fitter.renderer().render(st.vertices, cam, req);
-  t.normals = out.normals[0].contiguous();
+  ph.normals = out.normals[0].contiguous();
   ph.albedo = synthetic_albedo(fitter.flame()->model(), splitmix64(s ^ 0xA1BEDull));
   const auto albedo = render::interpolate(ph.albedo.unsqueeze(0), out.raster);  // 1 x S x S x 3
 
@@ -292,12 +299,11 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitP
   const double gx = u(-0.25, 0.25), gy = u(-0.25, 0.25);
   const auto ramp = torch::linspace(-0.5, 0.5, o.size);
   const auto grad = (ramp.view({1, -1}) * gx + ramp.view({-1, 1}) * gy).view({1, o.size, o.size, 1});
-  const auto blotch = torch::nn::functional::interpolate(
-                          torch::randn({1, 3, 5, 5}, g) * 0.06,
-                          torch::nn::functional::InterpolateFuncOptions()
-                              .size(std::vector<int64_t>{o.size, o.size})
-                              .mode(torch::kBilinear)
-                              .align_corners(false))
+  const auto blotch = torch::nn::functional::interpolate(torch::randn({1, 3, 5, 5}, g) * 0.06,
+                                                         torch::nn::functional::InterpolateFuncOptions()
+                                                             .size(std::vector<int64_t>{o.size, o.size})
+                                                             .mode(torch::kBilinear)
+                                                             .align_corners(false))
                           .permute({0, 2, 3, 1});
   const auto background = base + grad + blotch;
 
@@ -305,7 +311,7 @@ SyntheticPhoto render_synthetic_photo(const fit::Fitter& fitter, const fit::FitP
   auto rgba = torch::cat({face * cov + background * (1 - cov), cov}, -1).contiguous();
   rgba = render::antialias(rgba, out.raster, fitter.renderer().topology());
   auto image = rgba.slice(-1, 0, 3) + torch::randn({1, o.size, o.size, 3}, g) * noise;
-  t.image = image.clamp(0, 1)[0].permute({2, 0, 1}).contiguous();
+  ph.image = image.clamp(0, 1)[0].permute({2, 0, 1}).contiguous();
   ph.alpha = rgba.select(-1, 3).clamp(0, 1).contiguous();
   return ph;
 }
@@ -314,7 +320,7 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
                                     const std::function<void(int64_t, int64_t)>& progress) {
   PIXEL3DMM_CHECK(o.count >= 1, "write_synthetic_dataset: count must be at least 1, got ", o.count);
   PIXEL3DMM_CHECK(o.photo.size >= 16, "write_synthetic_dataset: size must be at least 16, got ", o.photo.size);
-  const flame::Flame model(o.flame.empty() ? flame::synthetic_flame() : flame::FlameModel::load(o.flame),
+  const flame::Flame model(o.flame.empty() ? synthetic_flame() : flame::FlameModel::load(o.flame),
                            flame::FlameOptions());
   fit::FitConfig config;  // the official component counts, or all a smaller model has
   config.n_shape = static_cast<int>(std::min<int64_t>(config.n_shape, model->n_shape()));
@@ -334,18 +340,17 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
       std::snprintf(buf, sizeof buf, "%0*lld", static_cast<int>(width), static_cast<long long>(i));
       const std::string id = buf;
       const SyntheticPhoto ph = render_synthetic_photo(fitter, o.seed, i, o.photo);
-      const TrainingSample& t = ph.sample;
       const std::string image = "rgb/" + id + ".png", uv = "uv/" + id + ext, normals = "normals/" + id + ext,
                         mask = "mask/" + id + ".png";
-      io::write_image((root / image).string(), t.image);
+      io::write_image((root / image).string(), ph.image);
       if (o.png_targets) {
-        io::write_image((root / uv).string(), io::uv_png_image(t.uv));
-        io::write_image((root / normals).string(), io::normals_png_image(t.normals));
+        io::write_image((root / uv).string(), io::uv_png_image(ph.uv));
+        io::write_image((root / normals).string(), io::normals_png_image(ph.normals));
       } else {
-        io::write_npy((root / uv).string(), t.uv.permute({1, 2, 0}).contiguous());
-        io::write_npy((root / normals).string(), t.normals.permute({1, 2, 0}).contiguous());
+        io::write_npy((root / uv).string(), ph.uv.permute({1, 2, 0}).contiguous());
+        io::write_npy((root / normals).string(), ph.normals.permute({1, 2, 0}).contiguous());
       }
-      io::write_image((root / mask).string(), t.mask);
+      io::write_image((root / mask).string(), ph.mask);
       io::TensorMap params;
       for (const auto& [k, v] : ph.params.named()) params[k] = v.contiguous();
       params["camera_K"] = ph.opencv.K.to(torch::kFloat).contiguous();
@@ -358,10 +363,10 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
         const std::string mesh = "meshes/" + id + ".npy";
         io::write_npy((root / mesh).string(), ph.vertices_flame[0].contiguous());
         nlohmann::json cam = {{"K", io::tensor_to_json(ph.opencv.K[0])},
-                               {"R", io::tensor_to_json(ph.opencv.R[0])},
-                               {"t", io::tensor_to_json(ph.opencv.t[0])}};
-        mesh_lines[static_cast<size_t>(i)] = nlohmann::json{{"id", id}, {"image", image}, {"mesh", mesh},
-                                                            {"camera", cam}}.dump();
+                              {"R", io::tensor_to_json(ph.opencv.R[0])},
+                              {"t", io::tensor_to_json(ph.opencv.t[0])}};
+        mesh_lines[static_cast<size_t>(i)] =
+            nlohmann::json{{"id", id}, {"image", image}, {"mesh", mesh}, {"camera", cam}}.dump();
       }
     };
     // Chunks keep the progress reports on the calling thread (a Python callback needs no locking).
@@ -384,4 +389,4 @@ std::string write_synthetic_dataset(const std::string& folder, const SyntheticDa
   return (target / "manifest.jsonl").string();
 }
 
-}  // namespace pixel3dmm::train
+}  // namespace pixel3dmm::synth

@@ -17,9 +17,9 @@
 
 #include "pixel3dmm/flame/flame_model.h"
 
-namespace pixel3dmm::flame {
+namespace pixel3dmm::synth {
 
-struct SyntheticOptions {
+struct SyntheticFlameOptions {
   /// Total vertex count (head + two eyeballs); must be realisable by synthetic_layout (any value >= 100 is,
   /// except rare ones: the error suggests neighbours).
   TORCH_ARG(int64_t, vertices) = 5023;
@@ -46,6 +46,6 @@ struct SyntheticLayout {
 SyntheticLayout synthetic_layout(int64_t n_vertices);
 
 /// Builds the model (float64 arrays, validated). ~0.2 s for the default size.
-FlameModel synthetic_flame(const SyntheticOptions& options = {});
+flame::FlameModel synthetic_flame(const SyntheticFlameOptions& options = {});
 
-}  // namespace pixel3dmm::flame
+}  // namespace pixel3dmm::synth

@@ -1,11 +1,15 @@
-#include "pixel3dmm/fit/synthetic_target.h"
+#include "pixel3dmm/synth/synthetic_target.h"
 
 #include <cmath>
 
 #include "pixel3dmm/core/error.h"
 #include "pixel3dmm/flame/rotation.h"
 
-namespace pixel3dmm::fit {
+namespace pixel3dmm::synth {
+
+using fit::FitParams;
+using fit::FitTarget;
+using fit::Fitter;
 
 namespace {
 
@@ -43,8 +47,7 @@ torch::Tensor parser_vertex_labels(const flame::FlameModel& model) {
   return labels;
 }
 
-FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed,
-                        const RandomParamsOptions& o) {
+FitParams random_params(int64_t batch, int64_t n_shape, int64_t n_expr, uint64_t seed, const RandomParamsOptions& o) {
   auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
   FitParams p = FitParams::initial(batch, n_shape, n_expr, 0.5 * (o.focal_min + o.focal_max));
   p.shape = torch::randn({1, n_shape}, g) * o.shape_std;
@@ -140,4 +143,4 @@ SyntheticTarget render_synthetic_target(const Fitter& fitter, const FitParams& t
   return st;
 }
 
-}  // namespace pixel3dmm::fit
+}  // namespace pixel3dmm::synth
