@@ -304,16 +304,21 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
     }
   }
 
+  // Frame i as the official stage 0 writes it (`frame` becomes that photo), cut by its crop.
+  auto crop_frame = [&](torch::Tensor& frame, int64_t i) {
+    const std::string name = path + " frame " + std::to_string(i * o.every);
+    frame = preprocessor.official_photo(frame, name);
+    return preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)], v.face_boxes[static_cast<size_t>(i)],
+                                         name);
+  };
+
   // Pass 2: the landmarks of every frame in its crop (crop pixels).
   std::vector<torch::Tensor> landmarks(static_cast<size_t>(n)), iris(static_cast<size_t>(n));
   {
     FrameSource source(path, o.every, o.max_frames);
     torch::Tensor frame;
     for (int64_t i = 0; i < n && source.next(frame); ++i) {
-      const std::string name = path + " frame " + std::to_string(i * o.every);
-      frame = preprocessor.official_photo(frame, name);
-      preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
-                                                                 v.face_boxes[static_cast<size_t>(i)], name);
+      preprocess::Preprocessed p = crop_frame(frame, i);
       const bool found = preprocessor.official_landmarks(p, frame);
       v.detected.push_back(found);
       if (found) {
@@ -334,10 +339,7 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
   FrameSource source(path, o.every, o.max_frames);
   torch::Tensor frame;
   for (int64_t i = 0; i < n && source.next(frame); ++i) {
-    const std::string name = path + " frame " + std::to_string(i * o.every);
-    frame = preprocessor.official_photo(frame, name);
-    preprocess::Preprocessed p = preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)],
-                                                               v.face_boxes[static_cast<size_t>(i)], name);
+    preprocess::Preprocessed p = crop_frame(frame, i);
     const auto k = static_cast<size_t>(nearest_found(v.detected, i));
     p.landmarks = landmarks[k];
     p.iris = iris[k];
