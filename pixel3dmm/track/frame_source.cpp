@@ -265,6 +265,9 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
   VideoTargets v;
   v.crop_method = static_crop ? "official-sequence" : "official-smoothed";
   v.mask_method = preprocess::resolved_mask_method(preprocessor.options());
+  // How errors name frame i (its index in the source, before --every).
+  auto frame_name = [&](int64_t i) { return path + " frame " + std::to_string(i * o.every); };
+
   // Pass 1: FaceBoxes' best box on every frame (the official stage raises without one).
   int64_t height = 0, width = 0;
   std::vector<std::pair<int64_t, int64_t>> sizes;  // per frame (height, width)
@@ -279,7 +282,7 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
       PIXEL3DMM_CHECK_T(ValueError, !static_crop || (frame.size(2) == height && frame.size(3) == width), path,
                         ": frame ", i * o.every, " is ", frame.size(3), " x ", frame.size(2), " pixels, frame 0 ",
                         width, " x ", height, "; one static crop needs one frame size (use --crop smoothed)");
-      frame = preprocessor.official_photo(frame, path + " frame " + std::to_string(i * o.every));
+      frame = preprocessor.official_photo(frame, frame_name(i));
       const auto boxes = preprocessor.face_boxes(frame);
       PIXEL3DMM_CHECK_T(NoFaceFound, !boxes.empty(), "no face found by FaceBoxesV2 in frame ", i * o.every, " of ",
                         path, " (the official static crop needs a detection in every frame)");
@@ -306,7 +309,7 @@ VideoTargets load_official(const std::string& path, const preprocess::Preprocess
 
   // Frame i as the official stage 0 writes it (`frame` becomes that photo), cut by its crop.
   auto crop_frame = [&](torch::Tensor& frame, int64_t i) {
-    const std::string name = path + " frame " + std::to_string(i * o.every);
+    const std::string name = frame_name(i);
     frame = preprocessor.official_photo(frame, name);
     return preprocessor.official_crop_of(frame, crops[static_cast<size_t>(i)], v.face_boxes[static_cast<size_t>(i)],
                                          name);
