@@ -363,6 +363,7 @@ def test_cli_reconstruct_with_faceboxes_and_pipnet(official_weights, tmp_path):
                               *net_args, *short)
     assert rc == 0, (stdout, stderr)
     assert "FaceBoxesV2" in stdout and "PIPNet" in stdout
+    assert "through quality-95 JPEG as the official files" in stdout  # the official JPEG stage is on by default
     folder = next(p for p in out.iterdir() if p.is_dir())
     report = json.loads((folder / "report.json").read_text())
     assert report["crop_method"] == "official" and report["landmark_method"] == "pipnet"
@@ -379,6 +380,11 @@ def test_cli_reconstruct_with_faceboxes_and_pipnet(official_weights, tmp_path):
     # --pipnet needs --faceboxes
     rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out3", "--pipnet", pipnet, *net_args, *short)
     assert rc != 0 and "--faceboxes" in stderr
+    # --no-official-jpeg turns the JPEG stage off
+    rc, stdout, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out5", "--faceboxes", faceboxes,
+                              "--no-official-jpeg", *net_args, *short)
+    assert rc == 0, (stdout, stderr)
+    assert "decoded pixels as they are (--no-official-jpeg)" in stdout and "quality-95" not in stdout
     # --no-official-jpeg belongs to the official crop
     rc, _, stderr = _run("reconstruct", PHOTO, "--out", tmp_path / "out4", "--no-official-jpeg", *net_args, *short)
     assert rc != 0 and "--no-official-jpeg belongs to the official crop" in stderr
